@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+console.error('fwdgrad-bench: no suites yet');
+process.exit(2);

@@ -1,0 +1,10 @@
+#!/usr/bin/env node
+import { main } from './program.js';
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

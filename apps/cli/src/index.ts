@@ -1,0 +1,1 @@
+export { createProgram, main, positiveInt, USAGE_ERROR } from './program.js';

@@ -1,0 +1,147 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { spawnSync } from 'node:child_process';
+import * as tf from '@tensorflow/tfjs';
+
+/** Backends fwdgrad knows, fastest first. `auto` tries them in this order. */
+export const BACKEND_NAMES = ['node-gpu', 'node', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+export type BackendRequest = BackendName | 'auto';
+
+/** One attempt to load a backend, with the reason it was not used when it failed. */
+export interface BackendAttempt {
+  name: BackendName;
+  /** The tfjs backend name that was registered (`tensorflow`, `wasm`, `cpu`). */
+  tfjsName: string;
+  ok: boolean;
+  /** Why this backend was not used (missing package, no CUDA, load error). */
+  reason?: string;
+}
+
+export interface BackendSelection {
+  requested: BackendRequest;
+  /** The backend now active, in fwdgrad's words. */
+  name: BackendName;
+  /** `tf.getBackend()` after selection. */
+  tfjsBackend: string;
+  attempts: BackendAttempt[];
+}
+
+const TFJS_NAME: Record<BackendName, string> = {
+  'node-gpu': 'tensorflow',
+  node: 'tensorflow',
+  wasm: 'wasm',
+  cpu: 'cpu',
+};
+
+/** True when an NVIDIA driver is visible (the precondition for tfjs-node-gpu). */
+export function cudaAvailable(): boolean {
+  if (existsSync('/proc/driver/nvidia/version')) return true;
+  const r = spawnSync('nvidia-smi', ['-L'], { encoding: 'utf8', timeout: 5000 });
+  return r.status === 0 && /GPU/.test(r.stdout ?? '');
+}
+
+function firstLine(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return (
+    msg
+      .split('\n')
+      .find((l) => l.trim().length > 0)
+      ?.trim() ?? msg
+  );
+}
+
+async function tryLoad(name: BackendName): Promise<BackendAttempt> {
+  const tfjsName = TFJS_NAME[name];
+  try {
+    switch (name) {
+      case 'node-gpu':
+        if (!cudaAvailable()) {
+          return { name, tfjsName, ok: false, reason: 'no CUDA device or NVIDIA driver found' };
+        }
+        await import('@tensorflow/tfjs-node-gpu');
+        break;
+      case 'node':
+        await import('@tensorflow/tfjs-node');
+        break;
+      case 'wasm':
+        await import('@tensorflow/tfjs-backend-wasm');
+        break;
+      case 'cpu':
+        break;
+    }
+    const ok = await tf.setBackend(tfjsName);
+    if (!ok) return { name, tfjsName, ok: false, reason: `tf.setBackend('${tfjsName}') returned false` };
+    await tf.ready();
+    return { name, tfjsName, ok: true };
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    const reason =
+      code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND'
+        ? `package not installed (${firstLine(err)})`
+        : `failed to load: ${firstLine(err)}`;
+    return { name, tfjsName, ok: false, reason };
+  }
+}
+
+/**
+ * Selects and activates a tfjs backend. `auto` takes the first of node-gpu (only where CUDA is
+ * present), node, wasm and cpu that loads, and records why the others were skipped. Naming a
+ * backend that cannot load throws an error with the reason.
+ */
+export async function selectBackend(request: BackendRequest = 'auto'): Promise<BackendSelection> {
+  if (request !== 'auto' && !(BACKEND_NAMES as readonly string[]).includes(request)) {
+    throw new Error(`unknown backend '${request}'; choose one of auto, ${BACKEND_NAMES.join(', ')}`);
+  }
+  const order: BackendName[] = request === 'auto' ? [...BACKEND_NAMES] : [request];
+  const attempts: BackendAttempt[] = [];
+  for (const name of order) {
+    const attempt = await tryLoad(name);
+    attempts.push(attempt);
+    if (attempt.ok) {
+      return { requested: request, name, tfjsBackend: tf.getBackend(), attempts };
+    }
+  }
+  const why = attempts.map((a) => `${a.name}: ${a.reason}`).join('; ');
+  throw new Error(`backend '${request}' could not be loaded (${why})`);
+}
+
+/** One line per attempt, e.g. for `fwdgrad info` and the trainer's start-up message. */
+export function describeSelection(sel: BackendSelection): string {
+  const lines = [`backend: ${sel.name} (tfjs '${sel.tfjsBackend}', requested ${sel.requested})`];
+  for (const a of sel.attempts) {
+    lines.push(`  ${a.ok ? 'ok  ' : 'skip'} ${a.name}${a.ok ? '' : `: ${a.reason}`}`);
+  }
+  return lines.join('\n');
+}
+
+/** Packages that provide the backends, and whether each is installed (and loads, if tried). */
+export interface BackendPackage {
+  package: string;
+  backend: BackendName;
+  installed: boolean;
+  version?: string;
+  /** Set when `selectBackend` tried this backend: whether it loaded. */
+  loads?: boolean;
+}
+
+const BACKEND_PACKAGES: [string, BackendName][] = [
+  ['@tensorflow/tfjs-node-gpu', 'node-gpu'],
+  ['@tensorflow/tfjs-node', 'node'],
+  ['@tensorflow/tfjs-backend-wasm', 'wasm'],
+  ['@tensorflow/tfjs', 'cpu'],
+];
+
+export function backendPackages(sel?: BackendSelection): BackendPackage[] {
+  const req = createRequire(import.meta.url);
+  return BACKEND_PACKAGES.map(([pkg, backend]) => {
+    const tried = sel?.attempts.find((a) => a.name === backend);
+    let version: string | undefined;
+    try {
+      version = (req(`${pkg}/package.json`) as { version: string }).version;
+    } catch {
+      version = undefined;
+    }
+    return { package: pkg, backend, installed: version !== undefined, version, loads: tried?.ok };
+  });
+}
