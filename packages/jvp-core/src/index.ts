@@ -1,1 +1,16 @@
-export {};
+export {
+  type CustomJvpArgs,
+  customJvp,
+  type JvpOptions,
+  jvp,
+  jvpActive,
+  jvpBatched,
+  jvpBatchSize,
+  stopGradient,
+  suspended,
+  tangentOf,
+  withTangent,
+} from './engine.js';
+export { l2Normalize, layerNorm, ops, softmaxCrossEntropy } from './ops.js';
+export { createRandom, type Random } from './random.js';
+export { type JvpRule, type JvpRuleContext, registerJvpRule, supportedKernels } from './rules.js';

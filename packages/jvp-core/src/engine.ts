@@ -1,0 +1,446 @@
+import * as tf from '@tensorflow/tfjs';
+import { getRule, type JvpRuleContext, supportedKernels } from './rules.js';
+
+/**
+ * How forward mode is added under plain tfjs code.
+ *
+ * Every tfjs op reaches the backend through `engine.runKernelFunc` (registered kernels and
+ * `tf.customGrad` ops alike). While a `jvp` runs, that method is wrapped: after each kernel
+ * call, the JVP rule of that kernel (rules.ts, one per kernel name, like tfjs's gradient
+ * registry) maps the inputs' tangents to the outputs' tangents. Tangents live in a map keyed
+ * by tensor id, one map per `jvp` level (nested `jvp` calls give higher derivatives). A
+ * tangent is disposed when its primal is (the engine's `disposeTensor` is wrapped too), so
+ * memory follows the primal computation instead of growing with the whole pass. Both
+ * wrappers are installed only while at least one `jvp` runs and removed afterwards, so plain
+ * tfjs code outside `jvp` runs the engine's own methods.
+ */
+
+interface Level {
+  /** tensor id → tangent ([K, ...shape] when batched). */
+  readonly tangents: Map<number, tf.Tensor>;
+  /** Tangents owned by the caller (the ones passed to jvp): never disposed here. */
+  readonly external: Set<tf.Tensor>;
+  /** Ids of the tangents in `tangents` (to detect a tangent handed back by a rule). */
+  readonly tangentIds: Set<number>;
+  readonly batched: boolean;
+  readonly k: number;
+}
+
+type Engine = {
+  runKernelFunc: (params: KernelParams) => tf.Tensor | tf.Tensor[];
+  disposeTensor: (t: tf.Tensor) => void;
+  keep: <T extends tf.Tensor>(t: T) => T;
+  track?: <T extends tf.Tensor>(t: T) => T;
+  state: { activeScope: { id: number; track: tf.Tensor[] } | null };
+};
+
+interface KernelParams {
+  kernelName?: string;
+  inputs: Record<string, tf.Tensor> | tf.Tensor[];
+  attrs?: Record<string, unknown>;
+  forwardFunc?: unknown;
+}
+
+const levels: Level[] = [];
+/** Levels [0, active) see kernel calls; a rule of level i runs with active = i (JAX-style). */
+let active = 0;
+
+function engine(): Engine {
+  return tf.engine() as unknown as Engine;
+}
+
+let origRunKernelFunc: Engine['runKernelFunc'] | null = null;
+let origDisposeTensor: Engine['disposeTensor'] | null = null;
+
+function install(): void {
+  const e = engine();
+  origRunKernelFunc = e.runKernelFunc;
+  origDisposeTensor = e.disposeTensor;
+  const run = origRunKernelFunc;
+  const dispose = origDisposeTensor;
+  e.runKernelFunc = function hookedRunKernelFunc(this: Engine, params: KernelParams) {
+    const out = run.call(this, params);
+    // customGrad ops (no kernelName) are differentiated through the kernels they ran.
+    if (active > 0 && params.kernelName !== undefined) {
+      propagate(params, Array.isArray(out) ? out : [out]);
+    }
+    return out;
+  };
+  e.disposeTensor = function hookedDisposeTensor(this: Engine, t: tf.Tensor) {
+    dispose.call(this, t);
+    for (const level of levels) {
+      const tangent = level.tangents.get(t.id);
+      if (tangent !== undefined) {
+        level.tangents.delete(t.id);
+        level.tangentIds.delete(tangent.id);
+        if (!level.external.has(tangent)) tangent.dispose();
+      }
+    }
+  };
+}
+
+function uninstall(): void {
+  const e = engine() as unknown as Record<string, unknown>;
+  // The wrappers are own properties shadowing the prototype's methods: deleting restores them.
+  delete e.runKernelFunc;
+  delete e.disposeTensor;
+  origRunKernelFunc = null;
+  origDisposeTensor = null;
+}
+
+function isFloat(t: tf.Tensor): boolean {
+  return t.dtype === 'float32';
+}
+
+function shapeOf(t: tf.Tensor, level: Level): number[] {
+  return level.batched ? [level.k, ...t.shape] : t.shape;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** Records `tangent` as the tangent of `primal` at `level`, taking ownership of it. */
+function setTangent(level: Level, primal: tf.Tensor, tangent: tf.Tensor): void {
+  let t = tangent;
+  // A rule may hand back a tangent that already belongs to another tensor (identity-like
+  // rules): give each primal its own handle, so disposing one never frees the other's.
+  if (level.external.has(t) || level.tangentIds.has(t.id)) t = suspended(() => t.clone());
+  engine().keep(t);
+  const previous = level.tangents.get(primal.id);
+  level.tangents.set(primal.id, t);
+  level.tangentIds.add(t.id);
+  if (previous !== undefined && previous !== t) {
+    level.tangentIds.delete(previous.id);
+    if (!level.external.has(previous)) previous.dispose();
+  }
+}
+
+/** Runs fn with every jvp level suspended: kernels inside are invisible to forward mode. */
+export function suspended<T>(fn: () => T): T {
+  const saved = active;
+  active = 0;
+  try {
+    return fn();
+  } finally {
+    active = saved;
+  }
+}
+
+function runRule<T>(levelIndex: number, fn: () => T): T {
+  const saved = active;
+  active = levelIndex;
+  try {
+    return fn();
+  } finally {
+    active = saved;
+  }
+}
+
+function propagate(params: KernelParams, outputs: tf.Tensor[]): void {
+  const name = params.kernelName as string;
+  for (let li = active - 1; li >= 0; li--) {
+    const level = levels[li];
+    const inputs = params.inputs;
+    const keys = Object.keys(inputs);
+    let any = false;
+    const tangents: Record<string, tf.Tensor | null> = {};
+    for (const key of keys) {
+      const x = (inputs as Record<string, tf.Tensor>)[key];
+      const t = x == null ? undefined : level.tangents.get(x.id);
+      tangents[key] = t ?? null;
+      if (t !== undefined) any = true;
+    }
+    if (!any || !outputs.some(isFloat)) continue;
+    const rule = getRule(name);
+    if (rule === undefined) {
+      throw new Error(
+        `jvp: no JVP rule for kernel '${name}', run by an op in the function being differentiated. ` +
+          `Supported kernels: ${supportedKernels().join(', ')}. ` +
+          `Add one with registerJvpRule('${name}', rule), or wrap the op in customJvp(f, rule).`,
+      );
+    }
+    const ctx: JvpRuleContext = {
+      inputs: inputs as Record<string, tf.Tensor>,
+      tangents,
+      attrs: params.attrs ?? {},
+      outputs,
+      batched: level.batched,
+      k: level.k,
+    };
+    const result = runRule(
+      li,
+      () =>
+        tf.tidy(() => toList(rule(ctx)) as unknown as tf.TensorContainer) as unknown as (tf.Tensor | null)[],
+    );
+    outputs.forEach((out, i) => {
+      const t = result[i];
+      if (t == null || !isFloat(out)) {
+        t?.dispose();
+        return;
+      }
+      const expected = shapeOf(out, level);
+      if (!sameShape(t.shape, expected)) {
+        t.dispose();
+        throw new Error(
+          `jvp: the rule of kernel '${name}' produced a tangent of shape [${t.shape}] for an output ` +
+            `of shape [${out.shape}] (expected [${expected}]); this is a bug in the rule.`,
+        );
+      }
+      setTangent(level, out, t);
+    });
+  }
+}
+
+function toList(r: tf.Tensor | (tf.Tensor | null)[] | null): (tf.Tensor | null)[] {
+  if (r === null) return [];
+  return Array.isArray(r) ? r : [r];
+}
+
+/** Options of {@link jvp}. */
+export interface JvpOptions {
+  /**
+   * Tangents carry a leading axis of size K (`[K, ...primal.shape]`): K directional
+   * derivatives from one forward pass, with batched kernels. Output tangents are
+   * `[K, ...output.shape]`.
+   */
+  batched?: boolean;
+}
+
+function describeShape(s: readonly number[]): string {
+  return `[${s.join(', ')}]`;
+}
+
+function validate(primals: tf.Tensor[], tangents: tf.Tensor[], batched: boolean): number {
+  if (!Array.isArray(primals) || !Array.isArray(tangents)) {
+    throw new Error('jvp: primals and tangents must be arrays of tensors, e.g. jvp(f, [x], [dx])');
+  }
+  if (primals.length !== tangents.length) {
+    throw new Error(
+      `jvp: got ${primals.length} primals but ${tangents.length} tangents; pass one tangent per primal`,
+    );
+  }
+  let k = 0;
+  primals.forEach((p, i) => {
+    const t = tangents[i];
+    if (!(p instanceof tf.Tensor) || !(t instanceof tf.Tensor)) {
+      throw new Error(`jvp: primal ${i} and tangent ${i} must both be tf.Tensor`);
+    }
+    if (p.dtype !== 'float32') {
+      throw new Error(`jvp: primal ${i} has dtype ${p.dtype}; only float32 primals can carry tangents`);
+    }
+    if (t.dtype !== 'float32') {
+      throw new Error(`jvp: tangent ${i} has dtype ${t.dtype}; tangents must be float32 like their primals`);
+    }
+    if (batched) {
+      if (t.rank !== p.rank + 1 || !sameShape(t.shape.slice(1), p.shape)) {
+        throw new Error(
+          `jvp: tangent ${i} has shape ${describeShape(t.shape)} but primal ${i} has shape ` +
+            `${describeShape(p.shape)}; with batched: true a tangent is [K, ...primal shape]`,
+        );
+      }
+      if (i === 0) k = t.shape[0];
+      else if (t.shape[0] !== k) {
+        throw new Error(
+          `jvp: batched tangents disagree on K: tangent 0 has K = ${k}, tangent ${i} has K = ${t.shape[0]}`,
+        );
+      }
+    } else if (!sameShape(t.shape, p.shape)) {
+      throw new Error(
+        `jvp: tangent ${i} has shape ${describeShape(t.shape)} but primal ${i} has shape ` +
+          `${describeShape(p.shape)}; a tangent must have its primal's shape (or [K, ...shape] with batched: true)`,
+      );
+    }
+  });
+  return k;
+}
+
+/** Hands a kept tensor to the caller's scope, as if an ordinary op had returned it. */
+function release(t: tf.Tensor): tf.Tensor {
+  (t as unknown as { kept: boolean }).kept = false;
+  const e = engine();
+  const scope = e.state.activeScope;
+  if (scope !== null) {
+    (t as unknown as { scopeId: number }).scopeId = scope.id;
+    scope.track.push(t);
+  }
+  return t;
+}
+
+/**
+ * Forward-mode automatic differentiation, with JAX's semantics: evaluates `f(...primals)` and
+ * the Jacobian-vector product of `f` at `primals` along `tangents`, in one forward pass.
+ *
+ * `f` is written with ordinary tfjs ops. Returns `[outputs, outputTangents]`, mirroring `f`'s
+ * return (a tensor or an array of tensors). Outputs that do not depend on the primals get zero
+ * tangents. The caller owns (and disposes) both. Intermediate tensors and their tangents are
+ * disposed before `jvp` returns.
+ *
+ * @example
+ * const [y, dy] = jvp((x) => tf.sum(tf.square(x)), [x], [v]); // dy = 2·x·v
+ */
+export function jvp<T extends tf.Tensor | tf.Tensor[]>(
+  f: (...primals: tf.Tensor[]) => T,
+  primals: tf.Tensor[],
+  tangents: tf.Tensor[],
+  options: JvpOptions = {},
+): [T, T] {
+  const batched = options.batched === true;
+  const k = validate(primals, tangents, batched);
+  const level: Level = { tangents: new Map(), external: new Set(), tangentIds: new Set(), batched, k };
+  if (levels.length === 0) install();
+  // Each argument gets its own tensor (sharing data), so that the same tensor passed twice
+  // carries two independent tangents, as positional arguments do in JAX. The copies are made
+  // before this level starts, so that they keep the tangents of enclosing jvp levels.
+  const args = primals.map((p) => tf.keep(p.clone()));
+  levels.push(level);
+  const savedActive = active;
+  active = levels.length;
+  args.forEach((a, i) => {
+    level.external.add(tangents[i]);
+    level.tangents.set(a.id, tangents[i]);
+  });
+  let out: T | undefined;
+  try {
+    out = tf.tidy(() => f(...args));
+    const outs = (Array.isArray(out) ? out : [out]) as tf.Tensor[];
+    if (!outs.every((o) => o instanceof tf.Tensor)) {
+      throw new Error('jvp: f must return a tf.Tensor or an array of tf.Tensor');
+    }
+    const outTangents = outs.map((o) => {
+      const t = level.tangents.get(o.id);
+      if (t === undefined) {
+        return suspended(() => tf.zeros(batched ? [k, ...o.shape] : o.shape));
+      }
+      level.tangents.delete(o.id);
+      level.tangentIds.delete(t.id);
+      if (level.external.has(t)) return suspended(() => t.clone());
+      return release(t);
+    });
+    for (const o of outs) {
+      if (args.includes(o)) release(o);
+    }
+    return [out, (Array.isArray(out) ? outTangents : outTangents[0]) as T];
+  } finally {
+    levels.pop();
+    active = savedActive;
+    for (const t of level.tangents.values()) {
+      if (!level.external.has(t)) t.dispose();
+    }
+    level.tangents.clear();
+    const outs = out === undefined ? [] : ((Array.isArray(out) ? out : [out]) as tf.Tensor[]);
+    for (const a of args) if (!outs.includes(a)) a.dispose();
+    if (levels.length === 0) uninstall();
+  }
+}
+
+/** True while a {@link jvp} is running and its kernels are being observed. */
+export function jvpActive(): boolean {
+  return active > 0;
+}
+
+/** True when the innermost running {@link jvp} has batched tangents; K is {@link jvpBatchSize}. */
+export function jvpBatched(): boolean {
+  return active > 0 && levels[active - 1].batched;
+}
+
+/** K of the innermost running batched {@link jvp} (1 when not batched or outside jvp). */
+export function jvpBatchSize(): number {
+  return active > 0 && levels[active - 1].batched ? levels[active - 1].k : 1;
+}
+
+/**
+ * Inside {@link jvp}: the tangent currently carried by `x` at the innermost level, or `null`
+ * when it has none (a zero tangent). The returned tensor belongs to jvp; clone it to keep it.
+ */
+export function tangentOf(x: tf.Tensor): tf.Tensor | null {
+  if (active === 0) return null;
+  return levels[active - 1].tangents.get(x.id) ?? null;
+}
+
+/**
+ * `x + ε` where ε = 0 carries the tangent `dx`: the value of `x`, with tangent
+ * `tangentOf(x) + dx`. This is how perturbations enter a forward pass (activity-perturbed
+ * forward gradient: noise after a layer's normalisation, REFERENCE 1.6). `dx` has `x`'s shape
+ * (`[K, ...x.shape]` in a batched jvp) and stays owned by the caller. Outside jvp it returns a
+ * clone of `x`.
+ */
+export function withTangent<T extends tf.Tensor>(x: T, dx: tf.Tensor): T {
+  const y = tf.clone(x) as T;
+  if (active === 0) return y;
+  const li = active - 1;
+  const level = levels[li];
+  const expected = shapeOf(x, level);
+  if (!sameShape(dx.shape, expected)) {
+    throw new Error(
+      `withTangent: tangent shape ${describeShape(dx.shape)} does not match ${describeShape(expected)} ` +
+        `(the tensor's shape${level.batched ? ', with the batched leading K axis' : ''})`,
+    );
+  }
+  if (dx.dtype !== 'float32')
+    throw new Error(`withTangent: tangent dtype ${dx.dtype}; tangents must be float32`);
+  const current = level.tangents.get(y.id);
+  const t = runRule(li, () => (current === undefined ? tf.clone(dx) : tf.add(current, dx)));
+  setTangent(level, y, t);
+  return y;
+}
+
+/**
+ * Identity on values that cuts both forward tangents and tfjs reverse-mode gradients (tfjs has
+ * no such op). Used for the block boundaries of local greedy learning (REFERENCE 1.1).
+ */
+export function stopGradient<T extends tf.Tensor>(x: T): T {
+  return stopGradientOp(x) as T;
+}
+
+const stopGradientOp = tf.customGrad(((x: tf.Tensor) => ({
+  value: suspended(() => tf.clone(x)),
+  gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
+})) as unknown as Parameters<typeof tf.customGrad>[0]);
+
+/** Arguments of a {@link customJvp} rule. */
+export interface CustomJvpArgs {
+  /** The primal inputs, as passed to the function. */
+  inputs: tf.Tensor[];
+  /** Their tangents; `null` for an input without one (a zero tangent). */
+  tangents: (tf.Tensor | null)[];
+  /** The function's output. */
+  output: tf.Tensor;
+  /** True when tangents carry a leading K axis; the rule must then return `[K, ...output.shape]`. */
+  batched: boolean;
+}
+
+/**
+ * A function with a hand-written JVP rule (like `jax.custom_jvp`). Inside {@link jvp}, `f`
+ * runs with tangent tracking suspended and `rule` computes the output's tangent; outside, `f`
+ * runs as is. For a custom reverse-mode gradient too, pass a `tf.customGrad` function as `f`.
+ */
+export function customJvp<F extends (...xs: tf.Tensor[]) => tf.Tensor>(
+  f: F,
+  rule: (args: CustomJvpArgs) => tf.Tensor,
+): F {
+  const wrapped = (...xs: tf.Tensor[]): tf.Tensor => {
+    if (active === 0) return f(...xs);
+    const top = active;
+    const output = suspended(() => f(...xs));
+    for (let li = top - 1; li >= 0; li--) {
+      const level = levels[li];
+      const tangents = xs.map((x) => (x instanceof tf.Tensor ? (level.tangents.get(x.id) ?? null) : null));
+      if (tangents.every((t) => t === null)) continue;
+      const t = runRule(li, () =>
+        tf.tidy(() => rule({ inputs: xs, tangents, output, batched: level.batched })),
+      );
+      const expected = shapeOf(output, level);
+      if (!sameShape(t.shape, expected)) {
+        t.dispose();
+        throw new Error(
+          `customJvp: the rule returned a tangent of shape ${describeShape(t.shape)}; ` +
+            `expected ${describeShape(expected)}`,
+        );
+      }
+      setTangent(level, output, t);
+    }
+    return output;
+  };
+  return wrapped as F;
+}

@@ -1,0 +1,323 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  createRandom,
+  customJvp,
+  jvp,
+  jvpActive,
+  jvpBatched,
+  layerNorm,
+  l2Normalize,
+  ops,
+  softmaxCrossEntropy,
+  stopGradient,
+  tangentOf,
+  withTangent,
+} from './index.js';
+import { checkBatched, checkJvp, rand } from './testing.test-util.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+const values = (t: tf.Tensor) => Array.from(t.dataSync());
+
+describe('jvp semantics', () => {
+  it('returns the value and the directional derivative', () => {
+    const x = tf.tensor1d([1, 2, 3]);
+    const [y, dy] = jvp((a) => tf.sum(tf.square(a)), [x], [tf.tensor1d([1, 1, 0])]);
+    expect(values(y)).toEqual([14]);
+    expect(values(dy)).toEqual([6]); // 2·1 + 2·2
+  });
+
+  it('mirrors an array output and gives zero tangents to outputs that do not depend on primals', () => {
+    const x = tf.tensor1d([1, 2]);
+    const c = tf.tensor1d([5, 6]);
+    const [outs, tans] = jvp((a) => [tf.mul(a, 3), tf.add(c, 1)], [x], [tf.tensor1d([1, -1])]);
+    expect(outs).toHaveLength(2);
+    expect(values(tans[0])).toEqual([3, -3]);
+    expect(values(tans[1])).toEqual([0, 0]);
+    expect(values(outs[1])).toEqual([6, 7]);
+  });
+
+  it('treats the same tensor passed twice as two arguments', () => {
+    const x = tf.scalar(3);
+    const [, dy] = jvp((a, b) => tf.mul(a, tf.square(b)), [x, x], [tf.scalar(1), tf.scalar(0)]);
+    expect(values(dy)).toEqual([9]); // ∂/∂a only
+  });
+
+  it('f returning its own argument hands back a tensor the caller owns', () => {
+    const x = tf.tensor1d([1, 2]);
+    const t = tf.tensor1d([3, 4]);
+    const [y, dy] = jvp((a) => a, [x], [t]);
+    expect(values(y)).toEqual([1, 2]);
+    expect(values(dy)).toEqual([3, 4]);
+    y.dispose();
+    dy.dispose();
+    expect(x.isDisposed).toBe(false);
+    expect(t.isDisposed).toBe(false);
+  });
+
+  it('leaks no tensors over 100 calls, and intermediate tangents are freed with their primals', () => {
+    const w = rand([8, 8], 1);
+    const x = rand([4, 8], 2);
+    const u = rand([8, 8], 3);
+    const f = (ww: tf.Tensor) => tf.mean(tf.relu(tf.matMul(tf.tanh(tf.matMul(x, ww)), ww)));
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 100; i++) {
+      const [y, dy] = jvp(f, [w], [u]);
+      tf.dispose([y, dy]);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('output tangents are tracked by an enclosing tf.tidy like ordinary results', () => {
+    const x = rand([3], 4);
+    const before = tf.memory().numTensors;
+    const s = tf.tidy(() => {
+      const [y, dy] = jvp((a) => tf.exp(a), [x], [tf.onesLike(x)]);
+      return tf.add(y, dy);
+    });
+    s.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('leaves plain tfjs untouched outside jvp, also after an exception inside f', () => {
+    const e = tf.engine() as unknown as Record<string, unknown>;
+    const proto = Object.getPrototypeOf(e) as Record<string, unknown>;
+    expect(e.runKernelFunc).toBe(proto.runKernelFunc);
+    expect(() =>
+      jvp(
+        () => {
+          throw new Error('boom');
+        },
+        [tf.scalar(1)],
+        [tf.scalar(1)],
+      ),
+    ).toThrow('boom');
+    expect(e.runKernelFunc).toBe(proto.runKernelFunc);
+    expect(e.disposeTensor).toBe(proto.disposeTensor);
+    expect(jvpActive()).toBe(false);
+    // and reverse mode still works
+    const g = tf.grad((a: tf.Tensor) => tf.sum(tf.square(a)))(tf.tensor1d([2]));
+    expect(values(g)).toEqual([4]);
+  });
+});
+
+describe('errors name the problem', () => {
+  it('shape mismatch names both shapes', () => {
+    expect(() => jvp((a) => a, [tf.zeros([2, 3])], [tf.zeros([3, 2])])).toThrow(
+      /tangent 0 has shape \[3, 2\] but primal 0 has shape \[2, 3\]/,
+    );
+  });
+  it('non-float tangents and primals', () => {
+    expect(() => jvp((a) => a, [tf.zeros([2])], [tf.zeros([2], 'int32')])).toThrow(/dtype int32/);
+    expect(() => jvp((a) => a, [tf.zeros([2], 'int32')], [tf.zeros([2])])).toThrow(/only float32 primals/);
+  });
+  it('count mismatch and batched K mismatch', () => {
+    expect(() => jvp((a) => a, [tf.zeros([2])], [])).toThrow(/1 primals but 0 tangents/);
+    expect(() =>
+      jvp((a, b) => tf.add(a, b), [tf.zeros([2]), tf.zeros([2])], [tf.zeros([3, 2]), tf.zeros([4, 2])], {
+        batched: true,
+      }),
+    ).toThrow(/disagree on K/);
+  });
+  it('an op without a rule names the kernel and lists the supported ones', () => {
+    const x = tf.ones([1, 4, 4, 1]);
+    const k = tf.ones([2, 2, 1, 1]);
+    expect(() => jvp((a) => tf.conv2d(a as tf.Tensor4D, k as tf.Tensor4D, 1, 'valid'), [x], [x])).toThrow(
+      /no JVP rule for kernel 'Conv2D'.*Supported kernels: .*BatchMatMul/,
+    );
+    expect(jvpActive()).toBe(false);
+  });
+});
+
+describe('stopGradient', () => {
+  it('cuts forward tangents', () => {
+    const x = tf.tensor1d([2, 3]);
+    const [y, dy] = jvp((a) => tf.mul(stopGradient(a), a), [x], [tf.tensor1d([1, 1])]);
+    expect(values(y)).toEqual([4, 9]);
+    expect(values(dy)).toEqual([2, 3]); // only the second factor carries a tangent
+  });
+  it('cuts reverse-mode gradients', () => {
+    const g = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(stopGradient(a), a)))(tf.tensor1d([2, 3]));
+    expect(values(g)).toEqual([2, 3]);
+  });
+});
+
+describe('withTangent and tangentOf', () => {
+  it('adds a tangent to a value inside jvp (activity perturbation)', () => {
+    const x = tf.tensor1d([1, 2]);
+    const noise = tf.tensor1d([0.5, -1]);
+    const [, dy] = jvp(
+      (a) => {
+        const z = withTangent(tf.mul(a, 0), noise); // x·0 carries x's zero-derivative tangent + noise
+        expect(values(tangentOf(z) as tf.Tensor)).toEqual([0.5, -1]);
+        return tf.sum(tf.square(tf.add(z, a)));
+      },
+      [x],
+      [tf.zeros([2])],
+    );
+    // d/dε Σ (x + ε)² along noise = 2·Σ x·noise
+    expect(values(dy)[0]).toBeCloseTo(2 * (1 * 0.5 + 2 * -1), 5);
+  });
+  it('outside jvp returns a plain copy, and validates the shape inside', () => {
+    const x = tf.tensor1d([1, 2]);
+    expect(values(withTangent(x, tf.zeros([2])))).toEqual([1, 2]);
+    expect(() => jvp((a) => withTangent(a, tf.zeros([3])), [x], [x])).toThrow(/tangent shape \[3\]/);
+  });
+});
+
+describe('customJvp', () => {
+  // f(x) = x³ with a hand-written rule, and a custom gradient too
+  const cube = customJvp(
+    tf.customGrad(((x: tf.Tensor, save: (ts: tf.Tensor[]) => void) => {
+      save([x]);
+      return {
+        value: tf.pow(x, 3),
+        gradFunc: (dy: tf.Tensor, [saved]: tf.Tensor[]) => tf.mul(dy, tf.mul(3, tf.square(saved))),
+      };
+    }) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor) => tf.Tensor,
+    ({ inputs: [x], tangents: [dx], batched }) => {
+      const d = tf.mul(3, tf.square(x));
+      return tf.mul(dx as tf.Tensor, batched ? tf.expandDims(d, 0) : d);
+    },
+  );
+
+  it('uses the rule inside jvp and the custom gradient under tf.grad', () => {
+    const x = tf.tensor1d([1, 2]);
+    const [y, dy] = jvp((a) => cube(a), [x], [tf.tensor1d([1, 1])]);
+    expect(values(y)).toEqual([1, 8]);
+    expect(values(dy)).toEqual([3, 12]);
+    const g = tf.grad((a: tf.Tensor) => tf.sum(cube(a)))(x);
+    expect(values(g)).toEqual([3, 12]);
+  });
+  it('works batched and composes with surrounding ops', () => {
+    checkJvp((a) => tf.tanh(cube(tf.mul(a, 0.5))), [rand([3], 1)]);
+    checkBatched((a) => tf.tanh(cube(tf.mul(a, 0.5))), [rand([3], 1)]);
+  });
+  it('a rule returning the wrong shape is reported', () => {
+    const bad = customJvp(
+      (x: tf.Tensor) => tf.square(x),
+      () => tf.zeros([5]),
+    );
+    expect(() => jvp((a) => bad(a), [tf.zeros([2])], [tf.ones([2])])).toThrow(/shape \[5\].*expected \[2\]/);
+  });
+});
+
+describe('batched tangents', () => {
+  it('report batched mode inside f and equal K separate calls', () => {
+    const w = rand([4, 3], 7);
+    jvp(
+      (a) => {
+        expect(jvpBatched()).toBe(true);
+        return a;
+      },
+      [w],
+      [tf.zeros([2, 4, 3])],
+      { batched: true },
+    );
+    checkBatched((a) => tf.softmax(tf.matMul(rand([5, 4], 8), a)), [w], 4);
+  });
+});
+
+describe('higher order', () => {
+  it('nested jvp gives the second derivative', () => {
+    const x = tf.scalar(0.7);
+    const fp = (a: tf.Tensor) => jvp((b) => tf.sin(tf.mul(b, b)), [a], [tf.scalar(1)])[1];
+    const [, d2] = jvp(fp, [x], [tf.scalar(1)]);
+    // d²/dx² sin(x²) = 2cos(x²) − 4x²sin(x²)
+    const v = 0.7;
+    expect(values(d2)[0]).toBeCloseTo(2 * Math.cos(v * v) - 4 * v * v * Math.sin(v * v), 4);
+  });
+  it('forward-over-reverse gives a Hessian-vector product', () => {
+    const x = tf.tensor1d([0.3, -0.5]);
+    const g = (a: tf.Tensor) => tf.grad((b: tf.Tensor) => tf.sum(tf.pow(b, 3)))(a);
+    const [, hv] = jvp(g, [x], [tf.tensor1d([1, 2])]);
+    // H = diag(6x)
+    expect(values(hv)[0]).toBeCloseTo(6 * 0.3 * 1, 5);
+    expect(values(hv)[1]).toBeCloseTo(6 * -0.5 * 2, 5);
+  });
+});
+
+describe('extra ops', () => {
+  it('layerNorm normalises over the given axes and differentiates correctly', () => {
+    const x = rand([3, 4, 5], 2);
+    const y = layerNorm(x, [1, 2]);
+    const m = tf.moments(y, [1, 2]);
+    for (const v of values(m.mean)) expect(Math.abs(v)).toBeLessThan(1e-5);
+    for (const v of values(m.variance)) expect(v).toBeCloseTo(1, 2);
+    checkJvp((a) => layerNorm(a, -1), [x]);
+  });
+  it('l2Normalize and softmaxCrossEntropy', () => {
+    const x = rand([3, 4], 3);
+    const n = tf.norm(l2Normalize(x, -1), 'euclidean', -1);
+    for (const v of values(n)) expect(v).toBeCloseTo(1, 5);
+    checkJvp((a) => l2Normalize(a, -1), [x]);
+    const labels = tf.oneHot(tf.tensor1d([0, 2, 1], 'int32'), 4);
+    const ce = softmaxCrossEntropy(labels, x);
+    const ref = tf.losses.softmaxCrossEntropy(labels, x, undefined, 0, tf.Reduction.NONE);
+    expect(values(ce).map((v) => v.toFixed(5))).toEqual(values(ref).map((v) => v.toFixed(5)));
+    checkJvp((a) => softmaxCrossEntropy(labels, a), [x]);
+    expect(() => softmaxCrossEntropy(tf.zeros([3]), x)).toThrow(
+      /labels shape \[3\] must equal logits shape \[3,4\]/,
+    );
+  });
+});
+
+describe('a LocalMixer-like block', () => {
+  // linear → layer norm → relu → grouped linear (batched matMul) → layer norm → residual → relu
+  // → mean over patches → linear → softmax cross-entropy
+  const N = 3;
+  const P = 4;
+  const C = 16;
+  const G = 2;
+  const K = 5;
+  const x = rand([N, P, C], 11);
+  const labels = tf.oneHot(tf.tensor1d([0, 3, 4], 'int32'), K);
+  const block = (w1: tf.Tensor, w2: tf.Tensor, head: tf.Tensor, cut = false) => {
+    const h1 = ops.relu(layerNorm(ops.matMul(ops.reshape(x, [N * P, C]), w1), -1));
+    const grouped = ops.transpose(ops.reshape(h1, [N * P, G, C / G]), [1, 0, 2]); // [G, NP, C/G]
+    const h2 = ops.transpose(ops.matMul(grouped, w2), [1, 0, 2]); // [NP, G, C/G]
+    const normed = layerNorm(h2, -1);
+    let out = ops.relu(ops.add(ops.reshape(normed, [N, P, C]), x));
+    if (cut) out = stopGradient(out);
+    const pooled = ops.mean(out, 1);
+    return ops.mean(softmaxCrossEntropy(labels, ops.matMul(pooled, head)));
+  };
+  const w1 = rand([C, C], 12);
+  const w2 = rand([G, C / G, C / G], 13);
+  const head = rand([C, K], 14);
+
+  it('matches reverse mode and finite differences', () => {
+    checkJvp((a, b, c) => block(a, b, c), [w1, w2, head], { h: 1e-3, fdTol: 3e-2 });
+    checkBatched((a, b, c) => block(a, b, c), [w1, w2, head], 3);
+  });
+
+  it('stopGradient in the middle zeroes the tangents of the weights before it', () => {
+    const [, dBefore] = jvp(
+      (a, b) => block(a, b, head, true),
+      [w1, w2],
+      [rand([C, C], 1), rand([G, C / G, C / G], 2)],
+    );
+    expect(values(dBefore)).toEqual([0]);
+    const [, dHead] = jvp((c) => block(w1, w2, c, true), [head], [rand([C, K], 3)]);
+    expect(Math.abs(values(dHead)[0])).toBeGreaterThan(1e-6);
+  });
+});
+
+describe('createRandom', () => {
+  it('is deterministic per seed and has the right moments', () => {
+    const a = createRandom(5);
+    const b = createRandom(5);
+    expect([a.uniform(), a.uniform()]).toEqual([b.uniform(), b.uniform()]);
+    expect(values(a.normal([4]))).toEqual(values(b.normal([4])));
+    const n = createRandom(1).normal([20000]);
+    const { mean, variance } = tf.moments(n);
+    expect(Math.abs(values(mean)[0])).toBeLessThan(0.03);
+    expect(Math.abs(values(variance)[0] - 1)).toBeLessThan(0.05);
+    const r = values(createRandom(2).rademacher([1000]));
+    expect(new Set(r)).toEqual(new Set([-1, 1]));
+    expect(Math.abs(r.reduce((s, v) => s + v, 0) / 1000)).toBeLessThan(0.1);
+  });
+});

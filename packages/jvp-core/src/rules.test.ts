@@ -1,0 +1,325 @@
+import * as tf from '@tensorflow/tfjs';
+import fc from 'fast-check';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { jvp, supportedKernels } from './index.js';
+import { checkBatched, checkJvp, rand } from './testing.test-util.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+type F = (...xs: tf.Tensor[]) => tf.Tensor;
+interface Case {
+  kernel: string;
+  f: F;
+  shapes: number[][];
+  /** primal range; keep away from kinks and poles */
+  lo?: number;
+  hi?: number;
+  /** f written with ops that have tfjs gradients, where tfjs's own gradient is missing or wrong */
+  reference?: F;
+  /** false where tfjs has no gradient to compare with (finite differences only) */
+  reverse?: boolean;
+}
+
+const away = (x: tf.Tensor) => tf.add(x, tf.mul(tf.sign(x), 0.2)); // |x| ≥ 0.2: away from relu/abs kinks
+
+const cases: Case[] = [
+  { kernel: 'Add', f: (a, b) => tf.add(a, b), shapes: [[2, 3], [3]] },
+  {
+    kernel: 'AddN',
+    f: (a, b, c) => tf.addN([a, b, c]),
+    shapes: [
+      [2, 3],
+      [2, 3],
+      [2, 3],
+    ],
+  },
+  { kernel: 'Sub', f: (a, b) => tf.sub(a, b), shapes: [[3], [2, 3]] },
+  {
+    kernel: 'Multiply',
+    f: (a, b) => tf.mul(a, b),
+    shapes: [
+      [2, 1, 3],
+      [4, 1],
+    ],
+  },
+  { kernel: 'RealDiv', f: (a, b) => tf.div(a, b), shapes: [[2, 3], [3]], lo: 0.5, hi: 2 },
+  {
+    kernel: 'SquaredDifference',
+    f: (a, b) => tf.squaredDifference(a, b),
+    shapes: [
+      [2, 3],
+      [2, 3],
+    ],
+  },
+  {
+    kernel: 'Maximum',
+    f: (a, b) => tf.maximum(a, tf.add(b, 0.05)),
+    shapes: [[4, 3], [3]],
+    // tfjs 4.22's Maximum gradient does not reduce a broadcast input
+    reference: (a, b) => tf.maximum(a, tf.broadcastTo(tf.add(b, 0.05), [4, 3])),
+  },
+  {
+    kernel: 'Minimum',
+    f: (a, b) => tf.minimum(a, tf.add(b, 0.05)),
+    shapes: [
+      [4, 3],
+      [4, 3],
+    ],
+  },
+  {
+    kernel: 'Pow',
+    f: (a, b) => tf.pow(a, b),
+    shapes: [
+      [2, 3],
+      [2, 3],
+    ],
+    lo: 0.5,
+    hi: 2,
+  },
+  { kernel: 'Identity', f: (a) => tf.clone(a), shapes: [[2, 2]] },
+  { kernel: 'Cast', f: (a) => tf.cast(a, 'float32'), shapes: [[3]] },
+  { kernel: 'Neg', f: (a) => tf.neg(a), shapes: [[3]] },
+  { kernel: 'Square', f: (a) => tf.square(a), shapes: [[2, 3]] },
+  { kernel: 'Sqrt', f: (a) => tf.sqrt(a), shapes: [[2, 3]], lo: 0.5, hi: 2 },
+  { kernel: 'Rsqrt', f: (a) => tf.rsqrt(a), shapes: [[2, 3]], lo: 0.5, hi: 2 },
+  { kernel: 'Reciprocal', f: (a) => tf.reciprocal(a), shapes: [[2, 3]], lo: 0.5, hi: 2 },
+  { kernel: 'Exp', f: (a) => tf.exp(a), shapes: [[2, 3]] },
+  { kernel: 'Expm1', f: (a) => tf.expm1(a), shapes: [[2, 3]] },
+  { kernel: 'Log', f: (a) => tf.log(a), shapes: [[2, 3]], lo: 0.5, hi: 2 },
+  { kernel: 'Log1p', f: (a) => tf.log1p(a), shapes: [[2, 3]], lo: 0, hi: 2 },
+  { kernel: 'Tanh', f: (a) => tf.tanh(a), shapes: [[2, 3]] },
+  { kernel: 'Sigmoid', f: (a) => tf.sigmoid(a), shapes: [[2, 3]] },
+  { kernel: 'Softplus', f: (a) => tf.softplus(a), shapes: [[2, 3]] },
+  { kernel: 'Relu', f: (a) => tf.relu(away(a)), shapes: [[3, 4]] },
+  { kernel: 'Relu6', f: (a) => tf.relu6(tf.mul(away(a), 4)), shapes: [[3, 4]] },
+  { kernel: 'Elu', f: (a) => tf.elu(away(a)), shapes: [[3, 4]] },
+  { kernel: 'LeakyRelu', f: (a) => tf.leakyRelu(away(a), 0.1), shapes: [[3, 4]] },
+  { kernel: 'Abs', f: (a) => tf.abs(away(a)), shapes: [[3, 4]] },
+  { kernel: 'Sin', f: (a) => tf.sin(a), shapes: [[3]] },
+  { kernel: 'Cos', f: (a) => tf.cos(a), shapes: [[3]] },
+  { kernel: 'Erf', f: (a) => tf.erf(a), shapes: [[3]] },
+  { kernel: 'ClipByValue', f: (a) => tf.clipByValue(a, -0.5, 0.55), shapes: [[5]] },
+  {
+    kernel: 'Select',
+    f: (a, b) =>
+      tf.where(
+        tf.tensor2d(
+          [
+            [true, false, true],
+            [false, false, true],
+          ],
+          [2, 3],
+          'bool',
+        ),
+        a,
+        b,
+      ),
+    shapes: [
+      [2, 3],
+      [2, 3],
+    ],
+  },
+  { kernel: 'Reshape', f: (a) => tf.reshape(a, [3, 2]), shapes: [[2, 3]] },
+  { kernel: 'ExpandDims', f: (a) => tf.expandDims(a, 1), shapes: [[2, 3]] },
+  { kernel: 'Transpose', f: (a) => tf.transpose(a, [2, 0, 1]), shapes: [[2, 3, 4]] },
+  { kernel: 'Slice', f: (a) => tf.slice(a, [1, 0], [1, -1]), shapes: [[3, 4]] },
+  // tfjs has no StridedSlice gradient: finite differences only
+  {
+    kernel: 'StridedSlice',
+    f: (a) => tf.stridedSlice(a, [0, 1], [3, 4], [2, 2]),
+    shapes: [[3, 4]],
+    reverse: false,
+  },
+  {
+    kernel: 'Concat',
+    f: (a, b) => tf.concat([a, b], -1),
+    shapes: [
+      [2, 3],
+      [2, 2],
+    ],
+  },
+  {
+    kernel: 'Pack',
+    f: (a, b) => tf.stack([a, b], 1),
+    shapes: [
+      [2, 3],
+      [2, 3],
+    ],
+  },
+  { kernel: 'Unpack', f: (a) => tf.unstack(a, 1)[1], shapes: [[2, 3]] },
+  { kernel: 'SplitV', f: (a) => tf.split(a, [1, 2], 1)[1], shapes: [[2, 3]] },
+  { kernel: 'Tile', f: (a) => tf.tile(a, [2, 3]), shapes: [[2, 2]] },
+  { kernel: 'BroadcastTo', f: (a) => tf.broadcastTo(a, [4, 2, 3]), shapes: [[1, 3]] },
+  {
+    kernel: 'PadV2',
+    f: (a) =>
+      tf.pad(
+        a,
+        [
+          [1, 0],
+          [0, 2],
+        ],
+        3,
+      ),
+    shapes: [[2, 2]],
+  },
+  { kernel: 'Reverse', f: (a) => tf.reverse(a, [1]), shapes: [[2, 3]] },
+  { kernel: 'GatherV2', f: (a) => tf.gather(a, tf.tensor1d([2, 0, 2], 'int32'), 1), shapes: [[2, 3]] },
+  { kernel: 'Sum', f: (a) => tf.sum(a, 1, true), shapes: [[2, 3, 2]] },
+  { kernel: 'Mean', f: (a) => tf.mean(a, [0, 2]), shapes: [[2, 3, 2]] },
+  { kernel: 'Max', f: (a) => tf.max(a, -1), shapes: [[3, 5]] },
+  { kernel: 'Min', f: (a) => tf.min(a, 0, true), shapes: [[3, 5]] },
+  { kernel: 'Softmax', f: (a) => tf.softmax(a), shapes: [[3, 5]] },
+  {
+    kernel: 'BatchMatMul',
+    f: (a, b) => tf.matMul(a, b, true, false),
+    shapes: [
+      [4, 3],
+      [4, 2],
+    ],
+  },
+  {
+    kernel: '_FusedMatMul',
+    f: (a, b, c) => tf.fused.matMul({ a, b, bias: c }),
+    shapes: [[3, 4], [4, 2], [2]],
+  },
+  {
+    kernel: 'Einsum',
+    f: (a, b) => tf.einsum('ij,jk->ik', a, b),
+    shapes: [
+      [2, 3],
+      [3, 4],
+    ],
+    reference: (a, b) => tf.matMul(a, b), // tfjs has no Einsum gradient
+  },
+];
+
+const zeroKernels = ['Sign', 'Floor', 'Ceil', 'Round', 'Step', 'ZerosLike', 'OnesLike', 'Fill'];
+
+describe('every JVP rule', () => {
+  it('has a test case (or is a zero rule)', () => {
+    const tested = new Set([...cases.map((c) => c.kernel), ...zeroKernels]);
+    expect(supportedKernels().filter((k) => !tested.has(k))).toEqual([]);
+  });
+
+  for (const c of cases) {
+    it(`${c.kernel}: matches reverse mode and finite differences, unbatched and batched`, () => {
+      const primals = c.shapes.map((s, i) => rand(s, 100 + i, c.lo ?? -1, c.hi ?? 1));
+      const opts = { reference: c.reference, reverse: c.reverse };
+      checkJvp(c.f, primals, { seed: 3, ...opts });
+      checkJvp(c.f, primals, { seed: 4, ...opts });
+      checkBatched(c.f, primals);
+      tf.dispose(primals);
+    });
+  }
+
+  it('zero rules give zero tangents', () => {
+    const x = rand([4], 9);
+    const f = (a: tf.Tensor) => tf.add(tf.add(tf.floor(a), tf.sign(a)), tf.add(tf.round(a), tf.zerosLike(a)));
+    const [, dy] = jvp(f, [x], [tf.onesLike(x)]);
+    expect(Array.from(dy.dataSync())).toEqual([0, 0, 0, 0]);
+  });
+});
+
+describe('property-based: shapes, axes, transposes', () => {
+  const shapeArb = fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 4 });
+
+  it('reductions over random axes with keepDims', () => {
+    fc.assert(
+      fc.property(
+        shapeArb,
+        fc.boolean(),
+        fc.integer({ min: 0, max: 100 }),
+        fc.constantFrom('sum', 'mean', 'max', 'logSumExp'),
+        (shape, keep, seed, op) => {
+          const rank = shape.length;
+          const axes = Array.from({ length: rank }, (_, i) => i).filter((i) => (seed >> i) & 1);
+          const axis = axes.length === 0 ? undefined : axes;
+          const f = (a: tf.Tensor) =>
+            (tf[op as 'sum'] as (x: tf.Tensor, ax?: number[], k?: boolean) => tf.Tensor)(a, axis, keep);
+          const x = rand(shape, seed);
+          checkJvp(f, [x], { seed });
+          checkBatched(f, [x], 2, seed);
+          x.dispose();
+        },
+      ),
+      { numRuns: 25, seed: 42 },
+    );
+  });
+
+  it('transposes with random permutations', () => {
+    fc.assert(
+      fc.property(
+        shapeArb.chain((shape) =>
+          fc.tuple(
+            fc.constant(shape),
+            fc.shuffledSubarray(
+              shape.map((_, i) => i),
+              { minLength: shape.length, maxLength: shape.length },
+            ),
+          ),
+        ),
+        fc.integer({ min: 0, max: 100 }),
+        ([shape, perm], seed) => {
+          const f = (a: tf.Tensor) => tf.mul(tf.transpose(a, perm), tf.transpose(a, perm));
+          const x = rand(shape, seed);
+          checkJvp(f, [x], { seed });
+          checkBatched(f, [x], 2, seed);
+          x.dispose();
+        },
+      ),
+      { numRuns: 25, seed: 7 },
+    );
+  });
+
+  it('matMul with random batch dims and transposes, tangents on either side', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 0, maxLength: 2 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.boolean(),
+        fc.boolean(),
+        fc.boolean(),
+        fc.integer({ min: 0, max: 100 }),
+        (batch, m, n, p, ta, tb, rank2b, seed) => {
+          const aShape = [...batch, ...(ta ? [n, m] : [m, n])];
+          const bShape = [...(rank2b ? [] : batch), ...(tb ? [p, n] : [n, p])];
+          const f = (a: tf.Tensor, b: tf.Tensor) => tf.matMul(a, b, ta, tb);
+          // tfjs 4.22's BatchMatMul gradient does not reduce a broadcast b: compare against an
+          // explicitly broadcast b
+          const reference = (a: tf.Tensor, b: tf.Tensor) =>
+            tf.matMul(a, rank2b && batch.length > 0 ? tf.broadcastTo(b, [...batch, ...b.shape]) : b, ta, tb);
+          const a = rand(aShape, seed);
+          const b = rand(bShape, seed + 1);
+          checkJvp(f, [a, b], { seed, reference });
+          checkBatched(f, [a, b], 3, seed);
+          tf.dispose([a, b]);
+        },
+      ),
+      { numRuns: 30, seed: 11 },
+    );
+  });
+
+  it('softmax, logSoftmax and layer-norm-like chains over a random axis', () => {
+    fc.assert(
+      fc.property(shapeArb, fc.integer({ min: 0, max: 100 }), (shape, seed) => {
+        const axis = seed % shape.length;
+        const f = (a: tf.Tensor) => {
+          const mu = tf.mean(a, axis, true);
+          const v = tf.sub(tf.mean(tf.square(a), axis, true), tf.square(mu));
+          const ln = tf.mul(tf.sub(a, mu), tf.rsqrt(tf.add(v, 1e-2)));
+          return tf.add(tf.softmax(ln, -1), tf.logSoftmax(a, -1));
+        };
+        const x = rand(shape, seed);
+        checkJvp(f, [x], { seed, fdTol: 5e-2 });
+        checkBatched(f, [x], 2, seed);
+        x.dispose();
+      }),
+      { numRuns: 20, seed: 3 },
+    );
+  });
+});
