@@ -1,1 +1,55 @@
-export {};
+export {
+  type InitScheme,
+  type LocalMixerConfig,
+  type LocalMixerOptions,
+  type LocalMixerSizes,
+  type NormKind,
+  type NormPlacement,
+  type NormPlacementName,
+  type Objective,
+  type PresetName,
+  configSizes,
+  DEFAULT_CONFIG,
+  PLACEMENTS,
+  presets,
+  resolveConfig,
+  validateConfig,
+} from './config.js';
+export {
+  type LayerContext,
+  type LinearLayout,
+  type LinearSite,
+  applyLinear,
+  exactContext,
+  linearSites,
+  siteActivationShape,
+} from './context.js';
+export {
+  type ForwardResult,
+  type ImageNormalization,
+  classify,
+  finalFeatures,
+  forward,
+  forwardBackbone,
+  headFeatures,
+  patchify,
+  projectFeatures,
+  unpatchify,
+} from './model.js';
+export { normAxes, normalizeWith } from './norm.js';
+export {
+  type LinearParams,
+  type LocalMixerParamShapes,
+  type LocalMixerParams,
+  type NormalSource,
+  type ParameterCounts,
+  countParameters,
+  countParametersByPart,
+  disposeParams,
+  flattenParams,
+  initParams,
+  initScale,
+  initWeight,
+  paramShapes,
+  paramsToTensors,
+} from './params.js';
