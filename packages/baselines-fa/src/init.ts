@@ -1,0 +1,112 @@
+import * as tf from '@tensorflow/tfjs';
+
+/** Initialisation schemes of the authors' code (REFERENCE 0). */
+export type InitScheme = 'kaiming' | 'lecun';
+
+/**
+ * Anything that hands out integer seeds for tfjs random ops, e.g. `createRandom(seed)` of
+ * `@fwdgrad/jvp-core` (its `seed()` method). Successive calls must give successive draws of one stream.
+ */
+export interface SeedSource {
+  seed(): number;
+}
+
+/** Options of {@link initFeedback}. */
+export interface InitFeedbackOptions {
+  /** Integer seed, or a generator whose `seed()` gives the next seed of its stream. Required. */
+  seed: number | SeedSource;
+  /** 'kaiming' (default): scale = min(2/√fan_in, 0.1); 'lecun': min(1/√fan_in, 0.1). Ignored if `scale`. */
+  scheme?: InitScheme;
+  /** Explicit standard deviation; overrides `scheme`. Must be finite and ≥ 0. */
+  scale?: number;
+  /** Fan-in used by `scheme`; defaults to shape[-2] (REFERENCE 0: C′ for grouped layers). */
+  fanIn?: number;
+}
+
+/**
+ * The standard deviation the authors' code gives a weight of `shape` (REFERENCE 0): kaiming
+ * min(2/√fan_in, 0.1), lecun min(1/√fan_in, 0.1), with fan_in = shape[-2] unless given.
+ */
+export function initScale(shape: readonly number[], scheme: InitScheme = 'kaiming', fanIn?: number): number {
+  if (scheme !== 'kaiming' && scheme !== 'lecun') {
+    throw new Error(`initScale: unknown scheme '${String(scheme)}'; use 'kaiming' or 'lecun'.`);
+  }
+  const fan = fanIn ?? shape[shape.length - 2];
+  if (fan === undefined || !Number.isInteger(fan) || fan < 1) {
+    throw new Error(
+      `initScale: cannot take fan_in = shape[-2] of shape [${shape.join(',')}]; give a weight of rank ≥ 2 ` +
+        `or pass fanIn (a positive integer).`,
+    );
+  }
+  return Math.min((scheme === 'kaiming' ? 2 : 1) / Math.sqrt(fan), 0.1);
+}
+
+function nextSeed(seed: number | SeedSource): number {
+  const s = typeof seed === 'number' ? seed : seed.seed();
+  if (!Number.isFinite(s)) {
+    throw new Error(`initFeedback: seed must be a finite number, got ${String(s)}.`);
+  }
+  return s;
+}
+
+/**
+ * A fixed random feedback matrix B for the weight `w` (or for a weight of shape `w`), initialised like
+ * the forward weight (REFERENCE 0 and 1.3): B = scale·N(0, 1), scale from `scheme` (default kaiming)
+ * or given explicitly. Same seed, same matrix. A number as `options` is the seed.
+ *
+ * The result is a plain tensor owned by the caller; it is meant to stay fixed (never pass it to an
+ * optimiser).
+ */
+export function initFeedback(
+  w: tf.Tensor | readonly number[],
+  options: InitFeedbackOptions | number,
+): tf.Tensor {
+  const shape = Array.isArray(w) ? [...(w as readonly number[])] : (w as tf.Tensor).shape;
+  const opts: InitFeedbackOptions = typeof options === 'number' ? { seed: options } : options;
+  if (opts === undefined || opts === null || opts.seed === undefined) {
+    throw new Error(
+      'initFeedback: pass a seed (a number or a generator with seed()), e.g. initFeedback(W, 1).',
+    );
+  }
+  if (shape.length < 2 && opts.scale === undefined && opts.fanIn === undefined) {
+    throw new Error(
+      `initFeedback: shape [${shape.join(',')}] has no fan-in axis; feedback matrices are for weights of ` +
+        `rank ≥ 2 (pass fanIn or scale to draw one anyway).`,
+    );
+  }
+  let scale: number;
+  if (opts.scale !== undefined) {
+    if (!Number.isFinite(opts.scale) || opts.scale < 0) {
+      throw new Error(`initFeedback: scale must be a finite number ≥ 0, got ${opts.scale}.`);
+    }
+    scale = opts.scale;
+  } else {
+    scale = initScale(shape, opts.scheme ?? 'kaiming', opts.fanIn);
+  }
+  const seed = nextSeed(opts.seed);
+  return tf.randomNormal(shape, 0, scale, 'float32', seed);
+}
+
+/**
+ * The fixed random matrix B_j [K, ...shape] of direct feedback alignment (Nøkland 2016) that projects the
+ * K-dimensional output error e to a layer whose output has trailing shape `shape` (see `directFeedback`).
+ * Initialised like a weight mapping K units to the layer (fan_in = K): scale = min(2/√K, 0.1) for
+ * kaiming, unless `scale` is given.
+ */
+export function initDirectFeedback(
+  numClasses: number,
+  shape: readonly number[],
+  options: Omit<InitFeedbackOptions, 'fanIn'> | number,
+): tf.Tensor {
+  if (!Number.isInteger(numClasses) || numClasses < 1) {
+    throw new Error(`initDirectFeedback: numClasses must be a positive integer, got ${numClasses}.`);
+  }
+  if (shape.length === 0 || shape.some((d) => !Number.isInteger(d) || d < 1)) {
+    throw new Error(
+      `initDirectFeedback: the layer shape [${shape.join(',')}] must be non-empty positive integers ` +
+        `(the output's trailing axes, e.g. [hidden]).`,
+    );
+  }
+  const opts = typeof options === 'number' ? { seed: options } : options;
+  return initFeedback([numClasses, ...shape], { ...opts, fanIn: numClasses });
+}
