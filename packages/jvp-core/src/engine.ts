@@ -205,6 +205,11 @@ export interface JvpOptions {
    * `[K, ...output.shape]`.
    */
   batched?: boolean;
+  /**
+   * K for a batched jvp whose tangents all enter through {@link withTangent} (no primals);
+   * with primals it must equal their tangents' leading axis.
+   */
+  k?: number;
 }
 
 function describeShape(s: readonly number[]): string {
@@ -286,7 +291,19 @@ export function jvp<T extends tf.Tensor | tf.Tensor[]>(
   options: JvpOptions = {},
 ): [T, T] {
   const batched = options.batched === true;
-  const k = validate(primals, tangents, batched);
+  let k = validate(primals, tangents, batched);
+  if (batched && options.k !== undefined) {
+    if (!Number.isInteger(options.k) || options.k < 1) {
+      throw new Error(`jvp: k must be a positive integer, got ${options.k}`);
+    }
+    if (primals.length > 0 && options.k !== k) {
+      throw new Error(`jvp: k = ${options.k} but the batched tangents have K = ${k}`);
+    }
+    k = options.k;
+  }
+  if (batched && primals.length === 0 && options.k === undefined) {
+    throw new Error('jvp: a batched jvp without primals needs { k } (the number of tangent directions)');
+  }
   const level: Level = { tangents: new Map(), external: new Set(), tangentIds: new Set(), batched, k };
   if (levels.length === 0) install();
   // Each argument gets its own tensor (sharing data), so that the same tensor passed twice

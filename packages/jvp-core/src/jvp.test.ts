@@ -221,6 +221,37 @@ describe('batched tangents', () => {
   });
 });
 
+describe('tangents entering only through withTangent', () => {
+  it('works without primals, unbatched and batched with k', () => {
+    const x = tf.tensor1d([1, 2]);
+    const [, dy] = jvp(() => tf.sum(tf.square(withTangent(x, tf.tensor1d([1, 0])))), [], []);
+    expect(values(dy)).toEqual([2]);
+    const [, dys] = jvp(
+      () =>
+        tf.sum(
+          tf.square(
+            withTangent(
+              x,
+              tf.tensor2d([
+                [1, 0],
+                [0, 1],
+                [1, 1],
+              ]),
+            ),
+          ),
+        ),
+      [],
+      [],
+      {
+        batched: true,
+        k: 3,
+      },
+    );
+    expect(values(dys)).toEqual([2, 4, 6]);
+    expect(() => jvp(() => x, [], [], { batched: true })).toThrow(/needs \{ k \}/);
+  });
+});
+
 describe('higher order', () => {
   it('nested jvp gives the second derivative', () => {
     const x = tf.scalar(0.7);
