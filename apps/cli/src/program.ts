@@ -8,6 +8,9 @@ import {
   selectBackend,
 } from '@fwdgrad/trainer';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { registerData } from './data.js';
+import { registerEval } from './eval.js';
+import { registerTrain } from './train.js';
 
 /** Exit code for usage errors (unknown flag, bad value), as in most Unix tools. */
 export const USAGE_ERROR = 2;
@@ -73,13 +76,20 @@ export function createProgram(): Command {
     .option('--json', 'print one JSON object')
     .action(info);
 
+  registerTrain(program, backendOption);
+  registerEval(program, backendOption, positiveInt);
+  registerData(program);
   return program;
 }
 
 /** Runs the CLI; returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
   const program = createProgram();
-  for (const cmd of program.commands) cmd.exitOverride();
+  const override = (cmd: Command) => {
+    cmd.exitOverride();
+    cmd.commands.forEach(override);
+  };
+  override(program);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;

@@ -1,0 +1,93 @@
+import { loadDataset } from '@fwdgrad/datasets';
+import type { LocalMixerConfig } from '@fwdgrad/localmixer';
+import {
+  type BackendRequest,
+  createModel,
+  describeSelection,
+  evaluateError,
+  loadLatestCheckpoint,
+  readConfig,
+  selectBackend,
+} from '@fwdgrad/trainer';
+import * as tf from '@tensorflow/tfjs';
+import type { Command, Option } from 'commander';
+
+interface EvalFlags {
+  run: string;
+  dataDir?: string;
+  limitTest?: number;
+  train?: boolean;
+  backend: BackendRequest;
+  json?: boolean;
+}
+
+interface SavedRun {
+  experiment: { dataset: string; model: string };
+  algorithm: string;
+  model: LocalMixerConfig;
+  seed: number;
+}
+
+const LOADER: Record<string, string> = { mnist: 'mnist', cifar10: 'cifar10', imagenet: 'image-folder' };
+
+export function registerEval(
+  program: Command,
+  backendOption: () => Option,
+  positiveInt: (v: string) => number,
+): void {
+  program
+    .command('eval')
+    .description('evaluate the newest checkpoint of a run folder (test error, optionally train error)')
+    .requiredOption('--run <dir>', 'run folder written by fwdgrad train')
+    .option('--data-dir <dir>', 'dataset folder (when the run did not use bundled MNIST)')
+    .option('--limit-test <n>', 'evaluate on the first N test examples', positiveInt)
+    .option('--train', 'also compute the train error')
+    .addOption(backendOption())
+    .option('--json', 'print one JSON object')
+    .action(async (flags: EvalFlags) => {
+      const saved = readConfig<SavedRun>(flags.run);
+      if (saved === null) {
+        throw new Error(`${flags.run} has no config.json; is it a run folder written by fwdgrad train?`);
+      }
+      const ckpt = loadLatestCheckpoint(flags.run);
+      if (ckpt === null) throw new Error(`${flags.run} has no checkpoint yet (no epoch finished)`);
+      const sel = await selectBackend(flags.backend);
+      if (!flags.json) console.log(describeSelection(sel));
+      const ds = loadDataset(LOADER[saved.experiment.dataset] ?? saved.experiment.dataset, {
+        dataDir: flags.dataDir,
+        size: saved.model.imageShape[0],
+      });
+      const model = createModel(saved.model, saved.seed);
+      try {
+        for (const e of model.entries) {
+          const v = ckpt.params[e.name];
+          if (v === undefined) throw new Error(`checkpoint ${ckpt.file} has no parameter '${e.name}'`);
+          e.variable.assign(v);
+        }
+        const testError = evaluateError(model, ds, ds.test, flags.limitTest);
+        const trainError = flags.train ? evaluateError(model, ds, ds.train) : null;
+        const report = {
+          run_dir: flags.run,
+          checkpoint: ckpt.file,
+          epoch: ckpt.epoch,
+          algo: saved.algorithm,
+          model: saved.experiment.model,
+          dataset: ds.name,
+          test_error: testError,
+          train_error: trainError,
+          backend: sel.name,
+        };
+        if (flags.json) console.log(JSON.stringify(report));
+        else {
+          console.log(
+            `${flags.run} (epoch ${ckpt.epoch}, ${saved.algorithm}, ${saved.experiment.model}, ${ds.name})`,
+          );
+          console.log(`test error ${(100 * testError).toFixed(2)}%`);
+          if (trainError !== null) console.log(`train error ${(100 * trainError).toFixed(2)}%`);
+        }
+      } finally {
+        model.dispose();
+        tf.dispose([...Object.values(ckpt.params), ...Object.values(ckpt.optimizer)]);
+      }
+    });
+}

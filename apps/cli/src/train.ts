@@ -1,0 +1,242 @@
+import { join } from 'node:path';
+import { type Dataset, loadDataset } from '@fwdgrad/datasets';
+import { presets as modelPresets } from '@fwdgrad/localmixer';
+import {
+  ALGORITHM_IDS,
+  type AlgorithmOptions,
+  type BackendRequest,
+  describeSelection,
+  type ExperimentOverrides,
+  PRESET_NAMES,
+  parseAlgorithmId,
+  resolveExperiment,
+  selectBackend,
+  train,
+} from '@fwdgrad/trainer';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+
+/** Datasets the CLI can train on, and the loader name behind each. */
+const DATASETS = { mnist: 'mnist', idx: 'idx', cifar10: 'cifar10', folder: 'image-folder' } as const;
+type CliDataset = keyof typeof DATASETS;
+
+function positiveInt(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1)
+      throw new InvalidArgumentError(`${flag} expects a positive integer, got '${value}'`);
+    return n;
+  };
+}
+
+function positiveNumber(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0)
+      throw new InvalidArgumentError(`${flag} expects a positive number, got '${value}'`);
+    return n;
+  };
+}
+
+function nonNegativeNumber(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < 0)
+      throw new InvalidArgumentError(`${flag} expects a number ≥ 0, got '${value}'`);
+    return n;
+  };
+}
+
+function lossPlacement(value: string): AlgorithmOptions['losses'] {
+  const parts = value.split(',').map((s) => s.trim());
+  const allowed = ['block', 'patch', 'group', 'none'];
+  for (const p of parts) {
+    if (!allowed.includes(p)) {
+      throw new InvalidArgumentError(
+        `--losses takes a comma list of block, patch, group (or none), got '${p}'`,
+      );
+    }
+  }
+  return { block: parts.includes('block'), patch: parts.includes('patch'), group: parts.includes('group') };
+}
+
+interface TrainFlags {
+  preset?: string;
+  dataset: CliDataset;
+  dataDir?: string;
+  model?: string;
+  algo: string;
+  objective?: 'supervised' | 'contrastive';
+  epochs?: number;
+  batchSize?: number;
+  lr?: number;
+  momentum?: number;
+  weightDecay?: number;
+  optimizer?: 'sgd' | 'lars';
+  schedule?: 'constant' | 'linear' | 'warmup-cosine' | 'staircase';
+  warmupEpochs?: number;
+  seed: number;
+  limitTrain?: number;
+  limitTest?: number;
+  runDir?: string;
+  resume?: boolean;
+  backend: BackendRequest;
+  json?: boolean;
+  samples?: number;
+  noise?: 'gaussian' | 'rademacher';
+  reluMask: boolean;
+  normGrad: boolean;
+  losses?: AlgorithmOptions['losses'];
+  variant?: 'paper' | 'reference';
+  lossImpl?: 'fused' | 'naive';
+  blocks?: number;
+  channels?: number;
+  groups?: number;
+  patches?: number;
+  progress: boolean;
+}
+
+/** The preset an experiment starts from when --preset is not given. */
+function defaultPreset(dataset: CliDataset, model: string | undefined): string {
+  if (dataset === 'cifar10') return model?.startsWith('L') ? 'cifar10-l864' : 'cifar10-m816';
+  if (dataset === 'folder') return 'imagenet-l3264';
+  return model === 'S/1/1' ? 'mnist-s11' : 'mnist-m116';
+}
+
+export function registerTrain(program: Command, backendOption: () => Option): void {
+  program
+    .command('train')
+    .description("train a LocalMixer with one of the paper's learning rules")
+    .addOption(
+      new Option('--preset <name>', 'experiment preset (paper appendix 11)').choices([...PRESET_NAMES]),
+    )
+    .addOption(new Option('--dataset <name>', 'dataset').choices(Object.keys(DATASETS)).default('mnist'))
+    .option('--data-dir <dir>', 'dataset folder (idx, cifar10, folder; mnist is bundled)')
+    .addOption(new Option('--model <code>', 'LocalMixer size code').choices(Object.keys(modelPresets)))
+    .addOption(new Option('--algo <id>', 'learning rule').choices([...ALGORITHM_IDS]).default('lg-fg-a'))
+    .addOption(new Option('--objective <kind>', 'training objective').choices(['supervised', 'contrastive']))
+    .option('--epochs <n>', 'epochs', positiveInt('--epochs'))
+    .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'))
+    .option('--lr <x>', 'learning rate', positiveNumber('--lr'))
+    .option('--momentum <x>', 'SGD/LARS momentum', nonNegativeNumber('--momentum'))
+    .option('--weight-decay <x>', 'weight decay (weights only)', nonNegativeNumber('--weight-decay'))
+    .addOption(new Option('--optimizer <kind>', 'optimiser').choices(['sgd', 'lars']))
+    .addOption(
+      new Option('--schedule <kind>', 'learning-rate schedule').choices([
+        'constant',
+        'linear',
+        'warmup-cosine',
+        'staircase',
+      ]),
+    )
+    .option('--warmup-epochs <n>', 'warm-up epochs (warmup-cosine)', nonNegativeNumber('--warmup-epochs'))
+    .option(
+      '--seed <n>',
+      'random seed',
+      (v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n)) throw new InvalidArgumentError(`--seed expects an integer, got '${v}'`);
+        return n;
+      },
+      0,
+    )
+    .option('--limit-train <n>', 'train on the first N examples', positiveInt('--limit-train'))
+    .option('--limit-test <n>', 'evaluate on the first N test examples', positiveInt('--limit-test'))
+    .option('--run-dir <dir>', 'run folder (default runs/<algo>-<model>-<dataset>-<time>)')
+    .option('--resume', 'continue the run in --run-dir from its newest checkpoint')
+    .addOption(backendOption())
+    .option('--json', 'print a JSON summary as the last line')
+    .option('--samples <k>', 'forward gradient: noise samples per step', positiveInt('--samples'))
+    .addOption(
+      new Option('--noise <kind>', 'forward gradient: noise distribution').choices([
+        'gaussian',
+        'rademacher',
+      ]),
+    )
+    .option('--no-relu-mask', 'forward gradient: do not mask the activity estimate with the ReLU derivative')
+    .option('--no-norm-grad', 'forward gradient: skip the normalisation VJP (the paper\'s "NG")')
+    .option(
+      '--losses <list>',
+      'where local losses live: comma list of block, patch, group (or none)',
+      lossPlacement,
+    )
+    .addOption(
+      new Option('--variant <v>', "FA/DFA definitions: the paper's or the authors' code").choices([
+        'paper',
+        'reference',
+      ]),
+    )
+    .addOption(new Option('--loss-impl <impl>', 'replicated loss implementation').choices(['fused', 'naive']))
+    .option('--blocks <n>', 'custom size: blocks', positiveInt('--blocks'))
+    .option('--channels <n>', 'custom size: channels', positiveInt('--channels'))
+    .option('--groups <n>', 'custom size: channel groups', positiveInt('--groups'))
+    .option('--patches <n>', 'custom size: patches per image side', positiveInt('--patches'))
+    .option('--no-progress', 'no progress bar / periodic lines')
+    .action(async (flags: TrainFlags) => {
+      const summary = await runTrain(flags);
+      if (flags.json) console.log(JSON.stringify(summary));
+    });
+}
+
+async function runTrain(flags: TrainFlags) {
+  const algo = parseAlgorithmId(flags.algo);
+  const presetName = flags.preset ?? defaultPreset(flags.dataset, flags.model);
+  const overrides: ExperimentOverrides = {};
+  const set = <K extends keyof ExperimentOverrides>(k: K, v: ExperimentOverrides[K] | undefined) => {
+    if (v !== undefined) overrides[k] = v;
+  };
+  set('model', flags.model as ExperimentOverrides['model']);
+  set('objective', flags.objective);
+  set('epochs', flags.epochs);
+  set('batchSize', flags.batchSize);
+  set('lr', flags.lr);
+  set('momentum', flags.momentum);
+  set('weightDecay', flags.weightDecay);
+  set('optimizer', flags.optimizer);
+  set('schedule', flags.schedule);
+  set('warmupEpochs', flags.warmupEpochs);
+  const experiment = resolveExperiment(presetName, overrides);
+
+  const selection = await selectBackend(flags.backend);
+  process.stderr.write(`${describeSelection(selection)}\n`);
+  const dataset: Dataset = loadDataset(DATASETS[flags.dataset], {
+    dataDir: flags.dataDir,
+    size: flags.dataset === 'folder' ? 224 : undefined,
+  });
+
+  const algorithmOptions: Partial<AlgorithmOptions> = {};
+  if (flags.samples !== undefined) algorithmOptions.samples = flags.samples;
+  if (flags.noise !== undefined) algorithmOptions.noise = flags.noise;
+  if (flags.reluMask === false) algorithmOptions.reluMask = false;
+  if (flags.normGrad === false) algorithmOptions.normGradient = false;
+  if (flags.losses !== undefined) algorithmOptions.losses = flags.losses;
+  if (flags.variant !== undefined) algorithmOptions.variant = flags.variant;
+  if (flags.lossImpl !== undefined) algorithmOptions.lossImpl = flags.lossImpl;
+
+  const modelOverrides: Record<string, number> = {};
+  if (flags.blocks !== undefined) modelOverrides.blocks = flags.blocks;
+  if (flags.channels !== undefined) {
+    modelOverrides.channels = flags.channels;
+    modelOverrides.hidden = flags.channels;
+  }
+  if (flags.groups !== undefined) modelOverrides.groups = flags.groups;
+  if (flags.patches !== undefined) modelOverrides.patchesPerSide = flags.patches;
+
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const runDir =
+    flags.runDir ??
+    join('runs', `${algo}-${experiment.model.replaceAll('/', '_')}-${flags.dataset}-${stamp}`);
+  return train({
+    experiment,
+    algorithm: algo,
+    algorithmOptions,
+    modelOverrides,
+    dataset,
+    seed: flags.seed,
+    limitTrain: flags.limitTrain,
+    limitTest: flags.limitTest,
+    runDir,
+    resume: flags.resume,
+    backend: selection.name,
+    progressStream: flags.progress ? process.stderr : null,
+  });
+}

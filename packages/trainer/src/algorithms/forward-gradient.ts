@@ -1,0 +1,342 @@
+import * as tf from '@tensorflow/tfjs';
+import { jvp, type Random, softmaxCrossEntropy, stopGradient } from '@fwdgrad/jvp-core';
+import type { LocalLoss } from '@fwdgrad/local-losses';
+import {
+  applyLinear,
+  classify,
+  exactContext,
+  finalFeatures,
+  forwardBackbone,
+  type LayerContext,
+  type LinearSite,
+  linearSites,
+} from '@fwdgrad/localmixer';
+import {
+  type ActivityRecorder,
+  activityWeightGradient,
+  createActivityRecorder,
+  sampleNoise,
+  weightPerturbationGroupedEstimate,
+} from '@fwdgrad/perturbation';
+import type { Model } from '../model.js';
+import {
+  blockReplicas,
+  finalLogits,
+  gradientsByName,
+  localLossOf,
+  meanCrossEntropy,
+  namesOf,
+  Recorder,
+  resultOf,
+} from './common.js';
+import type { Algorithm, AlgorithmId, AlgorithmOptions, StepBatch, StepResult } from './types.js';
+
+/**
+ * The forward-gradient rules (paper section 6 item 3, REFERENCE 1.5–1.6): FG-W, FG-A, LG-FG-W and
+ * LG-FG-A. The backbone sees one forward pass that carries tangents (jvp-core) and no
+ * reverse-mode pass; the two local exceptions are the ones the paper names: the linear heads and
+ * the final classifier learn from their exact gradients on detached features, and (unless "NG")
+ * the estimate passes through the exact VJP of the parameter-free normalisation inside its layer.
+ */
+interface ForwardRuleSpec {
+  id: AlgorithmId;
+  description: string;
+  perturb: 'weights' | 'activities';
+  /** Local greedy: local losses per block and a stop-gradient between blocks. */
+  local: boolean;
+}
+
+const SPECS: Record<string, ForwardRuleSpec> = {
+  'fg-w': {
+    id: 'fg-w',
+    description: 'Weight-perturbed forward gradient of the final loss (Baydin et al. 2022)',
+    perturb: 'weights',
+    local: false,
+  },
+  'fg-a': {
+    id: 'fg-a',
+    description: 'Activity-perturbed forward gradient of the final loss',
+    perturb: 'activities',
+    local: false,
+  },
+  'lg-fg-w': {
+    id: 'lg-fg-w',
+    description: 'Local greedy weight-perturbed forward gradient',
+    perturb: 'weights',
+    local: true,
+  },
+  'lg-fg-a': {
+    id: 'lg-fg-a',
+    description: "Local greedy activity-perturbed forward gradient (the paper's method)",
+    perturb: 'activities',
+    local: true,
+  },
+};
+
+/**
+ * The LayerContext of activity perturbation: every backbone site goes through the perturbation
+ * package's recorder, which adds the noise as a tangent after the site's normalisation (primal
+ * unchanged: the forward pass is clean), before the residual and the ReLU, and keeps pre,
+ * prenorm and post for the estimate (REFERENCE 1.6).
+ */
+function activityContext(recorder: ActivityRecorder, stopBetweenBlocks: boolean): LayerContext {
+  const base = exactContext({ stopGradientBetweenBlocks: stopBetweenBlocks });
+  return {
+    ...base,
+    linear: (site, x, w, b) => applyLinear(site.layout, x, w, b),
+    activate: (site, { pre, prenorm, normalize, residual }) =>
+      recorder.activate(siteName(site), { layout: site.layout, pre, prenorm, normalize, residual }),
+  };
+}
+
+function siteName(site: LinearSite): string {
+  return `backbone.${site.index}`;
+}
+
+/**
+ * The loss tangent that reaches each unit of a site (REFERENCE 1.6 step 1), from the tangent of
+ * its block's replicated losses t [(K,) B, P′, G′] (P′, G′ are 1 when patch/group replication
+ * is off) or of the per-example final loss t [(K,) B]:
+ * - token mixing (units [B, C, P]): Σ_g t[n, p, g], broadcast over channels;
+ * - dense (units [B, P, Hd]): t[n, p, g] broadcast over the Hd/G units of group g;
+ * - grouped (units [B, P, G, C′]): t[n, p, g] broadcast over C′.
+ * The result broadcasts against the site's noise.
+ */
+function unitTangent(site: LinearSite, t: tf.Tensor, unitShape: number[]): tf.Tensor {
+  // t is [K, B] (global) or [K, B, P′, G′] (local); the result has rank 1 + unit rank.
+  return tf.tidy(() => {
+    const [k, ...body] = t.shape;
+    if (body.length === 1) return tf.reshape(t, [k, body[0], ...unitShape.slice(1).map(() => 1)]);
+    const [B, P, G] = body;
+    if (site.layout === 'token') return tf.reshape(tf.sum(t, -1), [k, B, 1, P]);
+    if (site.layout === 'grouped') return tf.expandDims(t, -1);
+    // dense: t[n, p, g] for the Hd/G consecutive units of group g
+    const hd = unitShape[2];
+    return tf.reshape(tf.broadcastTo(tf.expandDims(t, -1), [k, B, P, G, hd / G]), [k, B, P, hd]);
+  });
+}
+
+/**
+ * s_g of REFERENCE 1.5 for one site: the per-group directional derivatives Σ_{n,p} t[n, p, g] of
+ * its block's losses ([K,] B, P′, G′), or the scalar tangent of the global loss (as one group, or
+ * repeated over a grouped layer's groups, so that every direction is multiplied by it).
+ */
+function groupTangents(site: LinearSite, t: tf.Tensor, batched: boolean, weightShape: number[]): tf.Tensor {
+  return tf.tidy(() => {
+    const lead = batched ? 1 : 0;
+    const s = t.rank - lead === 0 ? tf.reshape(t, [...t.shape, 1]) : tf.sum(t, [lead, lead + 1]);
+    const g = s.shape[s.rank - 1];
+    const groups = weightShape[0];
+    // a grouped layer needs one tangent per group: without groupwise losses every group sees the same
+    if (site.layout === 'grouped' && g === 1 && groups > 1) {
+      return tf.tile(s, [...s.shape.slice(0, -1).map(() => 1), groups]);
+    }
+    return s;
+  });
+}
+
+class ForwardGradientRule implements Algorithm {
+  readonly id: AlgorithmId;
+  readonly description: string;
+
+  constructor(
+    private readonly spec: ForwardRuleSpec,
+    private readonly options: AlgorithmOptions,
+  ) {
+    this.id = spec.id;
+    this.description = spec.description;
+    if (!Number.isInteger(options.samples) || options.samples < 1) {
+      throw new Error(`${spec.id}: samples per step K must be a positive integer, got ${options.samples}`);
+    }
+  }
+
+  /** Local rules with blockwise losses: a loss per block and stop-gradients; otherwise global. */
+  private get blockwise(): boolean {
+    return this.spec.local && this.options.losses.block;
+  }
+
+  trainable(model: Model): string[] {
+    return namesOf(model, this.spec.local ? ['backbone', 'head', 'classifier'] : ['backbone', 'classifier']);
+  }
+
+  step(model: Model, batch: StepBatch, random: Random): StepResult {
+    const loss = this.spec.local ? localLossOf(model, this.options) : null;
+    const grads = new Map<string, tf.Tensor>();
+    const rec = new Recorder();
+    // One forward pass with tangents; returns the block outputs for the exact head updates.
+    const blocks =
+      this.spec.perturb === 'activities'
+        ? this.activityStep(model, batch, random, loss, grads)
+        : this.weightStep(model, batch, random, loss, grads);
+    try {
+      this.headUpdates(model, batch, loss, blocks, grads, rec);
+    } finally {
+      tf.dispose(blocks);
+    }
+    return resultOf(grads, rec, batch.labels);
+  }
+
+  /**
+   * The objective whose tangent drives the estimate: the replicated losses of every block (local,
+   * each /B, REFERENCE 1.1), of the last block only (local without blockwise), or the final
+   * classifier's per-example cross-entropy (global; FG-A sums over the batch, REFERENCE 1.6).
+   */
+  private lossTangentSources(
+    model: Model,
+    batch: StepBatch,
+    loss: LocalLoss | null,
+    blocks: tf.Tensor[],
+  ): tf.Tensor[] {
+    if (loss !== null) {
+      const ks = this.blockwise ? blocks.map((_, k) => k) : [blocks.length - 1];
+      return ks.map((k) => tf.div(blockReplicas(model, loss, k, blocks[k], batch), batch.size));
+    }
+    const logits = classify(model.params, finalFeatures(model.config, blocks[blocks.length - 1]));
+    const perExample = softmaxCrossEntropy(batch.labels, logits);
+    // FG-W: tangent of the batch-mean loss; FG-A: per-example tangents, not divided by B.
+    return [this.spec.perturb === 'weights' ? tf.mean(perExample) : perExample];
+  }
+
+  private activityStep(
+    model: Model,
+    batch: StepBatch,
+    random: Random,
+    loss: LocalLoss | null,
+    grads: Map<string, tf.Tensor>,
+  ): tf.Tensor[] {
+    const { options } = this;
+    const recorder = createActivityRecorder({ random, noise: options.noise });
+    const ctx = activityContext(recorder, this.blockwise);
+    const sites = new Map(linearSites(model.config).map((site) => [siteName(site), site]));
+    const k = options.samples;
+    try {
+      const [outs, tans] = jvp(
+        () => {
+          const blocks = forwardBackbone(model.config, model.params, batch.x, ctx);
+          return [...this.lossTangentSources(model, batch, loss, blocks), ...blocks];
+        },
+        [],
+        [],
+        k > 1 ? { batched: true, k } : {},
+      );
+      const nSources = outs.length - model.config.blocks;
+      for (const r of recorder.records) {
+        const site = sites.get(r.name) as LinearSite;
+        const t = nSources === 1 ? tans[0] : tans[site.block];
+        const u = tf.tidy(() => unitTangent(site, k > 1 ? t : tf.expandDims(t, 0), r.prenorm.shape));
+        const { dw, db } = activityWeightGradient({
+          name: r.name,
+          layout: site.layout,
+          pre: r.pre,
+          prenorm: r.prenorm,
+          post: r.post,
+          noise: r.noise,
+          unitTangent: u,
+          normalize: r.normalize,
+          normGradient: options.normGradient,
+          reluMask: options.reluMask,
+        });
+        u.dispose();
+        grads.set(`${r.name}.w`, dw);
+        grads.set(`${r.name}.b`, db);
+      }
+      tf.dispose([...outs.slice(0, nSources), ...tans]);
+      return outs.slice(nSources);
+    } finally {
+      recorder.dispose();
+    }
+  }
+
+  private weightStep(
+    model: Model,
+    batch: StepBatch,
+    random: Random,
+    loss: LocalLoss | null,
+    grads: Map<string, tf.Tensor>,
+  ): tf.Tensor[] {
+    const { options } = this;
+    const k = options.samples;
+    const sites = linearSites(model.config);
+    // REFERENCE 1.5: every backbone weight and bias gets a direction; heads get none.
+    const primals = model.params.backbone.flatMap((p) => [p.w, p.b]);
+    const directions = primals.map((p) =>
+      sampleNoise(random, k > 1 ? [k, ...p.shape] : p.shape, options.noise),
+    );
+    const ctx = exactContext({ stopGradientBetweenBlocks: this.blockwise });
+    try {
+      const [outs, tans] = jvp(
+        (...flat: tf.Tensor[]) => {
+          const backbone = sites.map((_, i) => ({ w: flat[2 * i], b: flat[2 * i + 1] }));
+          const blocks = forwardBackbone(model.config, { backbone }, batch.x, ctx);
+          return [...this.lossTangentSources(model, batch, loss, blocks), ...blocks];
+        },
+        primals,
+        directions,
+        k > 1 ? { batched: true, k } : {},
+      );
+      const nSources = outs.length - model.config.blocks;
+      sites.forEach((site, i) => {
+        const t = nSources === 1 ? tans[0] : tans[site.block];
+        const s = groupTangents(site, t, k > 1, model.params.backbone[site.index].w.shape);
+        const { dw, db } = weightPerturbationGroupedEstimate({
+          name: siteName(site),
+          layout: site.layout,
+          groupTangents: s,
+          weightNoise: directions[2 * i],
+          biasNoise: directions[2 * i + 1],
+        });
+        s.dispose();
+        grads.set(`${siteName(site)}.w`, dw);
+        grads.set(`${siteName(site)}.b`, db as tf.Tensor);
+      });
+      tf.dispose([...outs.slice(0, nSources), ...tans]);
+      return outs.slice(nSources);
+    } finally {
+      tf.dispose(directions);
+    }
+  }
+
+  dispose(): void {
+    // no fixed state
+  }
+
+  /** Exact gradients of the heads and the final classifier on detached features (REFERENCE 1.1). */
+  private headUpdates(
+    model: Model,
+    batch: StepBatch,
+    loss: LocalLoss | null,
+    blocks: tf.Tensor[],
+    grads: Map<string, tf.Tensor>,
+    rec: Recorder,
+  ): void {
+    const names = namesOf(model, loss === null ? ['classifier'] : ['head', 'classifier']);
+    const headGrads = gradientsByName(model, names, () => {
+      const detached = blocks.map((h) => stopGradient(h));
+      let total: tf.Scalar = tf.scalar(0);
+      if (loss !== null) {
+        let local: tf.Scalar = tf.scalar(0);
+        detached.forEach((h, k) => {
+          local = tf.add(local, loss.reduce(blockReplicas(model, loss, k, h, batch)));
+        });
+        rec.record('local', local);
+        total = local;
+      }
+      const logits = finalLogits(model, detached[detached.length - 1], true);
+      const ce = meanCrossEntropy(batch.labels, logits);
+      rec.record('loss', ce);
+      rec.record('logits', logits);
+      return tf.add(total, ce) as tf.Scalar;
+    });
+    for (const [n, g] of headGrads) grads.set(n, g);
+  }
+}
+
+export function isForwardRule(id: string): boolean {
+  return id in SPECS;
+}
+
+export function createForwardRule(id: AlgorithmId, options: AlgorithmOptions): Algorithm {
+  const spec = SPECS[id];
+  if (spec === undefined) throw new Error(`not a forward-gradient rule: '${id}'`);
+  return new ForwardGradientRule(spec, options);
+}

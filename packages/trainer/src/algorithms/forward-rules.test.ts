@@ -1,0 +1,83 @@
+import * as tf from '@tensorflow/tfjs';
+import { createRandom } from '@fwdgrad/jvp-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createOptimizer } from '../optim.js';
+import { createAlgorithm } from './registry.js';
+import { disposeBatch, syntheticBatch, tinyModel } from './testing.test-util.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+function trainLosses(id: string, steps: number, lr: number, options = {}) {
+  const model = tinyModel(3);
+  const batch = syntheticBatch(model);
+  const algo = createAlgorithm(id, model, options, createRandom(5));
+  const opt = createOptimizer('sgd', { momentum: 0.9, lastLayerLr: 1 });
+  const losses: number[] = [];
+  const before = tf.memory().numTensors - (model.entries.length + 2);
+  for (let s = 0; s < steps; s++) {
+    const r = algo.step(model, batch, createRandom(100 + s));
+    losses.push(r.localLoss ?? r.loss);
+    opt.apply(
+      model.entries.filter((e) => r.grads.has(e.name)),
+      r.grads,
+      lr,
+    );
+    tf.dispose([...r.grads.values()]);
+  }
+  algo.dispose();
+  opt.dispose();
+  disposeBatch(batch);
+  model.dispose();
+  return { losses, leaked: tf.memory().numTensors - before };
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+describe('forward-gradient rules lower the training loss on a small synthetic problem', () => {
+  for (const [id, options] of [
+    ['lg-fg-a', {}],
+    ['lg-fg-a', { samples: 4, noise: 'rademacher' }],
+    ['lg-fg-a', { normGradient: false, reluMask: false }],
+    ['fg-a', {}],
+    ['lg-fg-w', {}],
+    ['fg-w', { samples: 8 }],
+  ] as const) {
+    it(`${id} ${JSON.stringify(options)}`, () => {
+      const { losses, leaked } = trainLosses(id, 40, 0.02, options);
+      expect(mean(losses.slice(-5))).toBeLessThan(mean(losses.slice(0, 5)) * 0.95);
+      expect(leaked).toBe(0);
+    });
+  }
+});
+
+describe('LG-FG-A is unbiased for the LG-BP gradient of the same local losses', () => {
+  it('the mean of many estimates approaches the LG-BP gradient (tolerance from the variance)', () => {
+    const model = tinyModel(11);
+    const batch = syntheticBatch(model, 12);
+    const exact = createAlgorithm('lg-bp', model).step(model, batch, createRandom(0)).grads;
+    const fg = createAlgorithm('lg-fg-a', model, { samples: 64 });
+    const reps = 12;
+    const names = model.entries
+      .filter((e) => e.group === 'backbone' && e.kind === 'weight')
+      .map((e) => e.name);
+    const estimates = new Map<string, tf.Tensor[]>(names.map((n) => [n, []]));
+    for (let r = 0; r < reps; r++) {
+      const { grads } = fg.step(model, batch, createRandom(1000 + r));
+      for (const n of names) estimates.get(n)?.push(grads.get(n) as tf.Tensor);
+    }
+    for (const n of names) {
+      const stack = tf.stack(estimates.get(n) as tf.Tensor[]); // [reps, ...]
+      const m = tf.mean(stack, 0);
+      const v = tf.div(tf.sum(tf.square(tf.sub(stack, m)), 0), reps - 1); // variance of one (64-sample) estimate
+      const err = tf.sum(tf.square(tf.sub(m, exact.get(n) as tf.Tensor))).dataSync()[0];
+      const expected = tf.sum(v).dataSync()[0] / reps; // E‖mean − g‖² for an unbiased estimator
+      // ratio ~ 1 when unbiased (many coordinates); a bias of the size of the gradient makes it large
+      expect(err / expected).toBeLessThan(2);
+      const gNorm = tf.sum(tf.square(exact.get(n) as tf.Tensor)).dataSync()[0];
+      expect(gNorm).toBeGreaterThan(expected); // the test has power: the gradient stands out of the noise
+    }
+    disposeBatch(batch);
+  });
+});

@@ -1,0 +1,81 @@
+import * as tf from '@tensorflow/tfjs';
+import { createRandom } from '@fwdgrad/jvp-core';
+import { createLocalLoss } from '@fwdgrad/local-losses';
+import { exactContext, forwardBackbone, headFeatures } from '@fwdgrad/localmixer';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createOptimizer } from '../optim.js';
+import { createAlgorithm } from './registry.js';
+import { disposeBatch, syntheticBatch, tinyModel } from './testing.test-util.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+function trainLoss(id: string, steps: number, lr: number, options = {}) {
+  const model = tinyModel(3);
+  const batch = syntheticBatch(model);
+  const algo = createAlgorithm(id, model, options, createRandom(5));
+  const opt = createOptimizer('sgd', { momentum: 0.9, lastLayerLr: 1 });
+  const losses: number[] = [];
+  for (let s = 0; s < steps; s++) {
+    const r = algo.step(model, batch, createRandom(100 + s));
+    losses.push(r.loss + (r.localLoss ?? 0));
+    opt.apply(
+      model.entries.filter((e) => r.grads.has(e.name)),
+      r.grads,
+      lr,
+    );
+    tf.dispose([...r.grads.values()]);
+  }
+  algo.dispose();
+  opt.dispose();
+  disposeBatch(batch);
+  model.dispose();
+  return losses;
+}
+
+describe('gradient rules lower the training loss on a small synthetic problem', () => {
+  for (const id of ['bp', 'l-bp', 'lg-bp', 'fa', 'l-fa', 'lg-fa', 'dfa', 'readout']) {
+    it(id, () => {
+      const losses = trainLoss(id, 30, 0.05);
+      const first = losses.slice(0, 3).reduce((a, b) => a + b) / 3;
+      const last = losses.slice(-3).reduce((a, b) => a + b) / 3;
+      expect(last).toBeLessThan(first * 0.9);
+    });
+  }
+  for (const id of ['fa', 'dfa']) {
+    it(`${id} (authors' variant)`, () => {
+      const losses = trainLoss(id, 30, 0.05, { variant: 'reference' });
+      expect(losses.at(-1) as number).toBeLessThan((losses[0] as number) * 0.95);
+    });
+  }
+});
+
+describe('L-BP vs LG-BP block-0 gradients', () => {
+  it("L-BP's block-0 gradient includes the downstream local losses and LG-BP's does not", () => {
+    const model = tinyModel(4);
+    const batch = syntheticBatch(model, 12);
+    const loss = createLocalLoss({ objective: 'supervised' });
+    const w0 = model.params.backbone[0].w;
+    // computed separately: gradient of block 0's own local loss only, and of all local losses
+    const localOf = (k: number, stopBetween: boolean) => () => {
+      const ctx = exactContext({ stopGradientBetweenBlocks: stopBetween });
+      const blocks = forwardBackbone(model.config, model.params, batch.x, ctx);
+      const head = model.params.heads[k];
+      return loss.reduce(loss.replicas(headFeatures(model.config, blocks[k]), head.w, head.b, batch.labels));
+    };
+    const own = tf.grad(() => localOf(0, false)() as tf.Scalar)(w0);
+    const downstream = tf.grad(() => localOf(1, false)() as tf.Scalar)(w0);
+    const lbp = createAlgorithm('l-bp', model)
+      .step(model, batch, createRandom(0))
+      .grads.get('backbone.0.w') as tf.Tensor;
+    const lgbp = createAlgorithm('lg-bp', model)
+      .step(model, batch, createRandom(0))
+      .grads.get('backbone.0.w') as tf.Tensor;
+    const close = (a: tf.Tensor, b: tf.Tensor) => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0];
+    expect(close(lgbp, own)).toBeLessThan(1e-6);
+    expect(close(lbp, tf.add(own, downstream))).toBeLessThan(1e-6);
+    expect(tf.max(tf.abs(downstream)).dataSync()[0]).toBeGreaterThan(1e-4);
+    disposeBatch(batch);
+  });
+});

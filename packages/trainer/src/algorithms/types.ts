@@ -1,0 +1,105 @@
+import type * as tf from '@tensorflow/tfjs';
+import type { Random } from '@fwdgrad/jvp-core';
+import type { Model } from '../model.js';
+
+/** The paper's eleven learning rules (Table 3, section 6) plus the `readout` control. */
+export const ALGORITHM_IDS = [
+  'bp',
+  'l-bp',
+  'lg-bp',
+  'fa',
+  'l-fa',
+  'lg-fa',
+  'dfa',
+  'fg-w',
+  'fg-a',
+  'lg-fg-w',
+  'lg-fg-a',
+  'readout',
+] as const;
+export type AlgorithmId = (typeof ALGORITHM_IDS)[number];
+
+/** One training batch, as the algorithms see it. */
+export interface StepBatch {
+  /** Patchified, normalised inputs [B, P, D_in] (supervised), or both views stacked [2B, P, D_in]. */
+  x: tf.Tensor;
+  /** One-hot labels [B, K]. */
+  labels: tf.Tensor;
+  /** Number of examples B (contrastive: per view). */
+  size: number;
+}
+
+/** What one step of a learning rule produces. */
+export interface StepResult {
+  /** Update direction per parameter name (a gradient or a gradient estimate); caller disposes. */
+  grads: Map<string, tf.Tensor>;
+  /** Final classifier loss (batch mean cross-entropy, or contrastive loss). */
+  loss: number;
+  /** Σ of the block objectives (REFERENCE 1.1), when the rule has local losses. */
+  localLoss?: number;
+  /** Training accuracy of the final classifier on this batch (supervised). */
+  accuracy?: number;
+}
+
+/** Where the local losses live (paper Figure 6): the ablation switches. */
+export interface LossPlacementOptions {
+  /** A loss after every block with a stop-gradient between blocks. */
+  block: boolean;
+  /** One replica per patch. */
+  patch: boolean;
+  /** One replica per channel group. */
+  group: boolean;
+}
+
+/** Options of the forward-gradient rules (the paper's ablations are flags, not forks). */
+export interface ForwardGradientOptions {
+  /** Noise samples K per step, averaged (one batched jvp). */
+  samples: number;
+  /** Noise distribution. */
+  noise: 'gaussian' | 'rademacher';
+  /** Multiply the activity estimate by the ReLU derivative (paper §3.6). */
+  reluMask: boolean;
+  /** Backprop through the parameter-free normalisation inside each layer; false = paper's "NG". */
+  normGradient: boolean;
+}
+
+/** Options every rule understands (rules ignore what does not concern them). */
+export interface AlgorithmOptions extends ForwardGradientOptions {
+  /** Local loss placement (local rules). */
+  losses: LossPlacementOptions;
+  /**
+   * `paper` (default): FA = global feedback alignment, DFA = global output error through fixed
+   * random matrices. `reference`: the authors' code (REFERENCE 1.3–1.4, §7): FA with local losses
+   * and fixed random local heads, DFA with per-layer random readouts.
+   */
+  variant: 'paper' | 'reference';
+  /** Replicated-loss implementation. */
+  lossImpl: 'fused' | 'naive';
+}
+
+export const DEFAULT_ALGORITHM_OPTIONS: AlgorithmOptions = {
+  samples: 1,
+  noise: 'gaussian',
+  reluMask: true,
+  normGradient: true,
+  losses: { block: true, patch: true, group: true },
+  variant: 'paper',
+  lossImpl: 'fused',
+};
+
+/**
+ * A learning rule. It computes an update direction for the model's parameters from one batch;
+ * the optimiser applies it. Rules own any fixed state (feedback matrices) and free it in
+ * `dispose`.
+ */
+export interface Algorithm {
+  readonly id: AlgorithmId;
+  /** One line: what the rule is (paper section 6). */
+  readonly description: string;
+  /** Names of the parameters this rule updates. */
+  trainable(model: Model): string[];
+  step(model: Model, batch: StepBatch, random: Random): StepResult;
+  /** Fixed tensors the rule owns (e.g. feedback matrices), for checkpoints. */
+  state?(): Map<string, tf.Tensor>;
+  dispose(): void;
+}

@@ -1,0 +1,365 @@
+import { existsSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs';
+import { createRandom } from '@fwdgrad/jvp-core';
+import { batches, type Dataset, hashSeed, loadDataset, type Split } from '@fwdgrad/datasets';
+import {
+  exactContext,
+  type LocalMixerConfig,
+  type LocalMixerOptions,
+  forward,
+  patchify,
+  resolveConfig,
+} from '@fwdgrad/localmixer';
+import { createAlgorithm } from './algorithms/registry.js';
+import type { Algorithm, AlgorithmId, AlgorithmOptions, StepBatch } from './algorithms/types.js';
+import {
+  appendMetrics,
+  ensureRunDir,
+  listCheckpoints,
+  loadLatestCheckpoint,
+  readConfig,
+  readMetrics,
+  saveCheckpoint,
+  writeConfig,
+  writeMetrics,
+} from './checkpoint.js';
+import { checkFinite } from './guard.js';
+import { createModel, type Model } from './model.js';
+import { createOptimizer, type Optimizer } from './optim.js';
+import { assignParams, namedParams } from './params.js';
+import { type ExperimentConfig, experimentSchedule } from './presets.js';
+import { createProgress, type ProgressStream } from './progress.js';
+
+/** Everything a training run needs. */
+export interface TrainOptions {
+  experiment: ExperimentConfig;
+  algorithm: AlgorithmId;
+  algorithmOptions?: Partial<AlgorithmOptions>;
+  /** Overrides of the LocalMixer configuration (custom sizes, normalisation). */
+  modelOverrides?: LocalMixerOptions;
+  /** A loaded dataset; otherwise `experiment.dataset` is loaded (from `dataDir` if given). */
+  dataset?: Dataset;
+  dataDir?: string;
+  seed?: number;
+  /** Train on the first N training examples only. */
+  limitTrain?: number;
+  /** Evaluate on the first N test examples only. */
+  limitTest?: number;
+  /** Run folder: config.json, metrics.jsonl, checkpoints. */
+  runDir: string;
+  /** Continue from the newest checkpoint in `runDir`. */
+  resume?: boolean;
+  /** The backend in use (recorded in the summary); selection is the caller's. */
+  backend?: string;
+  /** Progress output (a bar on terminals, plain lines otherwise); default stderr. */
+  progressStream?: ProgressStream | null;
+  /** One line per epoch and start-up messages; default writes to stderr. */
+  log?: (line: string) => void;
+  /** Examples per evaluation batch. */
+  evalBatchSize?: number;
+}
+
+/** One row of metrics.jsonl. */
+export interface EpochMetrics {
+  epoch: number;
+  step: number;
+  loss: number;
+  local_loss: number | null;
+  train_batch_accuracy: number;
+  test_error: number;
+  train_error: number;
+  lr: number;
+  seconds: number;
+  examples_per_second: number;
+  live_tensors: number;
+}
+
+/** What `fwdgrad train --json` prints (errors as fractions). */
+export interface TrainSummary {
+  algo: AlgorithmId;
+  model: string;
+  dataset: string;
+  objective: string;
+  epochs: number;
+  test_error: number;
+  train_error: number;
+  examples_per_second: number;
+  seconds: number;
+  backend: string;
+  run_dir: string;
+}
+
+/** The configuration recorded in config.json; resuming requires the same. */
+interface RunConfig {
+  experiment: ExperimentConfig;
+  algorithm: AlgorithmId;
+  algorithmOptions: Partial<AlgorithmOptions>;
+  modelOverrides: LocalMixerOptions;
+  model: LocalMixerConfig;
+  seed: number;
+  limitTrain: number | null;
+  limitTest: number | null;
+}
+
+function datasetNormalization(ds: Dataset) {
+  return { mean: ds.mean, std: ds.std };
+}
+
+/** Builds the LocalMixer configuration of an experiment for a dataset. */
+export function modelConfigFor(
+  exp: ExperimentConfig,
+  ds: Dataset,
+  overrides: LocalMixerOptions = {},
+): LocalMixerConfig {
+  return resolveConfig(exp.model, {
+    imageShape: ds.shape as [number, number, number],
+    numClasses: ds.numClasses,
+    objective: exp.objective,
+    ...overrides,
+  });
+}
+
+/**
+ * Test or train error of the final classifier (1 − accuracy) over a split, un-augmented, in
+ * batches, with the exact forward pass.
+ */
+export function evaluateError(
+  model: Model,
+  ds: Dataset,
+  split: Split,
+  limit?: number,
+  batchSize = 500,
+): number {
+  let correct = 0;
+  let total = 0;
+  for (const b of batches(split, { batchSize, shuffle: false, limit, normalize: ds })) {
+    const hits = tf.tidy(() => {
+      const { logits, blocks } = forward(model.config, model.params, b.images, exactContext());
+      tf.dispose(blocks);
+      return tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), b.labels), 'int32')).dataSync()[0];
+    });
+    correct += hits;
+    total += b.labels.shape[0];
+    tf.dispose([b.images, b.labels]);
+  }
+  return total === 0 ? Number.NaN : 1 - correct / total;
+}
+
+function sameRun(a: RunConfig, b: RunConfig): string | null {
+  const keys: (keyof RunConfig)[] = ['algorithm', 'seed', 'limitTrain', 'limitTest'];
+  for (const k of keys) {
+    if (JSON.stringify(a[k]) !== JSON.stringify(b[k]))
+      return `${k}: ${JSON.stringify(a[k])} vs ${JSON.stringify(b[k])}`;
+  }
+  if (JSON.stringify(a.experiment) !== JSON.stringify(b.experiment)) return 'the experiment settings differ';
+  if (JSON.stringify(a.model) !== JSON.stringify(b.model)) return 'the model configuration differs';
+  if (JSON.stringify(a.algorithmOptions) !== JSON.stringify(b.algorithmOptions))
+    return 'the algorithm options differ';
+  return null;
+}
+
+/**
+ * Trains a LocalMixer with one learning rule and writes the run folder. Returns the summary of
+ * the last epoch. Resuming (same run folder, same settings) continues exactly: data order, noise
+ * and feedback matrices are derived from the seed, and the optimiser state is restored.
+ */
+export async function train(options: TrainOptions): Promise<TrainSummary> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const exp = options.experiment;
+  if (exp.objective !== 'supervised') {
+    throw new Error(
+      `objective '${exp.objective}' is not supported by the training loop yet; use --objective supervised`,
+    );
+  }
+  const seed = options.seed ?? 0;
+  const ds = options.dataset ?? loadDataset(exp.dataset, { dataDir: options.dataDir });
+  const config = modelConfigFor(exp, ds, options.modelOverrides);
+  const runConfig: RunConfig = {
+    experiment: exp,
+    algorithm: options.algorithm,
+    algorithmOptions: options.algorithmOptions ?? {},
+    modelOverrides: options.modelOverrides ?? {},
+    model: config,
+    seed,
+    limitTrain: options.limitTrain ?? null,
+    limitTest: options.limitTest ?? null,
+  };
+
+  // Run folder: never touch an existing run unless asked to resume it.
+  ensureRunDir(options.runDir);
+  const existing = listCheckpoints(options.runDir);
+  if (!options.resume && (existing.length > 0 || existsSync(`${options.runDir}/metrics.jsonl`))) {
+    throw new Error(
+      `run folder ${options.runDir} already holds a run; pass --resume to continue it or choose another --run-dir`,
+    );
+  }
+  const model = createModel(config, seed);
+  const algorithm: Algorithm = createAlgorithm(
+    options.algorithm,
+    model,
+    options.algorithmOptions,
+    createRandom(hashSeed(seed, 1)),
+  );
+  const optimizer: Optimizer = createOptimizer(exp.optimizer, {
+    momentum: exp.momentum,
+    weightDecay: exp.weightDecay,
+    headLr: exp.headLr,
+    lastLayerLr: exp.lastLayerLr,
+  });
+  const trainable = new Set(algorithm.trainable(model));
+  const entries = model.entries.filter((e) => trainable.has(e.name));
+
+  const trainCount = options.limitTrain ?? ds.train.count;
+  const stepsPerEpoch = Math.floor(trainCount / exp.batchSize);
+  if (stepsPerEpoch < 1) {
+    throw new Error(
+      `batch size ${exp.batchSize} is larger than the ${trainCount} training examples; lower --batch-size or raise --limit-train`,
+    );
+  }
+  const schedule = experimentSchedule(exp, stepsPerEpoch);
+
+  let startEpoch = 0;
+  let step = 0;
+  let lastCheckpoint: string | null = null;
+  if (options.resume) {
+    const saved = readConfig<RunConfig>(options.runDir);
+    if (saved !== null) {
+      const diff = sameRun(saved, runConfig);
+      if (diff !== null) {
+        throw new Error(
+          `cannot resume ${options.runDir}: its settings differ (${diff}); resume with the same flags`,
+        );
+      }
+    }
+    const ckpt = loadLatestCheckpoint(options.runDir);
+    if (ckpt !== null) {
+      assignParams(model.entries, ckpt.params);
+      optimizer.loadState(ckpt.optimizer);
+      tf.dispose([...Object.values(ckpt.params), ...Object.values(ckpt.optimizer)]);
+      startEpoch = ckpt.epoch;
+      step = ckpt.step;
+      lastCheckpoint = ckpt.file;
+      // rows of epochs after the checkpoint (an interrupted epoch's) are redone
+      writeMetrics(
+        options.runDir,
+        readMetrics<{ epoch: number }>(options.runDir).filter((r) => r.epoch <= ckpt.epoch),
+      );
+      log(`resuming ${options.runDir} after epoch ${startEpoch} (step ${step})`);
+    }
+  }
+  writeConfig(options.runDir, runConfig);
+  log(
+    `training ${options.algorithm} (${algorithm.description}) on ${ds.name}, LocalMixer ${exp.model}, ` +
+      `${trainCount} examples, batch ${exp.batchSize}, ${exp.epochs} epochs, backend ${options.backend ?? tf.getBackend()}`,
+  );
+
+  const normalization = datasetNormalization(ds);
+  const wallStart = performance.now();
+  let summary: TrainSummary | null = null;
+  try {
+    for (let epoch = startEpoch; epoch < exp.epochs; epoch++) {
+      const progress =
+        options.progressStream === null
+          ? null
+          : createProgress({
+              total: stepsPerEpoch * exp.batchSize,
+              label: `epoch ${epoch + 1}/${exp.epochs}`,
+              stream: options.progressStream,
+            });
+      let lossSum = 0;
+      let localSum = 0;
+      let hasLocal = false;
+      let accSum = 0;
+      let trainSeconds = 0;
+      let lr = schedule(step);
+      for (const b of batches(ds.train, {
+        batchSize: exp.batchSize,
+        seed,
+        epoch,
+        shuffle: true,
+        dropLast: true,
+        limit: options.limitTrain,
+        normalize: false,
+      })) {
+        const started = performance.now();
+        const batch: StepBatch = tf.tidy(() => {
+          const x = patchify(b.images, config, normalization);
+          const labels = tf.oneHot(b.labels, ds.numClasses).toFloat();
+          return { x: tf.keep(x), labels: tf.keep(labels), size: b.labels.shape[0] };
+        }) as unknown as StepBatch;
+        tf.dispose([b.images, b.labels]);
+        lr = schedule(step);
+        const result = algorithm.step(model, batch, createRandom(hashSeed(seed, 2, step)));
+        try {
+          checkFinite(result.loss, { step, epoch, checkpoint: lastCheckpoint });
+          if (result.localLoss !== undefined) {
+            checkFinite(result.localLoss, { step, epoch, what: 'local loss', checkpoint: lastCheckpoint });
+          }
+          optimizer.apply(entries, result.grads, lr);
+        } finally {
+          tf.dispose([...result.grads.values(), batch.x, batch.labels]);
+        }
+        trainSeconds += (performance.now() - started) / 1000;
+        step++;
+        lossSum += result.loss;
+        accSum += result.accuracy ?? 0;
+        if (result.localLoss !== undefined) {
+          hasLocal = true;
+          localSum += result.localLoss;
+        }
+        progress?.tick(batch.size, { loss: result.loss, acc: result.accuracy });
+      }
+      progress?.done();
+      const testError = evaluateError(model, ds, ds.test, options.limitTest, options.evalBatchSize);
+      const trainError = evaluateError(model, ds, ds.train, options.limitTrain, options.evalBatchSize);
+      const row: EpochMetrics = {
+        epoch: epoch + 1,
+        step,
+        loss: lossSum / stepsPerEpoch,
+        local_loss: hasLocal ? localSum / stepsPerEpoch : null,
+        train_batch_accuracy: accSum / stepsPerEpoch,
+        test_error: testError,
+        train_error: trainError,
+        lr,
+        seconds: trainSeconds,
+        examples_per_second: (stepsPerEpoch * exp.batchSize) / trainSeconds,
+        live_tensors: tf.memory().numTensors,
+      };
+      appendMetrics(options.runDir, row as unknown as Record<string, unknown>);
+      lastCheckpoint = saveCheckpoint(options.runDir, {
+        epoch: epoch + 1,
+        step,
+        params: namedParams(model.entries),
+        optimizer: optimizer.state(),
+        extra: { seed },
+      });
+      log(
+        `epoch ${epoch + 1}/${exp.epochs}: loss ${row.loss.toFixed(4)}` +
+          (row.local_loss === null ? '' : ` local ${row.local_loss.toFixed(4)}`) +
+          ` test error ${(100 * testError).toFixed(2)}% train error ${(100 * trainError).toFixed(2)}%` +
+          ` ${row.examples_per_second.toFixed(0)} ex/s live tensors ${row.live_tensors}`,
+      );
+      summary = {
+        algo: options.algorithm,
+        model: exp.model,
+        dataset: ds.name,
+        objective: exp.objective,
+        epochs: epoch + 1,
+        test_error: testError,
+        train_error: trainError,
+        examples_per_second: row.examples_per_second,
+        seconds: (performance.now() - wallStart) / 1000,
+        backend: options.backend ?? tf.getBackend(),
+        run_dir: options.runDir,
+      };
+    }
+  } finally {
+    algorithm.dispose();
+    optimizer.dispose();
+    model.dispose();
+  }
+  if (summary === null) {
+    throw new Error(`nothing to train: the run in ${options.runDir} already completed ${exp.epochs} epochs`);
+  }
+  return summary;
+}
