@@ -1,1 +1,61 @@
-export {};
+export {
+  type ActivityPerturbationOptions,
+  activityPerturbedGradient,
+  type SitesForward,
+} from './activity.js';
+export { type ForwardGradientOptions, forwardGradient } from './forward-gradient.js';
+export {
+  type ActivityWeightGradientInput,
+  activityWeightGradient,
+  expandGroupTangent,
+  type GroupedWeightEstimateInput,
+  weightPerturbationGroupedEstimate,
+} from './layer.js';
+export { applyLinear, type LinearLayout, linearParamGradients } from './linear.js';
+export { type NoiseKind, noiseFourthMoment, noiseKinds, sampleNoise } from './noise.js';
+export {
+  type ActivateArgs,
+  type Activation,
+  type ActivityRecord,
+  type ActivityRecorder,
+  type ActivityRecorderOptions,
+  createActivityRecorder,
+  type NoiseSource,
+  plainSites,
+  type SiteOptions,
+  type Sites,
+} from './sites.js';
+export {
+  type ForwardGradientResult,
+  independentWeightPerturbedGradient,
+  type Reduction,
+  type WeightPerturbationOptions,
+  type WeightPerturbationResult,
+  weightPerturbedGradient,
+} from './weight.js';
+export { runVarianceCommand, type VarianceCommandOptions, type VarianceCommandResult } from './command.js';
+export {
+  allocateLabEstimates,
+  allocateLabNoise,
+  createLabProblem,
+  drawLabNoise,
+  type LabEstimates,
+  type LabEstimator,
+  labEstimates,
+  labEstimators,
+  type LabPointOptions,
+  type LabProblem,
+  type LabProblemOptions,
+  type LabSampleNoise,
+  LabStream,
+  type LabSweep,
+  type LabTheoryInput,
+  labTheory,
+  measureLabPoint,
+  mixSeed,
+  runVarianceLab,
+  type VarianceLabOptions,
+  type VarianceRow,
+  varianceJsonLines,
+} from './lab.js';
+export { type VariancePlotOptions, varianceLabSvg } from './plot.js';
