@@ -11,6 +11,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { registerData } from './data.js';
 import { registerEval } from './eval.js';
 import { registerTrain } from './train.js';
+import { registerVariance } from './variance.js';
 
 /** Exit code for usage errors (unknown flag, bad value), as in most Unix tools. */
 export const USAGE_ERROR = 2;
@@ -79,6 +80,7 @@ export function createProgram(): Command {
   registerTrain(program, backendOption);
   registerEval(program, backendOption, positiveInt);
   registerData(program);
+  registerVariance(program, positiveInt);
   return program;
 }
 
