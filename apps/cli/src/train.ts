@@ -71,6 +71,8 @@ interface TrainFlags {
   lr?: number;
   momentum?: number;
   weightDecay?: number;
+  headLr?: number;
+  lastLayerLr?: number;
   optimizer?: 'sgd' | 'lars';
   schedule?: 'constant' | 'linear' | 'warmup-cosine' | 'staircase';
   warmupEpochs?: number;
@@ -119,6 +121,12 @@ export function registerTrain(program: Command, backendOption: () => Option): vo
     .option('--lr <x>', 'learning rate', positiveNumber('--lr'))
     .option('--momentum <x>', 'SGD/LARS momentum', nonNegativeNumber('--momentum'))
     .option('--weight-decay <x>', 'weight decay (weights only)', nonNegativeNumber('--weight-decay'))
+    .option('--head-lr <x>', 'learning-rate multiplier of the local heads (head_lr)', nonNegativeNumber('--head-lr'))
+    .option(
+      '--last-layer-lr <x>',
+      'learning-rate multiplier of the final classifier (last_layer_lr)',
+      nonNegativeNumber('--last-layer-lr'),
+    )
     .addOption(new Option('--optimizer <kind>', 'optimiser').choices(['sgd', 'lars']))
     .addOption(
       new Option('--schedule <kind>', 'learning-rate schedule').choices([
@@ -191,6 +199,8 @@ async function runTrain(flags: TrainFlags) {
   set('lr', flags.lr);
   set('momentum', flags.momentum);
   set('weightDecay', flags.weightDecay);
+  set('headLr', flags.headLr);
+  set('lastLayerLr', flags.lastLayerLr);
   set('optimizer', flags.optimizer);
   set('schedule', flags.schedule);
   set('warmupEpochs', flags.warmupEpochs);

@@ -109,7 +109,7 @@ describe('experiment presets (issue 8 item 5, paper appendix 11)', () => {
         momentum: 0.9,
         weightDecay,
         headLr: 1.0,
-        lastLayerLr: 0.1,
+        lastLayerLr: name === 'imagenet-l3264' ? 0.1 : 1.0,
         schedule,
         warmupEpochs,
         augmentation: aug,
