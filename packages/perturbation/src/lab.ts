@@ -124,8 +124,9 @@ function checkPositiveInt(where: string, name: string, v: unknown): number {
 }
 
 /**
- * Builds a lab problem: x ~ N(0, I_p); targets from a random teacher p → 4 (tanh) → 1 plus N(0, 0.1²) noise;
- * the student W1 ~ N(0, 1/p), b1 ~ N(0, 0.25), W2 ~ N(0, 1/q), b2 = 0. Computes the per-example gradients
+ * Builds a lab problem: x ~ N(0, I_p); targets from a teacher p → 4 (tanh) → 1 (A ~ N(0, 1/p), output weights
+ * ±1) plus N(0, 0.1²) noise; the student W1 ~ N(0, 1/p), b1 ~ N(0, 0.25), W2 = ±1/√q, b2 = 0. The data and the
+ * teacher depend on (seed, p), the student on (seed, p, q). Computes the per-example gradients
  * in closed form (backprop by hand: δ = 2(y − t)·W2 ⊙ (1 − h²)) and V, S exactly over the data set, so that
  * with mini-batches drawn with replacement the Table 1 formulas are exact expectations.
  */
@@ -134,20 +135,25 @@ export function createLabProblem(options: LabProblemOptions): LabProblem {
   const p = checkPositiveInt(where, 'p', options.p);
   const q = checkPositiveInt(where, 'q', options.q);
   const size = checkPositiveInt(where, 'size', options.size ?? 5000);
-  const stream = new LabStream(mixSeed(options.seed ?? 0, p, q, 0x1ab));
-  const normals = (n: number, scale: number) => {
+  const seed = options.seed ?? 0;
+  // Separate streams: the data and the teacher depend on (seed, p) only, the student on (seed, p, q), so the
+  // fan-out sweep varies the student alone; scales are normalised so that problems of different sizes compare.
+  const dataStream = new LabStream(mixSeed(seed, p, 0xda7a));
+  const studentStream = new LabStream(mixSeed(seed, p, q, 0x57d));
+  const normals = (stream: LabStream, n: number, scale: number) => {
     const a = new Float64Array(n);
     for (let i = 0; i < n; i++) a[i] = scale * stream.normal();
     return a;
   };
   const teacherWidth = 4;
-  const ta = normals(p * teacherWidth, 1 / Math.sqrt(p));
-  const tc = normals(teacherWidth, 1);
-  const w1 = normals(p * q, 1 / Math.sqrt(p));
-  const b1 = normals(q, 0.5);
-  const w2 = normals(q, 1 / Math.sqrt(q));
+  const ta = normals(dataStream, p * teacherWidth, 1 / Math.sqrt(p));
+  const tc = Float64Array.from({ length: teacherWidth }, (_, k) => (k % 2 === 0 ? 1 : -1));
+  const x = normals(dataStream, size * p, 1);
+  const noise = normals(dataStream, size, 0.1);
+  const w1 = normals(studentStream, p * q, 1 / Math.sqrt(p));
+  const b1 = normals(studentStream, q, 0.5);
+  const w2 = Float64Array.from({ length: q }, () => (studentStream.uniform() < 0.5 ? -1 : 1) / Math.sqrt(q));
   const b2 = 0;
-  const x = normals(size * p, 1);
   const target = new Float64Array(size);
   const delta = new Float64Array(size * q);
   for (let n = 0; n < size; n++) {
@@ -157,7 +163,7 @@ export function createLabProblem(options: LabProblemOptions): LabProblem {
       for (let i = 0; i < p; i++) s += x[n * p + i] * ta[i * teacherWidth + k];
       t += tc[k] * Math.tanh(s);
     }
-    target[n] = t + 0.1 * stream.normal();
+    target[n] = t + noise[n];
   }
   const h = new Float64Array(q);
   for (let n = 0; n < size; n++) {

@@ -216,7 +216,8 @@ export function weightPerturbationGroupedEstimate(input: GroupedWeightEstimateIn
   };
   const lead = batched ? `[${k}, ` : '[';
   if (weightNoise.rank !== baseRank + (batched ? 1 : 0) || (batched && weightNoise.shape[0] !== k)) {
-    bad('weightNoise', weightNoise, `${lead}${layout === 'grouped' ? 'G, in/G, out/G' : 'in, out'}]`);
+    const dims = layout === 'grouped' ? 'G, in/G, out/G' : layout === 'token' ? 'P, P' : 'in, out';
+    bad('weightNoise', weightNoise, `${lead}${dims}]`);
   }
   const wShape = batched ? weightNoise.shape.slice(1) : weightNoise.shape;
   if (layout === 'grouped' && wShape[0] !== g) bad('weightNoise', weightNoise, `${lead}${g}, in/G, out/G]`);

@@ -136,7 +136,7 @@ export function createActivityRecorder(options: ActivityRecorderOptions = {}): A
               `${shapeString(shape)} ([K, ...activation shape])`,
           );
         }
-        return tf.clone(u);
+        return u.dtype === 'float32' ? tf.clone(u) : tf.cast(u, 'float32');
       }),
     );
 

@@ -26,7 +26,14 @@ describe('weightPerturbedGradient (FG-W, eq. 2)', () => {
     const stats = unbiasedness(batchMeans, truth);
     expect(looksUnbiased(stats)).toBe(true);
     // The same test rejects a 25 % bias: it can fail.
-    expect(looksUnbiased(unbiasedness(batchMeans.map((b) => b.map((v) => 1.25 * v)), truth))).toBe(false);
+    expect(
+      looksUnbiased(
+        unbiasedness(
+          batchMeans.map((b) => b.map((v) => 1.25 * v)),
+          truth,
+        ),
+      ),
+    ).toBe(false);
     m.dispose();
   });
 
@@ -36,7 +43,11 @@ describe('weightPerturbedGradient (FG-W, eq. 2)', () => {
     const random = createRandom(8);
     const batchMeans: number[][] = [];
     for (let r = 0; r < 40; r++) {
-      const res = weightPerturbedGradient(m.meanLoss, m.params, { random, samples: 100, noise: 'rademacher' });
+      const res = weightPerturbedGradient(m.meanLoss, m.params, {
+        random,
+        samples: 100,
+        noise: 'rademacher',
+      });
       batchMeans.push(flat(res.grads));
       tf.dispose([res.value, ...res.grads, res.directionalDerivatives]);
     }
@@ -60,7 +71,9 @@ describe('weightPerturbedGradient (FG-W, eq. 2)', () => {
     res.grads.forEach((g, i) => {
       const got = values(g).map((v) => v * total);
       const want = values(exact[i]);
-      got.forEach((v, j) => expect(v).toBeCloseTo(want[j], 4));
+      got.forEach((v, j) => {
+        expect(v).toBeCloseTo(want[j], 4);
+      });
     });
     // The directional derivatives are the gradient entries themselves.
     expect(values(res.directionalDerivatives).map((v) => v.toFixed(4))).toEqual(
@@ -82,17 +95,16 @@ describe('weightPerturbedGradient (FG-W, eq. 2)', () => {
         0,
       ),
     );
-    values(res.directionalDerivatives).forEach((v, k) => expect(v).toBeCloseTo(t[k], 4));
+    values(res.directionalDerivatives).forEach((v, k) => {
+      expect(v).toBeCloseTo(t[k], 4);
+    });
     res.grads.forEach((g, i) => {
       const want = tf.tidy(() =>
-        values(
-          tf.div(
-            tf.addN([0, 1, 2].map((k) => tf.mul(tf.gather(directions[i], k), t[k]))),
-            3,
-          ),
-        ),
+        values(tf.div(tf.addN([0, 1, 2].map((k) => tf.mul(tf.gather(directions[i], k), t[k]))), 3)),
       );
-      values(g).forEach((v, j) => expect(v).toBeCloseTo(want[j], 4));
+      values(g).forEach((v, j) => {
+        expect(v).toBeCloseTo(want[j], 4);
+      });
     });
     expect(values(res.value)[0]).toBeCloseTo(values(m.meanLoss(...m.params))[0], 5);
     tf.dispose([...directions, res.value, ...res.grads, res.directionalDerivatives, ...exact]);
@@ -173,19 +185,26 @@ describe('independentWeightPerturbedGradient (Table 1, independent)', () => {
         0,
       ),
     );
-    values(res.directionalDerivatives).forEach((v, e) => expect(v).toBeCloseTo(dots[e], 4));
+    values(res.directionalDerivatives).forEach((v, e) => {
+      expect(v).toBeCloseTo(dots[e], 4);
+    });
     res.grads.forEach((g, i) => {
       const want = tf.tidy(() =>
         values(
-          tf.div(
-            tf.addN(dots.map((d, e) => tf.mul(tf.gather(tf.squeeze(directions[i], [0]), e), d))),
-            n,
-          ),
+          tf.div(tf.addN(dots.map((d, e) => tf.mul(tf.gather(tf.squeeze(directions[i], [0]), e), d))), n),
         ),
       );
-      values(g).forEach((v, j) => expect(v).toBeCloseTo(want[j], 4));
+      values(g).forEach((v, j) => {
+        expect(v).toBeCloseTo(want[j], 4);
+      });
     });
-    tf.dispose([...directions, res.value, ...res.grads, res.directionalDerivatives, ...perExampleGrads.flat()]);
+    tf.dispose([
+      ...directions,
+      res.value,
+      ...res.grads,
+      res.directionalDerivatives,
+      ...perExampleGrads.flat(),
+    ]);
     m.dispose();
   });
 });
@@ -207,7 +226,10 @@ describe('bad input: one clear error naming the parameter and both shapes', () =
 
   it('a direction whose shape does not match its parameter', () => {
     expect(() =>
-      weightPerturbedGradient(loss, [w, b], { directions: [tf.zeros([2, 3, 2]), tf.zeros([2, 3])], names: ['w', 'b'] }),
+      weightPerturbedGradient(loss, [w, b], {
+        directions: [tf.zeros([2, 3, 2]), tf.zeros([2, 3])],
+        names: ['w', 'b'],
+      }),
     ).toThrow(/direction for parameter 1 'b' \(shape \[2\]\) has shape \[2, 3\]; expected \[2, 2\]/);
   });
 
