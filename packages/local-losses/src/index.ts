@@ -6,7 +6,7 @@
  */
 export { poolFeatures, replicatedFeatures } from './aggregate.js';
 export { replicatedCrossEntropy } from './cross-entropy.js';
-export { CONTRASTIVE_PROJECTION_WIDTH, DEFAULT_TEMPERATURE, replicatedInfoNce } from './info-nce.js';
+export { CONTRASTIVE_PROJECTION_WIDTH, DEFAULT_TEMPERATURE, ntXent, replicatedInfoNce } from './info-nce.js';
 export { createLocalLoss, type LocalLossOptions } from './local-loss.js';
 export type {
   LocalLoss,

@@ -188,3 +188,37 @@ function fusedInfoNce(
   );
   return fused(x, y, w, b);
 }
+
+/**
+ * NT-Xent on projections with stop-gradient keys (paper eq. 6; REFERENCE 3.2), for one pair of
+ * views whose projections are stacked as rows `u` [2N, D] (rows :N view 1, rows N: view 2):
+ * q = l2norm(u); loss_i = CE([q_i·kᵀ/T with the self-similarity masked], positive = row (i+N) mod 2N)
+ * where the keys k are constants. Differentiates only through each row's own query. Returns the
+ * per-row losses [2N] (caller owns). The final contrastive loss of LocalMixer and the feedback
+ * alignment heads use it; `replicatedInfoNce` with `patchwise` and `groupwise` off gives the same
+ * values from block features and a projection head.
+ */
+export function ntXent(u: tf.Tensor, temperature = DEFAULT_TEMPERATURE): tf.Tensor {
+  if (u.rank !== 2 || (u.shape[0] as number) % 2 !== 0 || (u.shape[0] as number) < 2) {
+    throw new Error(
+      `ntXent: projections must be [2N, D] with both views stacked (view 1 first), got [${u.shape.join(', ')}].`,
+    );
+  }
+  if (!(temperature > 0) || !Number.isFinite(temperature)) {
+    throw new Error(`ntXent: temperature must be a finite number > 0, got ${temperature}.`);
+  }
+  const R = u.shape[0] as number;
+  const N = R / 2;
+  return tf.tidy(() => {
+    const q = ops.l2Normalize(u, -1, NORM_EPS);
+    const sim = tf.sub(tf.div(tf.matMul(q, stopGradient(q), false, true), temperature), tf.mul(tf.eye(R), SELF_MASK));
+    const positives = tf.oneHot(
+      tf.tensor1d(
+        Array.from({ length: R }, (_, i) => (i + N) % R),
+        'int32',
+      ),
+      R,
+    );
+    return tf.neg(tf.sum(tf.mul(positives, tf.logSoftmax(sim)), 1));
+  });
+}

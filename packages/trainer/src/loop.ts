@@ -1,12 +1,28 @@
 import { existsSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { createRandom } from '@fwdgrad/jvp-core';
-import { batches, type Dataset, hashSeed, loadDataset, type Split } from '@fwdgrad/datasets';
 import {
+  type Augment,
+  batches,
+  byolViewConfigs,
+  type Dataset,
+  hashSeed,
+  loadDataset,
+  padCropFlipAugment,
+  resizedCropFlipAugment,
+  type Split,
+  viewAugment,
+  viewBatches,
+} from '@fwdgrad/datasets';
+import { softmaxCrossEntropy } from '@fwdgrad/jvp-core';
+import {
+  classify,
   exactContext,
+  finalFeatures,
+  forward,
+  forwardBackbone,
   type LocalMixerConfig,
   type LocalMixerOptions,
-  forward,
   patchify,
   resolveConfig,
 } from '@fwdgrad/localmixer';
@@ -65,6 +81,8 @@ export interface EpochMetrics {
   step: number;
   loss: number;
   local_loss: number | null;
+  /** Contrastive: mean loss of the linear readout epoch. */
+  readout_loss: number | null;
   train_batch_accuracy: number;
   test_error: number;
   train_error: number;
@@ -101,8 +119,110 @@ interface RunConfig {
   limitTest: number | null;
 }
 
-function datasetNormalization(ds: Dataset) {
-  return { mean: ds.mean, std: ds.std };
+/** The supervised augmentation of an experiment (REFERENCE 5), or none. */
+function supervisedAugment(exp: ExperimentConfig, ds: Dataset): Augment | undefined {
+  const a = exp.augmentation;
+  if (a.kind === 'pad-crop-flip') return padCropFlipAugment({ pad: a.pad ?? 4 });
+  if (a.kind === 'byol') {
+    return resizedCropFlipAugment({
+      outputSize: [ds.shape[0], ds.shape[1]],
+      areaLowerBound: a.areaLowerBound ?? 0.08,
+    });
+  }
+  return undefined;
+}
+
+/**
+ * The training batches of one epoch as the algorithms see them: supervised, the (augmented)
+ * images patchified; contrastive, two BYOL views of each image (REFERENCE 5), patchified and
+ * stacked [2B, P, D] (view 1 first). Labels one-hot [B, K]. The caller disposes x and labels.
+ */
+function* stepBatches(
+  exp: ExperimentConfig,
+  ds: Dataset,
+  config: LocalMixerConfig,
+  opts: { seed: number; epoch: number; limit?: number },
+): Generator<StepBatch> {
+  const common = {
+    batchSize: exp.batchSize,
+    seed: opts.seed,
+    epoch: opts.epoch,
+    shuffle: true,
+    dropLast: true,
+    limit: opts.limit,
+    normalize: ds,
+  };
+  if (exp.objective === 'contrastive') {
+    const crop = {
+      outputSize: [ds.shape[0], ds.shape[1]] as [number, number],
+      areaLowerBound: exp.augmentation.areaLowerBound ?? 0.08,
+    };
+    const views = byolViewConfigs(exp.augmentation.kind === 'byol' ? crop : null).map(viewAugment);
+    for (const b of viewBatches(ds.train, { ...common, views })) {
+      const batch = tf.tidy(() => ({
+        x: tf.keep(
+          tf.concat(
+            b.views.map((v) => patchify(v, config)),
+            0,
+          ),
+        ),
+        labels: tf.keep(tf.oneHot(b.labels, ds.numClasses).toFloat()),
+        size: b.labels.shape[0],
+      })) as unknown as StepBatch;
+      tf.dispose([...b.views, b.labels]);
+      yield batch;
+    }
+    return;
+  }
+  for (const b of batches(ds.train, { ...common, augment: supervisedAugment(exp, ds) })) {
+    const batch = tf.tidy(() => ({
+      x: tf.keep(patchify(b.images, config)),
+      labels: tf.keep(tf.oneHot(b.labels, ds.numClasses).toFloat()),
+      size: b.labels.shape[0],
+    })) as unknown as StepBatch;
+    tf.dispose([b.images, b.labels]);
+    yield batch;
+  }
+}
+
+/**
+ * The online linear readout of the contrastive protocol (REFERENCE 4): one epoch of plain SGD
+ * (lr 0.01) of the final classifier on un-augmented training data, input LN(stopgrad(mean_P(final
+ * block))); its state is the classifier, kept across epochs. Returns the mean readout loss.
+ */
+export function trainReadout(
+  model: Model,
+  ds: Dataset,
+  opts: { seed: number; epoch: number; limit?: number; batchSize: number; lr?: number },
+): number {
+  const lr = opts.lr ?? 0.01;
+  const { w, b } = model.params.classifier;
+  let sum = 0;
+  let n = 0;
+  for (const batch of batches(ds.train, {
+    batchSize: opts.batchSize,
+    seed: opts.seed,
+    epoch: opts.epoch,
+    shuffle: true,
+    limit: opts.limit,
+    normalize: ds,
+  })) {
+    tf.tidy(() => {
+      const blocks = forwardBackbone(model.config, model.params, patchify(batch.images, model.config));
+      const features = finalFeatures(model.config, blocks[blocks.length - 1]);
+      const labels = tf.oneHot(batch.labels, ds.numClasses).toFloat();
+      const { value, grads } = tf.variableGrads(
+        () => tf.mean(softmaxCrossEntropy(labels, classify(model.params, features))) as tf.Scalar,
+        [w, b],
+      );
+      sum += value.dataSync()[0];
+      n++;
+      w.assign(tf.sub(w, tf.mul(lr, grads[w.name])));
+      b.assign(tf.sub(b, tf.mul(lr, grads[b.name])));
+    });
+    tf.dispose([batch.images, batch.labels]);
+  }
+  return n === 0 ? Number.NaN : sum / n;
 }
 
 /** Builds the LocalMixer configuration of an experiment for a dataset. */
@@ -166,11 +286,6 @@ function sameRun(a: RunConfig, b: RunConfig): string | null {
 export async function train(options: TrainOptions): Promise<TrainSummary> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const exp = options.experiment;
-  if (exp.objective !== 'supervised') {
-    throw new Error(
-      `objective '${exp.objective}' is not supported by the training loop yet; use --objective supervised`,
-    );
-  }
   const seed = options.seed ?? 0;
   const ds = options.dataset ?? loadDataset(exp.dataset, { dataDir: options.dataDir });
   const config = modelConfigFor(exp, ds, options.modelOverrides);
@@ -253,7 +368,6 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
       `${trainCount} examples, batch ${exp.batchSize}, ${exp.epochs} epochs, backend ${options.backend ?? tf.getBackend()}`,
   );
 
-  const normalization = datasetNormalization(ds);
   const wallStart = performance.now();
   let summary: TrainSummary | null = null;
   try {
@@ -272,22 +386,8 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
       let accSum = 0;
       let trainSeconds = 0;
       let lr = schedule(step);
-      for (const b of batches(ds.train, {
-        batchSize: exp.batchSize,
-        seed,
-        epoch,
-        shuffle: true,
-        dropLast: true,
-        limit: options.limitTrain,
-        normalize: false,
-      })) {
+      for (const batch of stepBatches(exp, ds, config, { seed, epoch, limit: options.limitTrain })) {
         const started = performance.now();
-        const batch: StepBatch = tf.tidy(() => {
-          const x = patchify(b.images, config, normalization);
-          const labels = tf.oneHot(b.labels, ds.numClasses).toFloat();
-          return { x: tf.keep(x), labels: tf.keep(labels), size: b.labels.shape[0] };
-        }) as unknown as StepBatch;
-        tf.dispose([b.images, b.labels]);
         lr = schedule(step);
         const result = algorithm.step(model, batch, createRandom(hashSeed(seed, 2, step)));
         try {
@@ -310,6 +410,15 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
         progress?.tick(batch.size, { loss: result.loss, acc: result.accuracy });
       }
       progress?.done();
+      const readoutLoss =
+        exp.objective === 'contrastive'
+          ? trainReadout(model, ds, {
+              seed: hashSeed(seed, 3),
+              epoch,
+              limit: options.limitTrain,
+              batchSize: exp.batchSize,
+            })
+          : null;
       const testError = evaluateError(model, ds, ds.test, options.limitTest, options.evalBatchSize);
       const trainError = evaluateError(model, ds, ds.train, options.limitTrain, options.evalBatchSize);
       const row: EpochMetrics = {
@@ -317,6 +426,7 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
         step,
         loss: lossSum / stepsPerEpoch,
         local_loss: hasLocal ? localSum / stepsPerEpoch : null,
+        readout_loss: readoutLoss,
         train_batch_accuracy: accSum / stepsPerEpoch,
         test_error: testError,
         train_error: trainError,

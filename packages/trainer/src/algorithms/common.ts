@@ -1,9 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { softmaxCrossEntropy, stopGradient } from '@fwdgrad/jvp-core';
-import { createLocalLoss, type LocalLoss } from '@fwdgrad/local-losses';
-import { classify, finalFeatures, headFeatures } from '@fwdgrad/localmixer';
+import { createLocalLoss, type LocalLoss, ntXent } from '@fwdgrad/local-losses';
+import { finalFeatures, headFeatures } from '@fwdgrad/localmixer';
 import type { Model } from '../model.js';
 import type { AlgorithmOptions, StepBatch, StepResult } from './types.js';
+
+type Group = 'backbone' | 'head' | 'classifier' | 'projection';
 
 /** The local loss every block carries under `options` (REFERENCE 1.1, paper Figure 6 switches). */
 export function localLossOf(model: Model, options: AlgorithmOptions): LocalLoss {
@@ -27,11 +29,54 @@ export function blockReplicas(
   return tf.tidy(() => loss.replicas(headFeatures(model.config, blockOut), head.w, head.b, batch.labels));
 }
 
-/** Logits of the final classifier on the last block output, detached or not. */
-export function finalLogits(model: Model, last: tf.Tensor, detach: boolean): tf.Tensor {
-  return tf.tidy(() =>
-    classify(model.params, finalFeatures(model.config, detach ? stopGradient(last) : last)),
-  );
+/** A linear map (x·w + b by default; feedback alignment passes its own). */
+export type LinearFn = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.Tensor;
+const plainLinear: LinearFn = (x, w, b) => tf.add(tf.matMul(x, w), b);
+
+/** True when the model is trained with the contrastive objective (REFERENCE 1.7, 4). */
+export function isContrastive(model: Model): boolean {
+  return model.config.objective === 'contrastive';
+}
+
+/**
+ * The final objective per row, on the last block output (detached or not), REFERENCE 2:
+ * supervised — cross-entropy of the final classifier on finalFeatures, [B], with its logits;
+ * contrastive — NT-Xent of the final projection of mean_P(x) over both views, [2B] (the
+ * classifier is then trained by the linear readout, not here).
+ */
+export function finalPerRow(
+  model: Model,
+  last: tf.Tensor,
+  detach: boolean,
+  batch: StepBatch,
+  linear: LinearFn = plainLinear,
+): { perRow: tf.Tensor; logits: tf.Tensor | null } {
+  const h = detach ? stopGradient(last) : last;
+  if (!isContrastive(model)) {
+    const logits = linear(
+      finalFeatures(model.config, h),
+      model.params.classifier.w,
+      model.params.classifier.b,
+    );
+    return { perRow: softmaxCrossEntropy(batch.labels, logits), logits };
+  }
+  const proj = model.params.projection;
+  if (proj === undefined) throw new Error('a contrastive LocalMixer needs its final projection');
+  const [n, P] = h.shape;
+  const pooled = tf.mean(tf.reshape(h, [n, P, model.config.channels]), 1);
+  return { perRow: ntXent(linear(pooled, proj.w, proj.b)), logits: null };
+}
+
+/** The batch mean of {@link finalPerRow}, and the logits (supervised). */
+export function finalObjective(
+  model: Model,
+  last: tf.Tensor,
+  detach: boolean,
+  batch: StepBatch,
+  linear?: LinearFn,
+): { loss: tf.Scalar; logits: tf.Tensor | null } {
+  const { perRow, logits } = finalPerRow(model, last, detach, batch, linear);
+  return { loss: tf.mean(perRow) as tf.Scalar, logits };
 }
 
 /** Batch-mean cross-entropy of logits against one-hot labels. */
@@ -100,9 +145,21 @@ export function resultOf(grads: Map<string, tf.Tensor>, rec: Recorder, labels: t
 }
 
 /** Names of parameters by group. */
-export function namesOf(
-  model: Model,
-  groups: ('backbone' | 'head' | 'classifier' | 'projection')[],
-): string[] {
+export function namesOf(model: Model, groups: Group[]): string[] {
   return model.entries.filter((e) => groups.includes(e.group)).map((e) => e.name);
+}
+
+/**
+ * The groups a rule trains in its main step: the final layer is the classifier (supervised) or
+ * the projection (contrastive, whose classifier the linear readout trains).
+ */
+export function trainedGroups(
+  model: Model,
+  { backbone, heads, final }: { backbone: boolean; heads: boolean; final: boolean },
+): Group[] {
+  const groups: Group[] = [];
+  if (backbone) groups.push('backbone');
+  if (heads) groups.push('head');
+  if (final) groups.push(isContrastive(model) ? 'projection' : 'classifier');
+  return groups;
 }

@@ -10,15 +10,21 @@ import {
 } from '@fwdgrad/baselines-fa';
 import {
   applyLinear,
-  classify,
-  finalFeatures,
   forwardBackbone,
   type LayerContext,
   linearSites,
   siteActivationShape,
 } from '@fwdgrad/localmixer';
 import type { Model } from '../model.js';
-import { finalLogits, gradientsByName, meanCrossEntropy, namesOf, Recorder, resultOf } from './common.js';
+import {
+  finalObjective,
+  gradientsByName,
+  isContrastive,
+  namesOf,
+  Recorder,
+  resultOf,
+  trainedGroups,
+} from './common.js';
 import type { Algorithm, AlgorithmOptions, StepBatch } from './types.js';
 
 /**
@@ -44,7 +50,13 @@ class DirectFeedbackAlignment implements Algorithm {
     random: Random,
   ) {
     const { config } = model;
-    const K = config.numClasses;
+    if (options.variant === 'reference' && isContrastive(model)) {
+      throw new Error(
+        "dfa: the authors' variant (per-layer random readouts of the labels) is supervised only",
+      );
+    }
+    // the output error lives on the final layer's outputs: classes, or the contrastive projection
+    const K = isContrastive(model) ? config.projectionDim : config.numClasses;
     const scheme = config.init;
     this.description =
       options.variant === 'reference'
@@ -64,7 +76,7 @@ class DirectFeedbackAlignment implements Algorithm {
   }
 
   trainable(model: Model): string[] {
-    return namesOf(model, ['backbone', 'classifier']);
+    return namesOf(model, trainedGroups(model, { backbone: true, heads: false, final: true }));
   }
 
   private context(model: Model, hub: DirectFeedback, readouts: tf.Scalar[], batch: StepBatch): LayerContext {
@@ -103,13 +115,12 @@ class DirectFeedbackAlignment implements Algorithm {
         this.context(model, hub, readouts, batch),
       );
       const last = blocks[blocks.length - 1];
-      const logits = reference
-        ? finalLogits(model, last, true)
-        : hub.output(classify(model.params, finalFeatures(model.config, last)));
-      const ce = meanCrossEntropy(batch.labels, logits);
-      rec.record('loss', ce);
-      rec.record('logits', logits);
-      return readouts.reduce((acc: tf.Scalar, r) => tf.add(acc, r), ce) as tf.Scalar;
+      const { loss, logits } = reference
+        ? finalObjective(model, last, true, batch)
+        : finalObjective(model, last, false, batch, (x, w, b) => hub.output(tf.add(tf.matMul(x, w), b)));
+      rec.record('loss', loss);
+      if (logits !== null) rec.record('logits', logits);
+      return readouts.reduce((acc: tf.Scalar, r) => tf.add(acc, r), loss) as tf.Scalar;
     };
     try {
       const grads = gradientsByName(model, this.trainable(model), objective);

@@ -1,24 +1,20 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRandom, type Random, softmaxCrossEntropy, stopGradient } from '@fwdgrad/jvp-core';
 import { feedbackLinear, initFeedback, randomReadoutLoss } from '@fwdgrad/baselines-fa';
-import { poolFeatures } from '@fwdgrad/local-losses';
-import {
-  exactContext,
-  finalFeatures,
-  forwardBackbone,
-  headFeatures,
-  type LayerContext,
-} from '@fwdgrad/localmixer';
+import { ntXent, poolFeatures } from '@fwdgrad/local-losses';
+import { exactContext, forwardBackbone, headFeatures, type LayerContext } from '@fwdgrad/localmixer';
 import type { Model } from '../model.js';
 import {
   blockReplicas,
-  finalLogits,
+  finalObjective,
   gradientsByName,
+  isContrastive,
+  type LinearFn,
   localLossOf,
-  meanCrossEntropy,
   namesOf,
   Recorder,
   resultOf,
+  trainedGroups,
 } from './common.js';
 import type { Algorithm, AlgorithmId, AlgorithmOptions, StepBatch } from './types.js';
 
@@ -125,7 +121,8 @@ function referenceSpec(spec: GradientRuleSpec): GradientRuleSpec {
 interface Feedback {
   backbone: tf.Tensor[];
   heads: tf.Tensor[];
-  classifier: tf.Tensor;
+  /** Of the final layer: the classifier (supervised) or the projection (contrastive). */
+  final: tf.Tensor;
 }
 
 function drawFeedback(model: Model, random: Random): Feedback {
@@ -134,7 +131,7 @@ function drawFeedback(model: Model, random: Random): Feedback {
   return {
     backbone: model.params.backbone.map((p) => draw(p.w)),
     heads: model.params.heads.map((p) => draw(p.w)),
-    classifier: draw(model.params.classifier.w),
+    final: draw((isContrastive(model) ? model.params.projection : model.params.classifier)?.w as tf.Tensor),
   };
 }
 
@@ -162,16 +159,19 @@ function feedbackHeadSignal(
   variant: AlgorithmOptions['variant'],
 ): tf.Scalar {
   const head = model.params.heads[k];
-  if (variant === 'reference') return randomReadoutLoss(features, b, batch.labels, { bias: head.b });
+  if (variant === 'reference' && !isContrastive(model)) {
+    return randomReadoutLoss(features, b, batch.labels, { bias: head.b });
+  }
   return tf.tidy(() => {
-    const logits = feedbackLinear(
+    const out = feedbackLinear(
       poolFeatures(features),
       stopGradient(head.w),
       stopGradient(head.b),
       b,
       'dense',
     );
-    return tf.mean(softmaxCrossEntropy(batch.labels, logits)) as tf.Scalar;
+    const perRow = isContrastive(model) ? ntXent(out) : softmaxCrossEntropy(batch.labels, out);
+    return tf.mean(perRow) as tf.Scalar;
   });
 }
 
@@ -195,10 +195,10 @@ class GradientRule implements Algorithm {
 
   trainable(model: Model): string[] {
     const { spec } = this;
-    const groups: ('backbone' | 'head' | 'classifier')[] = ['classifier'];
-    if (spec.trainBackbone) groups.push('backbone');
-    if (spec.local) groups.push('head');
-    return namesOf(model, groups);
+    return namesOf(
+      model,
+      trainedGroups(model, { backbone: spec.trainBackbone, heads: spec.local, final: true }),
+    );
   }
 
   step(model: Model, batch: StepBatch) {
@@ -234,20 +234,15 @@ class GradientRule implements Algorithm {
         total = tf.add(total, local);
       }
       const last = blocks[blocks.length - 1];
-      const logits =
+      // under FA the final layer, when it trains the backbone, is one more feedback layer
+      const linear: LinearFn | undefined =
         feedback && !spec.detachedReadout
-          ? feedbackLinear(
-              finalFeatures(model.config, last),
-              model.params.classifier.w,
-              model.params.classifier.b,
-              feedback.classifier,
-              'dense',
-            )
-          : finalLogits(model, last, spec.detachedReadout);
-      const ce = meanCrossEntropy(batch.labels, logits);
-      rec.record('loss', ce);
-      rec.record('logits', logits);
-      return tf.add(total, ce) as tf.Scalar;
+          ? (x, w, b) => feedbackLinear(x, w, b, feedback.final, 'dense')
+          : undefined;
+      const { loss: fin, logits } = finalObjective(model, last, spec.detachedReadout, batch, linear);
+      rec.record('loss', fin);
+      if (logits !== null) rec.record('logits', logits);
+      return tf.add(total, fin) as tf.Scalar;
     };
     const grads = gradientsByName(model, this.trainable(model), objective);
     return resultOf(grads, rec, batch.labels);
@@ -262,14 +257,14 @@ class GradientRule implements Algorithm {
       this.feedback.heads.forEach((b, k) => {
         out.set(`feedback.head.${k}`, b);
       });
-      out.set('feedback.classifier', this.feedback.classifier);
+      out.set('feedback.final', this.feedback.final);
     }
     return out;
   }
 
   dispose(): void {
     if (this.feedback) {
-      tf.dispose([...this.feedback.backbone, ...this.feedback.heads, this.feedback.classifier]);
+      tf.dispose([...this.feedback.backbone, ...this.feedback.heads, this.feedback.final]);
     }
   }
 }

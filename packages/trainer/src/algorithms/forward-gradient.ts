@@ -1,11 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
-import { jvp, type Random, softmaxCrossEntropy, stopGradient } from '@fwdgrad/jvp-core';
+import { jvp, type Random, stopGradient } from '@fwdgrad/jvp-core';
 import type { LocalLoss } from '@fwdgrad/local-losses';
 import {
   applyLinear,
-  classify,
   exactContext,
-  finalFeatures,
   forwardBackbone,
   type LayerContext,
   type LinearSite,
@@ -21,13 +19,15 @@ import {
 import type { Model } from '../model.js';
 import {
   blockReplicas,
-  finalLogits,
+  finalObjective,
+  finalPerRow,
   gradientsByName,
+  isContrastive,
   localLossOf,
-  meanCrossEntropy,
   namesOf,
   Recorder,
   resultOf,
+  trainedGroups,
 } from './common.js';
 import type { Algorithm, AlgorithmId, AlgorithmOptions, StepBatch, StepResult } from './types.js';
 
@@ -155,8 +155,17 @@ class ForwardGradientRule implements Algorithm {
     return this.spec.local && this.options.losses.block;
   }
 
+  /**
+   * Backbone (the estimate), local heads (exact) and, supervised, the classifier (exact, on
+   * detached features). Contrastive: the final projection and classifier get no gradient in the
+   * main step (REFERENCE 1.7); the linear readout trains the classifier.
+   */
+  private groups(model: Model, backbone: boolean) {
+    return trainedGroups(model, { backbone, heads: this.spec.local, final: !isContrastive(model) });
+  }
+
   trainable(model: Model): string[] {
-    return namesOf(model, this.spec.local ? ['backbone', 'head', 'classifier'] : ['backbone', 'classifier']);
+    return namesOf(model, this.groups(model, true));
   }
 
   step(model: Model, batch: StepBatch, random: Random): StepResult {
@@ -191,10 +200,9 @@ class ForwardGradientRule implements Algorithm {
       const ks = this.blockwise ? blocks.map((_, k) => k) : [blocks.length - 1];
       return ks.map((k) => tf.div(blockReplicas(model, loss, k, blocks[k], batch), batch.size));
     }
-    const logits = classify(model.params, finalFeatures(model.config, blocks[blocks.length - 1]));
-    const perExample = softmaxCrossEntropy(batch.labels, logits);
+    const { perRow } = finalPerRow(model, blocks[blocks.length - 1], false, batch);
     // FG-W: tangent of the batch-mean loss; FG-A: per-example tangents, not divided by B.
-    return [this.spec.perturb === 'weights' ? tf.mean(perExample) : perExample];
+    return [this.spec.perturb === 'weights' ? tf.mean(perRow) : perRow];
   }
 
   private activityStep(
@@ -205,7 +213,18 @@ class ForwardGradientRule implements Algorithm {
     grads: Map<string, tf.Tensor>,
   ): tf.Tensor[] {
     const { options } = this;
-    const recorder = createActivityRecorder({ random, noise: options.noise });
+    // Contrastive: both views see the same noise (REFERENCE 1.7), rows :B and B: of every site.
+    const noise = isContrastive(model)
+      ? (_site: string, shape: number[]) =>
+          tf.tidy(() => {
+            const [k, rows, ...rest] = shape;
+            const d = sampleNoise(random, [k, rows / 2, ...rest], options.noise);
+            return tf.concat([d, d], 1);
+          })
+      : options.noise;
+    const recorder = createActivityRecorder({ random, noise });
+    // and the two views' estimates are averaged: gW = (gW₁ + gW₂)/2
+    const viewScale = isContrastive(model) ? 0.5 : 1;
     const ctx = activityContext(recorder, this.blockwise);
     const sites = new Map(linearSites(model.config).map((site) => [siteName(site), site]));
     const k = options.samples;
@@ -237,8 +256,8 @@ class ForwardGradientRule implements Algorithm {
           reluMask: options.reluMask,
         });
         u.dispose();
-        grads.set(`${r.name}.w`, dw);
-        grads.set(`${r.name}.b`, db);
+        grads.set(`${r.name}.w`, viewScale === 1 ? dw : scaleAndDispose(dw, viewScale));
+        grads.set(`${r.name}.b`, viewScale === 1 ? db : scaleAndDispose(db, viewScale));
       }
       tf.dispose([...outs.slice(0, nSources), ...tans]);
       return outs.slice(nSources);
@@ -309,8 +328,8 @@ class ForwardGradientRule implements Algorithm {
     grads: Map<string, tf.Tensor>,
     rec: Recorder,
   ): void {
-    const names = namesOf(model, loss === null ? ['classifier'] : ['head', 'classifier']);
-    const headGrads = gradientsByName(model, names, () => {
+    const names = namesOf(model, this.groups(model, false));
+    const objective = () => {
       const detached = blocks.map((h) => stopGradient(h));
       let total: tf.Scalar = tf.scalar(0);
       if (loss !== null) {
@@ -321,14 +340,23 @@ class ForwardGradientRule implements Algorithm {
         rec.record('local', local);
         total = local;
       }
-      const logits = finalLogits(model, detached[detached.length - 1], true);
-      const ce = meanCrossEntropy(batch.labels, logits);
-      rec.record('loss', ce);
-      rec.record('logits', logits);
-      return tf.add(total, ce) as tf.Scalar;
-    });
-    for (const [n, g] of headGrads) grads.set(n, g);
+      const { loss: fin, logits } = finalObjective(model, detached[detached.length - 1], true, batch);
+      rec.record('loss', fin);
+      if (logits !== null) rec.record('logits', logits);
+      return tf.add(total, fin) as tf.Scalar;
+    };
+    if (names.length === 0) {
+      tf.tidy(objective); // global contrastive: nothing to train here, the losses are still logged
+      return;
+    }
+    for (const [n, g] of gradientsByName(model, names, objective)) grads.set(n, g);
   }
+}
+
+function scaleAndDispose(t: tf.Tensor, factor: number): tf.Tensor {
+  const out = tf.mul(t, factor);
+  t.dispose();
+  return out;
 }
 
 export function isForwardRule(id: string): boolean {

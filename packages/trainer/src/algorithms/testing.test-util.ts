@@ -44,6 +44,21 @@ export function syntheticBatch(model: Model, n = 48, seed = 7): StepBatch {
   }) as unknown as StepBatch;
 }
 
+/** Two noisy views of the synthetic images, stacked [2B, P, D] (view 1 first), for contrastive rules. */
+export function syntheticViews(model: Model, n = 16, seed = 7): StepBatch {
+  const base = syntheticBatch(model, n, seed);
+  const out = tf.tidy(() => {
+    const jitter = (s: number) => tf.add(base.x, tf.randomNormal(base.x.shape, 0, 0.2, 'float32', s));
+    return {
+      x: tf.keep(tf.concat([jitter(seed + 1), jitter(seed + 2)], 0)),
+      labels: tf.keep(tf.clone(base.labels)),
+      size: n,
+    };
+  }) as unknown as StepBatch;
+  disposeBatch(base);
+  return out;
+}
+
 export function disposeBatch(b: StepBatch): void {
   tf.dispose([b.x, b.labels]);
 }
