@@ -105,7 +105,7 @@ function setTangent(level: Level, primal: tf.Tensor, tangent: tf.Tensor): void {
   let t = tangent;
   // A rule may hand back a tangent that already belongs to another tensor (identity-like
   // rules): give each primal its own handle, so disposing one never frees the other's.
-  if (level.external.has(t) || level.tangentIds.has(t.id)) t = suspended(() => t.clone());
+  if (level.external.has(t) || level.tangentIds.has(t.id)) t = suspended(() => alias(t));
   engine().keep(t);
   const previous = level.tangents.get(primal.id);
   level.tangents.set(primal.id, t);
@@ -114,6 +114,14 @@ function setTangent(level: Level, primal: tf.Tensor, tangent: tf.Tensor): void {
     level.tangentIds.delete(previous.id);
     if (!level.external.has(previous)) previous.dispose();
   }
+}
+
+/**
+ * A new tensor handle on the same data (a Reshape to the same shape: no copy on any backend,
+ * where `clone` copies on wasm). Used wherever a tensor needs its own identity (tangent keys).
+ */
+function alias<T extends tf.Tensor>(x: T): T {
+  return tf.reshape(x, x.shape) as T;
 }
 
 /** Runs fn with every jvp level suspended: kernels inside are invisible to forward mode. */
@@ -309,7 +317,7 @@ export function jvp<T extends tf.Tensor | tf.Tensor[]>(
   // Each argument gets its own tensor (sharing data), so that the same tensor passed twice
   // carries two independent tangents, as positional arguments do in JAX. The copies are made
   // before this level starts, so that they keep the tangents of enclosing jvp levels.
-  const args = primals.map((p) => tf.keep(p.clone()));
+  const args = primals.map((p) => tf.keep(alias(p)));
   levels.push(level);
   const savedActive = active;
   active = levels.length;
@@ -331,7 +339,7 @@ export function jvp<T extends tf.Tensor | tf.Tensor[]>(
       }
       level.tangents.delete(o.id);
       level.tangentIds.delete(t.id);
-      if (level.external.has(t)) return suspended(() => t.clone());
+      if (level.external.has(t)) return suspended(() => alias(t));
       return release(t);
     });
     for (const o of outs) {
@@ -383,7 +391,7 @@ export function tangentOf(x: tf.Tensor): tf.Tensor | null {
  * clone of `x`.
  */
 export function withTangent<T extends tf.Tensor>(x: T, dx: tf.Tensor): T {
-  const y = tf.clone(x) as T;
+  const y = alias(x);
   if (active === 0) return y;
   const li = active - 1;
   const level = levels[li];
@@ -397,7 +405,7 @@ export function withTangent<T extends tf.Tensor>(x: T, dx: tf.Tensor): T {
   if (dx.dtype !== 'float32')
     throw new Error(`withTangent: tangent dtype ${dx.dtype}; tangents must be float32`);
   const current = level.tangents.get(y.id);
-  const t = runRule(li, () => (current === undefined ? tf.clone(dx) : tf.add(current, dx)));
+  const t = runRule(li, () => (current === undefined ? alias(dx) : tf.add(current, dx)));
   setTangent(level, y, t);
   return y;
 }
@@ -411,7 +419,7 @@ export function stopGradient<T extends tf.Tensor>(x: T): T {
 }
 
 const stopGradientOp = tf.customGrad(((x: tf.Tensor) => ({
-  value: suspended(() => tf.clone(x)),
+  value: suspended(() => alias(x)),
   gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
 })) as unknown as Parameters<typeof tf.customGrad>[0]);
 

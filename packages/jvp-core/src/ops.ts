@@ -1,16 +1,48 @@
 import * as tf from '@tensorflow/tfjs';
-import { stopGradient } from './engine.js';
+import { customJvp, jvpActive, stopGradient } from './engine.js';
+
+function normalizedAxes(axes: number | number[], rank: number): number[] {
+  return (Array.isArray(axes) ? axes : [axes]).map((a) => (a < 0 ? a + rank : a));
+}
 
 /**
  * Layer normalisation without affine parameters (paper §5, REFERENCE 2):
  * μ = E[x], var = E[x²] − μ², y = (x − μ)/√(var + ε), over `axes`.
+ *
+ * Inside `jvp` it has a fused rule, dy = r·(dx − E[dx] − y·E[y·dx]) with r = 1/√(var + ε),
+ * reusing the forward pass's r: about half the work of differentiating its kernels one by one.
  */
 export function layerNorm(x: tf.Tensor, axes: number | number[], epsilon = 1e-5): tf.Tensor {
-  return tf.tidy(() => {
-    const mean = tf.mean(x, axes, true);
-    const variance = tf.sub(tf.mean(tf.square(x), axes, true), tf.square(mean));
-    return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, epsilon)));
-  });
+  const ax = normalizedAxes(axes, x.rank);
+  if (!jvpActive()) return tf.tidy(() => layerNormWithScale(x, ax, epsilon).y);
+  let scale: tf.Tensor | null = null;
+  const op = customJvp(
+    (xi: tf.Tensor) =>
+      tf.tidy(() => {
+        const { y, r } = layerNormWithScale(xi, ax, epsilon);
+        scale = tf.keep(r);
+        return y;
+      }),
+    ({ tangents: [dx], output: y, batched }) => {
+      const t = dx as tf.Tensor;
+      const tAxes = batched ? ax.map((a) => a + 1) : ax;
+      const centred = tf.sub(t, tf.mean(t, tAxes, true));
+      const proj = tf.mean(tf.mul(y, t), tAxes, true);
+      return tf.mul(tf.sub(centred, tf.mul(y, proj)), scale as tf.Tensor);
+    },
+  );
+  try {
+    return op(x);
+  } finally {
+    (scale as tf.Tensor | null)?.dispose();
+  }
+}
+
+function layerNormWithScale(x: tf.Tensor, axes: number[], epsilon: number): { y: tf.Tensor; r: tf.Tensor } {
+  const mean = tf.mean(x, axes, true);
+  const variance = tf.sub(tf.mean(tf.square(x), axes, true), tf.square(mean));
+  const r = tf.rsqrt(tf.add(variance, epsilon));
+  return { y: tf.mul(tf.sub(x, mean), r), r };
 }
 
 /** x / √max(Σx², ε) along `axis` (REFERENCE 3.2: ε = 1e-12). */

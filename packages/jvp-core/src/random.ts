@@ -17,29 +17,104 @@ export interface Random {
   fork(): Random;
 }
 
-/** splitmix32: small, fast, good statistical quality for our purposes. */
-function splitmix32(seed: number): () => number {
+/** splitmix32: small, fast, good statistical quality; signed 32-bit integers. */
+function splitmix32Int(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x9e3779b9) >>> 0;
     let z = a;
     z = Math.imul(z ^ (z >>> 16), 0x21f0aaad);
     z = Math.imul(z ^ (z >>> 15), 0x735a2d97);
-    z ^= z >>> 15;
-    return (z >>> 0) / 4294967296;
+    return (z ^ (z >>> 15)) | 0;
   };
+}
+
+// Ziggurat tables for the standard normal (Marsaglia & Tsang 2000, 128 layers).
+const ZIG_R = 3.442619855899;
+const ZIG_V = 9.91256303526217e-3;
+const KN = new Int32Array(128);
+const WN = new Float64Array(128);
+const FN = new Float64Array(128);
+{
+  const m1 = 2147483648;
+  let dn = ZIG_R;
+  let tn = dn;
+  const q = ZIG_V / Math.exp(-0.5 * dn * dn);
+  KN[0] = Math.floor((dn / q) * m1);
+  KN[1] = 0;
+  WN[0] = q / m1;
+  WN[127] = dn / m1;
+  FN[0] = 1;
+  FN[127] = Math.exp(-0.5 * dn * dn);
+  for (let i = 126; i >= 1; i--) {
+    dn = Math.sqrt(-2 * Math.log(ZIG_V / dn + Math.exp(-0.5 * dn * dn)));
+    KN[i + 1] = Math.floor((dn / tn) * m1);
+    tn = dn;
+    FN[i] = Math.exp(-0.5 * dn * dn);
+    WN[i] = dn / m1;
+  }
+}
+
+/**
+ * Standard normal draws by the ziggurat method from a stream of 32-bit integers: about four
+ * times faster than tfjs's `randomNormal` (polar method on an alea stream), which matters when
+ * every activation of a large network gets fresh noise at every step.
+ */
+function fillNormal(out: Float32Array, nextInt: () => number, nextUniform: () => number): void {
+  for (let i = 0; i < out.length; i++) {
+    let hz = nextInt();
+    let iz = hz & 127;
+    if (Math.abs(hz) < KN[iz]) {
+      out[i] = hz * WN[iz];
+      continue;
+    }
+    for (;;) {
+      if (iz === 0) {
+        let x: number;
+        let y: number;
+        do {
+          x = -Math.log(1 - nextUniform()) / ZIG_R;
+          y = -Math.log(1 - nextUniform());
+        } while (y + y < x * x);
+        out[i] = hz > 0 ? ZIG_R + x : -ZIG_R - x;
+        break;
+      }
+      const x = hz * WN[iz];
+      if (FN[iz] + nextUniform() * (FN[iz - 1] - FN[iz]) < Math.exp(-0.5 * x * x)) {
+        out[i] = x;
+        break;
+      }
+      hz = nextInt();
+      iz = hz & 127;
+      if (Math.abs(hz) < KN[iz]) {
+        out[i] = hz * WN[iz];
+        break;
+      }
+    }
+  }
 }
 
 /** Creates a {@link Random} from an integer seed. */
 export function createRandom(seed: number): Random {
   if (!Number.isFinite(seed)) throw new Error(`createRandom: seed must be a finite number, got ${seed}`);
-  const next = splitmix32(Math.floor(seed));
+  const nextInt = splitmix32Int(Math.floor(seed));
+  const uniform = () => (nextInt() >>> 0) / 4294967296;
   const random: Random = {
-    uniform: next,
-    seed: () => Math.floor(next() * 2147483647),
-    normal: (shape) => tf.randomNormal(shape, 0, 1, 'float32', random.seed()),
-    rademacher: (shape) =>
-      tf.tidy(() => tf.sub(tf.mul(tf.floor(tf.randomUniform(shape, 0, 2, 'float32', random.seed())), 2), 1)),
+    uniform,
+    seed: () => Math.floor(uniform() * 2147483647),
+    normal: (shape) => {
+      const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
+      fillNormal(values, nextInt, uniform);
+      return tf.tensor(values, shape, 'float32');
+    },
+    rademacher: (shape) => {
+      const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
+      for (let i = 0; i < values.length; i += 32) {
+        const bits = nextInt();
+        for (let j = 0; j < 32 && i + j < values.length; j++) values[i + j] = (bits >>> j) & 1 ? 1 : -1;
+      }
+      return tf.tensor(values, shape, 'float32');
+    },
     fork: () => createRandom(random.seed() ^ 0x5bd1e995),
   };
   return random;

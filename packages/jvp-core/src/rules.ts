@@ -220,7 +220,7 @@ registerJvpRule(
 );
 registerJvpRule(
   'Relu',
-  unary((x) => tf.cast(tf.greater(x, 0), 'float32')),
+  unary((x) => tf.step(x)), // 1[x > 0], one kernel (greater + cast is three times slower on wasm)
 );
 registerJvpRule(
   'Relu6',

@@ -211,7 +211,10 @@ export function ntXent(u: tf.Tensor, temperature = DEFAULT_TEMPERATURE): tf.Tens
   const N = R / 2;
   return tf.tidy(() => {
     const q = ops.l2Normalize(u, -1, NORM_EPS);
-    const sim = tf.sub(tf.div(tf.matMul(q, stopGradient(q), false, true), temperature), tf.mul(tf.eye(R), SELF_MASK));
+    const sim = tf.sub(
+      tf.div(tf.matMul(q, stopGradient(q), false, true), temperature),
+      tf.mul(tf.eye(R), SELF_MASK),
+    );
     const positives = tf.oneHot(
       tf.tensor1d(
         Array.from({ length: R }, (_, i) => (i + N) % R),

@@ -313,3 +313,22 @@ describe('weightPerturbationGroupedEstimate (LG-FG-W, REFERENCE 1.5)', () => {
     ).toThrow(/groupTangents has shape \[2, 3, 1\]; expected \[G\] or \[K, G\]/);
   });
 });
+
+describe('activityWeightGradient with one tangent per group of units', () => {
+  it('equals the same estimate with the tangent repeated over each group (expandGroupTangent)', () => {
+    const pre = tf.randomNormal([3, 2, 5], 0, 1, 'float32', 1);
+    const prenorm = tf.randomNormal([3, 2, 8], 0, 1, 'float32', 2);
+    const post = tf.relu(prenorm);
+    const noise = tf.randomNormal([2, 3, 2, 8], 0, 1, 'float32', 3);
+    const t = tf.randomNormal([2, 3, 2, 4], 0, 1, 'float32', 4); // 4 groups of 2 units
+    const normalize = (z: tf.Tensor) => tf.sub(z, tf.mean(z, -1, true));
+    const common = { layout: 'dense' as const, pre, prenorm, post, noise, normalize };
+    const grouped = activityWeightGradient({ ...common, unitTangent: t });
+    const repeated = activityWeightGradient({ ...common, unitTangent: expandGroupTangent(t, 2) });
+    expect(tf.max(tf.abs(tf.sub(grouped.dw, repeated.dw))).dataSync()[0]).toBeLessThan(1e-5);
+    expect(tf.max(tf.abs(tf.sub(grouped.db, repeated.db))).dataSync()[0]).toBeLessThan(1e-5);
+    expect(() => activityWeightGradient({ ...common, unitTangent: tf.zeros([2, 3, 2, 3]) })).toThrow(
+      /does not broadcast/,
+    );
+  });
+});

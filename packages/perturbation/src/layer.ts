@@ -18,7 +18,8 @@ export interface ActivityWeightGradientInput {
   noise: tf.Tensor;
   /**
    * The loss tangent that reaches each unit (REFERENCE 1.6 step 1), broadcastable to `noise`: same rank as
-   * `noise`, each axis equal or 1. Global FG-A: per-example tangents `[K, N, 1, …]`; local losses: the
+   * `noise`, each axis equal or 1 — or, on the last axis only, G dividing the units: one tangent per group
+   * of units/G consecutive units (a dense layer whose outputs feed G groups). Global FG-A: per-example tangents `[K, N, 1, …]`; local losses: the
    * model's mapping of t_k (e.g. {@link expandGroupTangent}).
    */
   unitTangent: tf.Tensor;
@@ -96,13 +97,19 @@ export function activityWeightGradient(input: ActivityWeightGradientInput): { dw
   const noiseShape = [k, ...prenorm.shape];
   const tRank = unitTangent.rank;
   const tShape = tRank === prenorm.rank && !batchedNoise ? [1, ...unitTangent.shape] : unitTangent.shape;
+  const last = noiseShape.length - 1;
+  // The last axis may also hold one tangent per group of consecutive units (G dividing the units):
+  // the units of group g share t[..., g] (REFERENCE 1.6 step 1, dense layers), without repeating it.
+  const groupsOnLast =
+    tShape.length === noiseShape.length && tShape[last] > 1 && tShape[last] !== noiseShape[last];
   const broadcastable =
-    tShape.length === noiseShape.length && tShape.every((d, i) => d === 1 || d === noiseShape[i]);
+    tShape.length === noiseShape.length &&
+    tShape.every((d, i) => d === 1 || d === noiseShape[i] || (i === last && noiseShape[i] % d === 0));
   if (!broadcastable) {
     throw new Error(
       `${where}: unitTangent has shape ${shapeString(unitTangent.shape)}, which does not broadcast to the noise ` +
         `${shapeString(noiseShape)}; give it the noise's rank with each axis equal or 1 (e.g. per-example ` +
-        `tangents as [K, N${', 1'.repeat(prenorm.rank - 1)}])`,
+        `tangents as [K, N${', 1'.repeat(prenorm.rank - 1)}]), or one tangent per group of units on the last axis`,
     );
   }
   const reluMask = input.reluMask ?? true;
@@ -123,8 +130,21 @@ export function activityWeightGradient(input: ActivityWeightGradientInput): { dw
     const u = tf.reshape(noise, noiseShape);
     const t = tf.reshape(unitTangent, tShape);
     // REFERENCE 1.6 step 2, averaged over the K samples.
-    let gz = tf.mean(tf.mul(t, u), 0);
-    if (reluMask) gz = tf.mul(gz, tf.cast(tf.greater(post as tf.Tensor, 0), 'float32'));
+    let gz: tf.Tensor;
+    if (groupsOnLast) {
+      const g = tShape[last];
+      const split = (shape: number[], tail: number[]) => [...shape.slice(0, last), ...tail];
+      const product = tf.mul(
+        tf.reshape(t, split(tShape, [g, 1])),
+        tf.reshape(u, split(noiseShape, [g, noiseShape[last] / g])),
+      );
+      gz = tf.reshape(k === 1 ? product : tf.mean(product, 0), prenorm.shape);
+    } else {
+      const product = tf.mul(t, u);
+      gz = k === 1 ? tf.reshape(product, prenorm.shape) : tf.mean(product, 0);
+    }
+    // 1[post > 0] as one Step kernel (greater + cast costs three times more on wasm)
+    if (reluMask) gz = tf.mul(gz, tf.step(post as tf.Tensor));
     // Step 3: the exact VJP of the parameter-free normalisation at prenorm (skipped for "NG").
     const gPre =
       normalize !== undefined && (input.normGradient ?? true)

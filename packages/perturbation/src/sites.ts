@@ -122,7 +122,8 @@ export function createActivityRecorder(options: ActivityRecorderOptions = {}): A
   }
   const records: ActivityRecord[] = [];
   const names = new Set<string>();
-  const keepCopy = (t: tf.Tensor) => suspended(() => tf.keep(tf.clone(t)));
+  // A handle of our own on the same data (Reshape aliases; clone would copy on wasm).
+  const keepCopy = (t: tf.Tensor) => suspended(() => tf.keep(tf.reshape(t, t.shape)));
 
   const sampleFor = (name: string, shape: number[]): tf.Tensor =>
     suspended(() =>

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
+import { installKernelPatches, patchedKernels } from './kernels.js';
 
 /** Backends fwdgrad knows, fastest first. `auto` tries them in this order. */
 export const BACKEND_NAMES = ['node-gpu', 'node', 'wasm', 'cpu'] as const;
@@ -25,6 +26,8 @@ export interface BackendSelection {
   /** `tf.getBackend()` after selection. */
   tfjsBackend: string;
   attempts: BackendAttempt[];
+  /** Kernels replaced by faster equivalents for this backend (see `installKernelPatches`). */
+  kernelPatches: string[];
 }
 
 const TFJS_NAME: Record<BackendName, string> = {
@@ -99,7 +102,14 @@ export async function selectBackend(request: BackendRequest = 'auto'): Promise<B
     const attempt = await tryLoad(name);
     attempts.push(attempt);
     if (attempt.ok) {
-      return { requested: request, name, tfjsBackend: tf.getBackend(), attempts };
+      installKernelPatches(attempt.tfjsName);
+      return {
+        requested: request,
+        name,
+        tfjsBackend: tf.getBackend(),
+        attempts,
+        kernelPatches: patchedKernels(attempt.tfjsName),
+      };
     }
   }
   const why = attempts.map((a) => `${a.name}: ${a.reason}`).join('; ');
@@ -109,6 +119,8 @@ export async function selectBackend(request: BackendRequest = 'auto'): Promise<B
 /** One line per attempt, e.g. for `fwdgrad info` and the trainer's start-up message. */
 export function describeSelection(sel: BackendSelection): string {
   const lines = [`backend: ${sel.name} (tfjs '${sel.tfjsBackend}', requested ${sel.requested})`];
+  if (sel.kernelPatches.length > 0)
+    lines.push(`  fast paths: ${sel.kernelPatches.join(', ')} (explicit transposes)`);
   for (const a of sel.attempts) {
     lines.push(`  ${a.ok ? 'ok  ' : 'skip'} ${a.name}${a.ok ? '' : `: ${a.reason}`}`);
   }

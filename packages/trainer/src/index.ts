@@ -81,3 +81,4 @@ export {
   resolveExperiment,
   validateExperiment,
 } from './presets.js';
+export { installKernelPatches, patchedKernels } from './kernels.js';

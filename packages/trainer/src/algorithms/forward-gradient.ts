@@ -110,9 +110,9 @@ function unitTangent(site: LinearSite, t: tf.Tensor, unitShape: number[]): tf.Te
     const [B, P, G] = body;
     if (site.layout === 'token') return tf.reshape(tf.sum(t, -1), [k, B, 1, P]);
     if (site.layout === 'grouped') return tf.expandDims(t, -1);
-    // dense: t[n, p, g] for the Hd/G consecutive units of group g
-    const hd = unitShape[2];
-    return tf.reshape(tf.broadcastTo(tf.expandDims(t, -1), [k, B, P, G, hd / G]), [k, B, P, hd]);
+    // dense: t[n, p, g] shared by the Hd/G consecutive units of group g (one tangent per group on
+    // the last axis; activityWeightGradient spreads it without materialising [K, B, P, Hd])
+    return G === 1 ? t : tf.clone(t);
   });
 }
 
