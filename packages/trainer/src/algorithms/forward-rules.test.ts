@@ -33,6 +33,7 @@ function trainLosses(id: string, steps: number, lr: number, options = {}) {
   return { losses, leaked: tf.memory().numTensors - before };
 }
 
+const SEED = Number(process.env.FG_SEED ?? 1000);
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 describe('forward-gradient rules lower the training loss on a small synthetic problem', () => {
@@ -57,27 +58,34 @@ describe('LG-FG-A is unbiased for the LG-BP gradient of the same local losses', 
     const model = tinyModel(11);
     const batch = syntheticBatch(model, 12);
     const exact = createAlgorithm('lg-bp', model).step(model, batch, createRandom(0)).grads;
-    const fg = createAlgorithm('lg-fg-a', model, { samples: 64 });
-    const reps = 12;
+    const fg = createAlgorithm('lg-fg-a', model, { samples: 32 });
+    const reps = 24;
     const names = model.entries
       .filter((e) => e.group === 'backbone' && e.kind === 'weight')
       .map((e) => e.name);
     const estimates = new Map<string, tf.Tensor[]>(names.map((n) => [n, []]));
     for (let r = 0; r < reps; r++) {
-      const { grads } = fg.step(model, batch, createRandom(1000 + r));
+      const { grads } = fg.step(model, batch, createRandom(SEED + r));
       for (const n of names) estimates.get(n)?.push(grads.get(n) as tf.Tensor);
     }
+    // Per coordinate z = (mean − g) / (s / √reps): for an unbiased estimator z follows a t
+    // distribution (reps − 1 degrees of freedom), E[z²] = (reps − 1)/(reps − 3) ≈ 1.1 (seen here: 0.8–1.4 over seeds; a swapped group mapping gives ≫ 10).
+    let zSum = 0;
+    let count = 0;
+    let signal = 0;
     for (const n of names) {
       const stack = tf.stack(estimates.get(n) as tf.Tensor[]); // [reps, ...]
       const m = tf.mean(stack, 0);
-      const v = tf.div(tf.sum(tf.square(tf.sub(stack, m)), 0), reps - 1); // variance of one (64-sample) estimate
-      const err = tf.sum(tf.square(tf.sub(m, exact.get(n) as tf.Tensor))).dataSync()[0];
-      const expected = tf.sum(v).dataSync()[0] / reps; // E‖mean − g‖² for an unbiased estimator
-      // ratio ~ 1 when unbiased (many coordinates); a bias of the size of the gradient makes it large
-      expect(err / expected).toBeLessThan(2);
-      const gNorm = tf.sum(tf.square(exact.get(n) as tf.Tensor)).dataSync()[0];
-      expect(gNorm).toBeGreaterThan(expected); // the test has power: the gradient stands out of the noise
+      const v = tf.div(tf.sum(tf.square(tf.sub(stack, m)), 0), reps - 1);
+      const g = exact.get(n) as tf.Tensor;
+      const z2 = tf.div(tf.square(tf.sub(m, g)), tf.add(tf.div(v, reps), 1e-20));
+      zSum += tf.sum(z2).dataSync()[0];
+      count += g.size;
+      signal += tf.sum(tf.div(tf.square(g), tf.add(tf.div(v, reps), 1e-20))).dataSync()[0];
     }
+    expect(zSum / count).toBeLessThan(2);
+    // the test has power: the gradient itself stands far out of the estimator's noise
+    expect(signal / count).toBeGreaterThan(10);
     disposeBatch(batch);
   });
 });
