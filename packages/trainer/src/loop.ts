@@ -14,7 +14,8 @@ import {
   viewAugment,
   viewBatches,
 } from '@fwdgrad/datasets';
-import { softmaxCrossEntropy } from '@fwdgrad/jvp-core';
+import { alignmentAngle } from '@fwdgrad/baselines-fa';
+import { createRandom as createJvpRandom, softmaxCrossEntropy } from '@fwdgrad/jvp-core';
 import {
   classify,
   exactContext,
@@ -75,6 +76,46 @@ export interface TrainOptions {
   evalBatchSize?: number;
 }
 
+/** The exact rule whose gradient an approximate rule estimates (for alignment angles). */
+const EXACT_COUNTERPART: Partial<Record<AlgorithmId, AlgorithmId>> = {
+  fa: 'bp',
+  dfa: 'bp',
+  'fg-w': 'bp',
+  'fg-a': 'bp',
+  'l-fa': 'l-bp',
+  'lg-fa': 'lg-bp',
+  'lg-fg-w': 'lg-bp',
+  'lg-fg-a': 'lg-bp',
+};
+
+/**
+ * Angles (degrees) between an approximate rule's update and the exact gradient it stands for,
+ * per backbone weight, on one batch (paper §6 item 2 for FA/DFA; forward-gradient estimates
+ * likewise). `null` for exact rules.
+ */
+export function alignmentAngles(
+  model: Model,
+  algorithm: Algorithm,
+  batch: StepBatch,
+  seed: number,
+): Record<string, number> | null {
+  const exactId = EXACT_COUNTERPART[algorithm.id];
+  if (exactId === undefined) return null;
+  const exact = createAlgorithm(exactId, model);
+  const approx = algorithm.step(model, batch, createJvpRandom(seed));
+  const truth = exact.step(model, batch, createJvpRandom(seed));
+  exact.dispose();
+  const out: Record<string, number> = {};
+  for (const e of model.entries) {
+    if (e.group !== 'backbone' || e.kind !== 'weight') continue;
+    const a = approx.grads.get(e.name);
+    const t = truth.grads.get(e.name);
+    if (a !== undefined && t !== undefined) out[e.name] = alignmentAngle(a, t);
+  }
+  tf.dispose([...approx.grads.values(), ...truth.grads.values()]);
+  return out;
+}
+
 /** One row of metrics.jsonl. */
 export interface EpochMetrics {
   epoch: number;
@@ -83,6 +124,11 @@ export interface EpochMetrics {
   local_loss: number | null;
   /** Contrastive: mean loss of the linear readout epoch. */
   readout_loss: number | null;
+  /**
+   * Approximate rules (FA, DFA, forward gradient): angle in degrees between the rule's update
+   * and the exact gradient of its backprop counterpart, per backbone weight, on one batch.
+   */
+  alignment_deg: Record<string, number> | null;
   train_batch_accuracy: number;
   test_error: number;
   train_error: number;
@@ -271,7 +317,10 @@ function sameRun(a: RunConfig, b: RunConfig): string | null {
     if (JSON.stringify(a[k]) !== JSON.stringify(b[k]))
       return `${k}: ${JSON.stringify(a[k])} vs ${JSON.stringify(b[k])}`;
   }
-  if (JSON.stringify(a.experiment) !== JSON.stringify(b.experiment)) return 'the experiment settings differ';
+  // the number of epochs may grow (continue a finished run); everything else must match
+  if (JSON.stringify({ ...a.experiment, epochs: 0 }) !== JSON.stringify({ ...b.experiment, epochs: 0 })) {
+    return 'the experiment settings differ';
+  }
   if (JSON.stringify(a.model) !== JSON.stringify(b.model)) return 'the model configuration differs';
   if (JSON.stringify(a.algorithmOptions) !== JSON.stringify(b.algorithmOptions))
     return 'the algorithm options differ';
@@ -343,6 +392,12 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
       if (diff !== null) {
         throw new Error(
           `cannot resume ${options.runDir}: its settings differ (${diff}); resume with the same flags`,
+        );
+      }
+      if (saved.experiment.epochs !== exp.epochs) {
+        log(
+          `resuming with ${exp.epochs} epochs instead of ${saved.experiment.epochs}: the learning-rate schedule ` +
+            'is recomputed for the new length, so the result differs from a run planned that long',
         );
       }
     }
@@ -419,6 +474,17 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
               batchSize: exp.batchSize,
             })
           : null;
+      const alignment = (() => {
+        const gen = stepBatches(exp, ds, config, { seed, epoch, limit: options.limitTrain });
+        const first = gen.next();
+        gen.return(undefined);
+        if (first.done) return null;
+        try {
+          return alignmentAngles(model, algorithm, first.value, hashSeed(seed, 4, epoch));
+        } finally {
+          tf.dispose([first.value.x, first.value.labels]);
+        }
+      })();
       const testError = evaluateError(model, ds, ds.test, options.limitTest, options.evalBatchSize);
       const trainError = evaluateError(model, ds, ds.train, options.limitTrain, options.evalBatchSize);
       const row: EpochMetrics = {
@@ -427,6 +493,7 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
         loss: lossSum / stepsPerEpoch,
         local_loss: hasLocal ? localSum / stepsPerEpoch : null,
         readout_loss: readoutLoss,
+        alignment_deg: alignment,
         train_batch_accuracy: accSum / stepsPerEpoch,
         test_error: testError,
         train_error: trainError,
