@@ -205,6 +205,45 @@ class ForwardGradientRule implements Algorithm {
     return [this.spec.perturb === 'weights' ? tf.mean(perRow) : perRow];
   }
 
+  /**
+   * The one forward pass with tangents (perturbed activities through `ctx`, or directions on the
+   * backbone weights as `primals`/`directions`): the block outputs (for the exact head updates)
+   * and, per block, the tangent of the loss its estimate uses — its own local losses, the last
+   * block's, or the global loss.
+   */
+  private tangentPass(
+    model: Model,
+    batch: StepBatch,
+    loss: LocalLoss | null,
+    ctx: LayerContext,
+    primals: tf.Tensor[] = [],
+    directions: tf.Tensor[] = [],
+  ): { blocks: tf.Tensor[]; tangentFor: (block: number) => tf.Tensor; dispose(): void } {
+    const k = this.options.samples;
+    const sites = linearSites(model.config);
+    const [outs, tans] = jvp(
+      (...flat: tf.Tensor[]) => {
+        const backbone =
+          flat.length === 0
+            ? model.params.backbone
+            : sites.map((_, i) => ({ w: flat[2 * i], b: flat[2 * i + 1] }));
+        const blocks = forwardBackbone(model.config, { backbone }, batch.x, ctx);
+        return [...this.lossTangentSources(model, batch, loss, blocks), ...blocks];
+      },
+      primals,
+      directions,
+      k > 1 ? { batched: true, k } : {},
+    );
+    const n = outs.length - model.config.blocks;
+    tf.dispose([...outs.slice(0, n), ...tans.slice(n)]);
+    const sources = tans.slice(0, n);
+    return {
+      blocks: outs.slice(n),
+      tangentFor: (block) => (n === 1 ? sources[0] : sources[block]),
+      dispose: () => tf.dispose(sources),
+    };
+  }
+
   private activityStep(
     model: Model,
     batch: StepBatch,
@@ -228,20 +267,11 @@ class ForwardGradientRule implements Algorithm {
     const ctx = activityContext(recorder, this.blockwise);
     const sites = new Map(linearSites(model.config).map((site) => [siteName(site), site]));
     const k = options.samples;
+    const pass = this.tangentPass(model, batch, loss, ctx);
     try {
-      const [outs, tans] = jvp(
-        () => {
-          const blocks = forwardBackbone(model.config, model.params, batch.x, ctx);
-          return [...this.lossTangentSources(model, batch, loss, blocks), ...blocks];
-        },
-        [],
-        [],
-        k > 1 ? { batched: true, k } : {},
-      );
-      const nSources = outs.length - model.config.blocks;
       for (const r of recorder.records) {
         const site = sites.get(r.name) as LinearSite;
-        const t = nSources === 1 ? tans[0] : tans[site.block];
+        const t = pass.tangentFor(site.block);
         const u = tf.tidy(() => unitTangent(site, k > 1 ? t : tf.expandDims(t, 0), r.prenorm.shape));
         const { dw, db } = activityWeightGradient({
           name: r.name,
@@ -259,9 +289,9 @@ class ForwardGradientRule implements Algorithm {
         grads.set(`${r.name}.w`, viewScale === 1 ? dw : scaleAndDispose(dw, viewScale));
         grads.set(`${r.name}.b`, viewScale === 1 ? db : scaleAndDispose(db, viewScale));
       }
-      tf.dispose([...outs.slice(0, nSources), ...tans]);
-      return outs.slice(nSources);
+      return pass.blocks;
     } finally {
+      pass.dispose();
       recorder.dispose();
     }
   }
@@ -282,20 +312,10 @@ class ForwardGradientRule implements Algorithm {
       sampleNoise(random, k > 1 ? [k, ...p.shape] : p.shape, options.noise),
     );
     const ctx = exactContext({ stopGradientBetweenBlocks: this.blockwise });
+    const pass = this.tangentPass(model, batch, loss, ctx, primals, directions);
     try {
-      const [outs, tans] = jvp(
-        (...flat: tf.Tensor[]) => {
-          const backbone = sites.map((_, i) => ({ w: flat[2 * i], b: flat[2 * i + 1] }));
-          const blocks = forwardBackbone(model.config, { backbone }, batch.x, ctx);
-          return [...this.lossTangentSources(model, batch, loss, blocks), ...blocks];
-        },
-        primals,
-        directions,
-        k > 1 ? { batched: true, k } : {},
-      );
-      const nSources = outs.length - model.config.blocks;
       sites.forEach((site, i) => {
-        const t = nSources === 1 ? tans[0] : tans[site.block];
+        const t = pass.tangentFor(site.block);
         const s = groupTangents(site, t, k > 1, model.params.backbone[site.index].w.shape);
         const { dw, db } = weightPerturbationGroupedEstimate({
           name: siteName(site),
@@ -308,9 +328,9 @@ class ForwardGradientRule implements Algorithm {
         grads.set(`${siteName(site)}.w`, dw);
         grads.set(`${siteName(site)}.b`, db as tf.Tensor);
       });
-      tf.dispose([...outs.slice(0, nSources), ...tans]);
-      return outs.slice(nSources);
+      return pass.blocks;
     } finally {
+      pass.dispose();
       tf.dispose(directions);
     }
   }
