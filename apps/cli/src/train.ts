@@ -121,7 +121,11 @@ export function registerTrain(program: Command, backendOption: () => Option): vo
     .option('--lr <x>', 'learning rate', positiveNumber('--lr'))
     .option('--momentum <x>', 'SGD/LARS momentum', nonNegativeNumber('--momentum'))
     .option('--weight-decay <x>', 'weight decay (weights only)', nonNegativeNumber('--weight-decay'))
-    .option('--head-lr <x>', 'learning-rate multiplier of the local heads (head_lr)', nonNegativeNumber('--head-lr'))
+    .option(
+      '--head-lr <x>',
+      'learning-rate multiplier of the local heads (head_lr)',
+      nonNegativeNumber('--head-lr'),
+    )
     .option(
       '--last-layer-lr <x>',
       'learning-rate multiplier of the final classifier (last_layer_lr)',
