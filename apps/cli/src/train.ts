@@ -90,6 +90,7 @@ interface TrainFlags {
   losses?: AlgorithmOptions['losses'];
   variant?: 'paper' | 'reference';
   lossImpl?: 'fused' | 'naive';
+  headGradient?: 'pooled' | 'replicas';
   blocks?: number;
   channels?: number;
   groups?: number;
@@ -178,6 +179,12 @@ export function registerTrain(program: Command, backendOption: () => Option): vo
       ]),
     )
     .addOption(new Option('--loss-impl <impl>', 'replicated loss implementation').choices(['fused', 'naive']))
+    .addOption(
+      new Option(
+        '--head-gradient <kind>',
+        "local heads' update: of the pooled loss, or of the sum of replicas",
+      ).choices(['pooled', 'replicas']),
+    )
     .option('--blocks <n>', 'custom size: blocks', positiveInt('--blocks'))
     .option('--channels <n>', 'custom size: channels', positiveInt('--channels'))
     .option('--groups <n>', 'custom size: channel groups', positiveInt('--groups'))
@@ -225,6 +232,7 @@ async function runTrain(flags: TrainFlags) {
   if (flags.losses !== undefined) algorithmOptions.losses = flags.losses;
   if (flags.variant !== undefined) algorithmOptions.variant = flags.variant;
   if (flags.lossImpl !== undefined) algorithmOptions.lossImpl = flags.lossImpl;
+  if (flags.headGradient !== undefined) algorithmOptions.headGradient = flags.headGradient;
 
   const modelOverrides: Record<string, number> = {};
   if (flags.blocks !== undefined) modelOverrides.blocks = flags.blocks;

@@ -305,7 +305,13 @@ describe('LayerContext', () => {
       const a = tf.tidy(() => forwardBackbone(noPost, params, x, base)[2]);
       const b = tf.tidy(() => forwardBackbone(noPost, params, x, scaled)[2]);
       // relative: without normalisation the block outputs are small (weights capped at 0.1)
-      const change = tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).div(tf.max(tf.abs(a))).dataSync()[0]);
+      const change = tf.tidy(
+        () =>
+          tf
+            .max(tf.abs(tf.sub(a, b)))
+            .div(tf.max(tf.abs(a)))
+            .dataSync()[0],
+      );
       expect(change).toBeGreaterThan(1e-3);
       tf.dispose([a, b]);
     }

@@ -332,3 +332,20 @@ describe('activityWeightGradient with one tangent per group of units', () => {
     );
   });
 });
+
+describe('activityWeightGradient with an identity normalisation', () => {
+  it('passes the cotangent through (placements without a post-linear norm)', () => {
+    const pre = tf.randomNormal([3, 5], 0, 1, 'float32', 1);
+    const prenorm = tf.randomNormal([3, 4], 0, 1, 'float32', 2);
+    const common = {
+      layout: 'dense' as const,
+      pre,
+      prenorm,
+      noise: tf.randomNormal([3, 4], 0, 1, 'float32', 3),
+    };
+    const t = tf.randomNormal([3, 1], 0, 1, 'float32', 4);
+    const a = activityWeightGradient({ ...common, unitTangent: t, normalize: (z) => z, reluMask: false });
+    const b = activityWeightGradient({ ...common, unitTangent: t, reluMask: false });
+    expect(tf.max(tf.abs(tf.sub(a.dw, b.dw))).dataSync()[0]).toBe(0);
+  });
+});

@@ -148,7 +148,12 @@ export function activityWeightGradient(input: ActivityWeightGradientInput): { dw
     // Step 3: the exact VJP of the parameter-free normalisation at prenorm (skipped for "NG").
     const gPre =
       normalize !== undefined && (input.normGradient ?? true)
-        ? tf.grad((z: tf.Tensor) => normalize(z))(prenorm, gz)
+        ? tf.grad((z: tf.Tensor) => {
+            const y = normalize(z);
+            // an identity "normalisation" (placements without a post-linear norm) returns z
+            // itself, which tf.grad cannot differentiate: its VJP is the cotangent
+            return y === z ? tf.mul(z, 1) : y;
+          })(prenorm, gz)
         : gz;
     // Step 4.
     return linearParamGradients(layout, pre, gPre);

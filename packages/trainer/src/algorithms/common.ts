@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { softmaxCrossEntropy, stopGradient } from '@fwdgrad/jvp-core';
 import { createLocalLoss, type LocalLoss, ntXent } from '@fwdgrad/local-losses';
-import { finalFeatures, headFeatures } from '@fwdgrad/localmixer';
+import { configSizes, finalFeatures, headFeatures } from '@fwdgrad/localmixer';
 import type { Model } from '../model.js';
 import type { AlgorithmOptions, StepBatch, StepResult } from './types.js';
 
@@ -162,4 +162,25 @@ export function trainedGroups(
   if (heads) groups.push('head');
   if (final) groups.push(isContrastive(model) ? 'projection' : 'classifier');
   return groups;
+}
+
+/**
+ * Applies `options.headGradient` to the local heads' gradients (in place): with `pooled` they are
+ * divided by the number of replicas per example, P′·G′ (see {@link AlgorithmOptions}).
+ */
+export function scaleHeadGradients(
+  model: Model,
+  grads: Map<string, tf.Tensor>,
+  loss: LocalLoss,
+  options: AlgorithmOptions,
+): void {
+  if (options.headGradient === 'replicas') return;
+  const { numPatches } = configSizes(model.config);
+  const replicas = (loss.patchwise ? numPatches : 1) * (loss.groupwise ? model.config.groups : 1);
+  if (replicas === 1) return;
+  for (const [name, g] of grads) {
+    if (!name.startsWith('head.')) continue;
+    grads.set(name, tf.div(g, replicas));
+    g.dispose();
+  }
 }

@@ -14,6 +14,7 @@ import {
   namesOf,
   Recorder,
   resultOf,
+  scaleHeadGradients,
   trainedGroups,
 } from './common.js';
 import type { Algorithm, AlgorithmId, AlgorithmOptions, StepBatch } from './types.js';
@@ -245,6 +246,7 @@ class GradientRule implements Algorithm {
       return tf.add(total, fin) as tf.Scalar;
     };
     const grads = gradientsByName(model, this.trainable(model), objective);
+    if (loss !== null) scaleHeadGradients(model, grads, loss, options);
     return resultOf(grads, rec, batch.labels);
   }
 

@@ -27,6 +27,7 @@ import {
   namesOf,
   Recorder,
   resultOf,
+  scaleHeadGradients,
   trainedGroups,
 } from './common.js';
 import type { Algorithm, AlgorithmId, AlgorithmOptions, StepBatch, StepResult } from './types.js';
@@ -369,7 +370,9 @@ class ForwardGradientRule implements Algorithm {
       tf.tidy(objective); // global contrastive: nothing to train here, the losses are still logged
       return;
     }
-    for (const [n, g] of gradientsByName(model, names, objective)) grads.set(n, g);
+    const headGrads = gradientsByName(model, names, objective);
+    if (loss !== null) scaleHeadGradients(model, headGrads, loss, this.options);
+    for (const [n, g] of headGrads) grads.set(n, g);
   }
 }
 

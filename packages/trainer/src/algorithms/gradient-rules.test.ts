@@ -79,3 +79,27 @@ describe('L-BP vs LG-BP block-0 gradients', () => {
     disposeBatch(batch);
   });
 });
+
+describe('head gradient scaling', () => {
+  it("'pooled' divides the local heads' gradients by the replicas per example (P·G), nothing else", () => {
+    const model = tinyModel(6);
+    const batch = syntheticBatch(model, 12);
+    const replicas = createAlgorithm('lg-bp', model, { headGradient: 'replicas' }).step(
+      model,
+      batch,
+      createRandom(0),
+    );
+    const pooled = createAlgorithm('lg-bp', model, { headGradient: 'pooled' }).step(
+      model,
+      batch,
+      createRandom(0),
+    );
+    const PG = 4 * 2; // tiny model: 2×2 patches, 2 groups
+    for (const [name, g] of replicas.grads) {
+      const expected = name.startsWith('head.') ? tf.div(g, PG) : g;
+      const diff = tf.max(tf.abs(tf.sub(pooled.grads.get(name) as tf.Tensor, expected))).dataSync()[0];
+      expect(diff).toBeLessThan(1e-6);
+    }
+    disposeBatch(batch);
+  });
+});
