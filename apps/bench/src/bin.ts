@@ -1,3 +1,10 @@
 #!/usr/bin/env node
-console.error('fwdgrad-bench: no suites yet');
-process.exit(2);
+import { main } from './program.js';
+
+main(process.argv.slice(2), { restartOnBrokenBackend: true }).then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
