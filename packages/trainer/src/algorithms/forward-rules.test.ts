@@ -1,36 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRandom } from '@fwdgrad/jvp-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createOptimizer } from '../optim.js';
 import { createAlgorithm } from './registry.js';
-import { disposeBatch, syntheticBatch, tinyModel } from './testing.test-util.js';
+import { disposeBatch, syntheticBatch, tinyModel, trainTiny } from './testing.test-util.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
 
 function trainLosses(id: string, steps: number, lr: number, options = {}) {
-  const model = tinyModel(3);
-  const batch = syntheticBatch(model);
-  const algo = createAlgorithm(id, model, options, createRandom(5));
-  const opt = createOptimizer('sgd', { momentum: 0.9, lastLayerLr: 1 });
-  const losses: number[] = [];
-  const before = tf.memory().numTensors - (model.entries.length + 2);
-  for (let s = 0; s < steps; s++) {
-    const r = algo.step(model, batch, createRandom(100 + s));
-    losses.push(r.localLoss ?? r.loss);
-    opt.apply(
-      model.entries.filter((e) => r.grads.has(e.name)),
-      r.grads,
-      lr,
-    );
-    tf.dispose([...r.grads.values()]);
-  }
-  algo.dispose();
-  opt.dispose();
-  disposeBatch(batch);
-  model.dispose();
-  return { losses, leaked: tf.memory().numTensors - before };
+  const { primary, leaked } = trainTiny(id, steps, lr, options);
+  return { losses: primary, leaked };
 }
 
 const SEED = Number(process.env.FG_SEED ?? 1000);

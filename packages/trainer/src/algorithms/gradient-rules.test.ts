@@ -3,36 +3,15 @@ import { createRandom } from '@fwdgrad/jvp-core';
 import { createLocalLoss } from '@fwdgrad/local-losses';
 import { exactContext, forwardBackbone, headFeatures } from '@fwdgrad/localmixer';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createOptimizer } from '../optim.js';
 import { createAlgorithm } from './registry.js';
-import { disposeBatch, syntheticBatch, tinyModel } from './testing.test-util.js';
+import { disposeBatch, syntheticBatch, tinyModel, trainTiny } from './testing.test-util.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
 
-function trainLoss(id: string, steps: number, lr: number, options = {}) {
-  const model = tinyModel(3);
-  const batch = syntheticBatch(model);
-  const algo = createAlgorithm(id, model, options, createRandom(5));
-  const opt = createOptimizer('sgd', { momentum: 0.9, lastLayerLr: 1 });
-  const losses: number[] = [];
-  for (let s = 0; s < steps; s++) {
-    const r = algo.step(model, batch, createRandom(100 + s));
-    losses.push(r.loss + (r.localLoss ?? 0));
-    opt.apply(
-      model.entries.filter((e) => r.grads.has(e.name)),
-      r.grads,
-      lr,
-    );
-    tf.dispose([...r.grads.values()]);
-  }
-  algo.dispose();
-  opt.dispose();
-  disposeBatch(batch);
-  model.dispose();
-  return losses;
-}
+const trainLoss = (id: string, steps: number, lr: number, options = {}) =>
+  trainTiny(id, steps, lr, options).total;
 
 describe('gradient rules lower the training loss on a small synthetic problem', () => {
   for (const id of ['bp', 'l-bp', 'lg-bp', 'fa', 'l-fa', 'lg-fa', 'dfa', 'readout']) {

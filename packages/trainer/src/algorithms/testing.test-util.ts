@@ -1,6 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { patchify, resolveConfig } from '@fwdgrad/localmixer';
+import { createRandom } from '@fwdgrad/jvp-core';
 import { createModel, type Model } from '../model.js';
+import { createOptimizer } from '../optim.js';
+import { createAlgorithm } from './registry.js';
 import type { StepBatch } from './types.js';
 
 /** A tiny LocalMixer: 8×8×1 images, 2×2 patches, 2 blocks, 8 channels, 2 groups, 3 classes. */
@@ -61,4 +64,35 @@ export function syntheticViews(model: Model, n = 16, seed = 7): StepBatch {
 
 export function disposeBatch(b: StepBatch): void {
   tf.dispose([b.x, b.labels]);
+}
+
+/**
+ * Trains a tiny model with one rule for `steps` SGD-momentum steps on the synthetic batch.
+ * Returns per-step losses — `total` (final + local) and `primary` (local if any, else final) —
+ * and the tensors left over once everything is disposed.
+ */
+export function trainTiny(id: string, steps: number, lr: number, options = {}) {
+  const model = tinyModel(3);
+  const batch = syntheticBatch(model);
+  const algo = createAlgorithm(id, model, options, createRandom(5));
+  const opt = createOptimizer('sgd', { momentum: 0.9, lastLayerLr: 1 });
+  const total: number[] = [];
+  const primary: number[] = [];
+  const before = tf.memory().numTensors - (model.entries.length + 2);
+  for (let s = 0; s < steps; s++) {
+    const r = algo.step(model, batch, createRandom(100 + s));
+    total.push(r.loss + (r.localLoss ?? 0));
+    primary.push(r.localLoss ?? r.loss);
+    opt.apply(
+      model.entries.filter((e) => r.grads.has(e.name)),
+      r.grads,
+      lr,
+    );
+    tf.dispose([...r.grads.values()]);
+  }
+  algo.dispose();
+  opt.dispose();
+  disposeBatch(batch);
+  model.dispose();
+  return { total, primary, leaked: tf.memory().numTensors - before };
 }
