@@ -76,6 +76,8 @@ async function tryLoad(name: BackendName): Promise<BackendAttempt> {
     const ok = await tf.setBackend(tfjsName);
     if (!ok) return { name, tfjsName, ok: false, reason: `tf.setBackend('${tfjsName}') returned false` };
     await tf.ready();
+    // the cpu backend prints an install hint on first use in Node; the choice was explained here
+    if (name === 'cpu') (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
     return { name, tfjsName, ok: true };
   } catch (err) {
     const code = (err as { code?: string }).code;
