@@ -35,6 +35,7 @@ describe('fwdgrad CLI', () => {
     const report = JSON.parse(c.out.join('').trim());
     expect(['node-gpu', 'node', 'wasm', 'cpu']).toContain(report.backend);
     expect(report.tfjs_version).toBe(tf.version.tfjs);
+    expect(report.kernel_patches).toEqual(report.backend === 'wasm' ? ['BatchMatMul', '_FusedMatMul'] : []);
     const skipped = report.attempts.filter((a: { ok: boolean }) => !a.ok);
     for (const a of skipped) expect(a.reason.length).toBeGreaterThan(0);
   });

@@ -40,6 +40,7 @@ async function info(opts: { backend: BackendRequest; json?: boolean }): Promise<
     node: process.version,
     cores: cpus().length,
     attempts: sel.attempts,
+    kernel_patches: sel.kernelPatches,
     packages: natives,
   };
   if (opts.json) {

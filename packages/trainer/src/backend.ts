@@ -122,7 +122,9 @@ export async function selectBackend(request: BackendRequest = 'auto'): Promise<B
 export function describeSelection(sel: BackendSelection): string {
   const lines = [`backend: ${sel.name} (tfjs '${sel.tfjsBackend}', requested ${sel.requested})`];
   if (sel.kernelPatches.length > 0)
-    lines.push(`  fast paths: ${sel.kernelPatches.join(', ')} (explicit transposes)`);
+    lines.push(
+      `  fast paths: ${sel.kernelPatches.join(', ')} (explicit transposes; batched products as 2-D products)`,
+    );
   for (const a of sel.attempts) {
     lines.push(`  ${a.ok ? 'ok  ' : 'skip'} ${a.name}${a.ok ? '' : `: ${a.reason}`}`);
   }
