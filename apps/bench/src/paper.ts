@@ -6,6 +6,16 @@
 /** An error pair in percent: test, train. */
 export type ErrorPair = readonly [test: number, train: number];
 
+/** A paper error pair (percent) as the rows' fraction fields; nulls where the paper has none. */
+export function paperErrors(pair: ErrorPair | undefined | null): {
+  paper_test_error: number | null;
+  paper_train_error: number | null;
+} {
+  return pair
+    ? { paper_test_error: pair[0] / 100, paper_train_error: pair[1] / 100 }
+    : { paper_test_error: null, paper_train_error: null };
+}
+
 /** Table 3 (supervised), MNIST columns: S/1/1 and M/1/16 (test / train error %). */
 export const TABLE3_MNIST: Readonly<Record<'S/1/1' | 'M/1/16', Readonly<Record<string, ErrorPair>>>> = {
   'S/1/1': {

@@ -1,12 +1,13 @@
 import { spawnSync } from 'node:child_process';
 import { BACKEND_NAMES, type BackendRequest } from '@fwdgrad/trainer';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { runProgram, USAGE_ERROR } from '@fwdgrad/cli';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { defaultOutDir, runSuite } from './harness.js';
 import { SUITES } from './suites/index.js';
 import { BUDGETS, type Budget, SUITE_NAMES } from './types.js';
 
-/** Exit code for usage errors (unknown flag, bad value), as in most Unix tools and the `fwdgrad` CLI. */
-export const USAGE_ERROR = 2;
+/** Exit code for usage errors (unknown flag, bad value): the `fwdgrad` CLI's. */
+export { USAGE_ERROR };
 
 /** How many times a run may restart itself after a backend became unusable (each restart makes progress). */
 const MAX_RESTARTS = 50;
@@ -127,30 +128,9 @@ export function createProgram(argv: string[] = [], options: MainOptions = {}): C
 /** Runs the bench command line; returns the process exit code (2 for usage errors). */
 export async function main(argv: string[], options: MainOptions = {}): Promise<number> {
   const program = createProgram(argv, options);
-  const override = (cmd: Command) => {
-    cmd.exitOverride();
-    cmd.commands.forEach(override);
-  };
-  override(program);
   if (argv.length === 0) {
     program.outputHelp({ error: true });
     return USAGE_ERROR;
   }
-  try {
-    await program.parseAsync(argv, { from: 'user' });
-    return 0;
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      if (
-        err.code === 'commander.helpDisplayed' ||
-        err.code === 'commander.version' ||
-        err.code === 'commander.help'
-      ) {
-        return 0;
-      }
-      return USAGE_ERROR;
-    }
-    console.error(`fwdgrad-bench: ${err instanceof Error ? err.message : String(err)}`);
-    return 1;
-  }
+  return runProgram(program, argv, 'fwdgrad-bench');
 }

@@ -85,9 +85,12 @@ export function createProgram(): Command {
   return program;
 }
 
-/** Runs the CLI; returns the process exit code. */
-export async function main(argv: string[]): Promise<number> {
-  const program = createProgram();
+/**
+ * Parses `argv` with a commander program and returns the process exit code: 0, 2 for usage
+ * errors (unknown flag, bad value; commander has already printed why), 1 for a failure, printed
+ * as one `name: message` line. Shared by the `fwdgrad` and `fwdgrad-bench` commands.
+ */
+export async function runProgram(program: Command, argv: string[], name: string): Promise<number> {
   const override = (cmd: Command) => {
     cmd.exitOverride();
     cmd.commands.forEach(override);
@@ -98,16 +101,15 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (
-        err.code === 'commander.helpDisplayed' ||
-        err.code === 'commander.version' ||
-        err.code === 'commander.help'
-      ) {
-        return 0;
-      }
-      return USAGE_ERROR;
+      const help = ['commander.helpDisplayed', 'commander.version', 'commander.help'];
+      return help.includes(err.code) ? 0 : USAGE_ERROR;
     }
-    console.error(`fwdgrad: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(`${name}: ${err instanceof Error ? err.message : String(err)}`);
     return 1;
   }
+}
+
+/** Runs the CLI; returns the process exit code. */
+export function main(argv: string[]): Promise<number> {
+  return runProgram(createProgram(), argv, 'fwdgrad');
 }

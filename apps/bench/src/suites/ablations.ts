@@ -1,6 +1,6 @@
 import type { LocalMixerOptions, NormKind, NormPlacementName } from '@fwdgrad/localmixer';
 import { type AlgorithmId, type AlgorithmOptions, PRESETS } from '@fwdgrad/trainer';
-import { type ErrorPair, TABLE5_SUPERVISED, TABLE6_SUPERVISED } from '../paper.js';
+import { type ErrorPair, TABLE5_SUPERVISED, TABLE6_SUPERVISED, paperErrors } from '../paper.js';
 import { barPlot, learningCurves, linePlot, PALETTE } from '../svg.js';
 import { markdownTable, pct, type Row } from '../table.js';
 import { meanStd, mixerLabel, pctMeanStd, trainRow } from '../training.js';
@@ -121,8 +121,7 @@ function plan(budget: Budget, options: SuiteOptions): SuitePlan {
             limitTrain: b.limitTrain,
             limitTest: b.limitTest,
           })),
-          paper_test_error: paper ? paper[0] / 100 : null,
-          paper_train_error: paper ? paper[1] / 100 : null,
+          ...paperErrors(paper),
         }),
       });
     }
@@ -197,8 +196,7 @@ function report(rows: Row[]) {
       test_error_std: c.test?.std ?? null,
       train_error_mean: c.train?.mean ?? null,
       train_error_std: c.train?.std ?? null,
-      paper_test_error: c.paper ? c.paper[0] / 100 : null,
-      paper_train_error: c.paper ? c.paper[1] / 100 : null,
+      ...paperErrors(c.paper),
     }));
     sections.push(
       `## ${TITLES[ablation]}`,

@@ -1,6 +1,6 @@
 import type { LocalMixerOptions } from '@fwdgrad/localmixer';
 import { type AlgorithmId, type ExperimentOverrides, PRESETS } from '@fwdgrad/trainer';
-import { TABLE4_CIFAR_M816 } from '../paper.js';
+import { TABLE4_CIFAR_M816, paperErrors } from '../paper.js';
 import { barPlot } from '../svg.js';
 import { markdownTable, pct, type Row } from '../table.js';
 import { meanStd, pctMeanStd, trainRow } from '../training.js';
@@ -85,8 +85,7 @@ function plan(budget: Budget, options: SuiteOptions): SuitePlan {
             limitTrain: b.limitTrain,
             limitTest: b.limitTest,
           })),
-          paper_test_error: paper ? paper[0] / 100 : null,
-          paper_train_error: paper ? paper[1] / 100 : null,
+          ...paperErrors(paper),
         }),
       });
     }

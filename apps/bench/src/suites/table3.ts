@@ -1,5 +1,5 @@
 import { ALGORITHM_IDS, PRESETS } from '@fwdgrad/trainer';
-import { TABLE3_MNIST } from '../paper.js';
+import { TABLE3_MNIST, paperErrors } from '../paper.js';
 import { barPlot, learningCurves } from '../svg.js';
 import { markdownTable, pct, type Row } from '../table.js';
 import { meanStd, pctMeanStd, trainRow } from '../training.js';
@@ -63,8 +63,7 @@ function plan(budget: Budget, options: SuiteOptions): SuitePlan {
               limitTrain: b.limitTrain,
               limitTest: b.limitTest,
             })),
-            paper_test_error: paper ? paper[0] / 100 : null,
-            paper_train_error: paper ? paper[1] / 100 : null,
+            ...paperErrors(paper),
           }),
         });
       }
@@ -127,8 +126,7 @@ function report(rows: Row[]) {
         train_error_mean: trainErr?.mean ?? null,
         train_error_std: trainErr?.std ?? null,
         seeds: ok.length,
-        paper_test_error: paper ? paper[0] / 100 : null,
-        paper_train_error: paper ? paper[1] / 100 : null,
+        ...paperErrors(paper),
       });
     }
   }
