@@ -10,17 +10,10 @@ import {
   type NormKind,
   resolveConfig,
 } from './index.js';
+import { tiny } from './testing.test-util.js';
 
 // Forward mode through the one forward definition: for f = forwardBackbone (all block outputs) at the backbone
 // parameters and the input, jvp gives J·u; tfjs reverse mode gives Jᵀ·w. They must satisfy w·(J u) = (Jᵀ w)·u.
-const tiny = resolveConfig({
-  imageShape: [8, 8, 1],
-  patchesPerSide: 2,
-  channels: 8,
-  hidden: 12,
-  groups: 2,
-  blocks: 3,
-});
 
 function dot(a: tf.Tensor[], b: tf.Tensor[]): number {
   return tf.tidy(() => a.reduce((acc, t, i) => acc + tf.sum(tf.mul(t, b[i])).dataSync()[0], 0));

@@ -22,16 +22,7 @@ import {
   siteActivationShape,
   unpatchify,
 } from './index.js';
-
-// A small LocalMixer: 8×8×1 images, 2×2 patches (P = 4, D_in = 16), C = 8, Hd = 12, G = 2, 3 blocks.
-const tiny = resolveConfig({
-  imageShape: [8, 8, 1],
-  patchesPerSide: 2,
-  channels: 8,
-  hidden: 12,
-  groups: 2,
-  blocks: 3,
-});
+import { tiny } from './testing.test-util.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // A straightforward reference written with explicit loops over plain arrays, in float64. Activations are kept as

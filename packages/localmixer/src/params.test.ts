@@ -13,15 +13,7 @@ import {
   presets,
   resolveConfig,
 } from './index.js';
-
-const tiny = resolveConfig({
-  imageShape: [8, 8, 1],
-  patchesPerSide: 2,
-  channels: 8,
-  hidden: 12,
-  groups: 2,
-  blocks: 3,
-});
+import { tiny } from './testing.test-util.js';
 
 describe('parameter counts (paper Table 2)', () => {
   // Table 2 counts backbone + local heads + final classifier (supervised, K = 10).
