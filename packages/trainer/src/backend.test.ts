@@ -32,6 +32,26 @@ describe('selectBackend', () => {
     expect(Array.from(g.dataSync())).toEqual([3, 7, 3, 7]);
   });
 
+  it('native is the cpu backend with native kernels on; cpu turns them off again', async () => {
+    const native = await selectBackend('native');
+    if (process.env.FWDGRAD_NATIVE === '0') {
+      expect(native.name).not.toBe('native');
+      return;
+    }
+    expect(native.tfjsBackend).toBe('cpu');
+    expect(native.kernelPatches).toContain('BatchMatMul');
+    expect(describeSelection(native)).toMatch(/native kernels: \d+ \(matrix products: /);
+    const a = tf.tensor2d([
+      [1, 2],
+      [3, 4],
+    ]);
+    const g = tf.grad((x: tf.Tensor) => tf.sum(tf.matMul(x as tf.Tensor2D, a)))(tf.ones([2, 2]));
+    expect(Array.from(g.dataSync())).toEqual([3, 7, 3, 7]);
+    const cpu = await selectBackend('cpu');
+    expect(cpu.kernelPatches).toEqual([]);
+    expect(tf.getKernel('BatchMatMul', 'cpu')?.kernelFunc.name).toBe('batchMatMul');
+  });
+
   it('rejects an unknown backend with the list of valid ones', async () => {
     await expect(selectBackend('tpu' as never)).rejects.toThrow(/unknown backend 'tpu'.*wasm/);
   });

@@ -2,10 +2,15 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
+import { installNativeKernels, loadNative, type NativeStatus, uninstallNativeKernels } from '@fwdgrad/native';
 import { installKernelPatches, patchedKernels } from './kernels.js';
 
-/** Backends fwdgrad knows, fastest first. `auto` tries them in this order. */
-export const BACKEND_NAMES = ['node-gpu', 'node', 'wasm', 'cpu'] as const;
+/**
+ * Backends fwdgrad knows, fastest first. `auto` tries them in this order. `native` is tfjs's cpu
+ * backend with @fwdgrad/native's kernels (system BLAS and vectorised, multi-threaded C loops); it
+ * loads only where that package's addon was compiled at install.
+ */
+export const BACKEND_NAMES = ['node-gpu', 'node', 'native', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 export type BackendRequest = BackendName | 'auto';
 
@@ -28,11 +33,14 @@ export interface BackendSelection {
   attempts: BackendAttempt[];
   /** Kernels replaced by faster equivalents for this backend (see `installKernelPatches`). */
   kernelPatches: string[];
+  /** The native addon's state (BLAS, threads), for every selection: `fwdgrad info` reports it. */
+  native: NativeStatus;
 }
 
 const TFJS_NAME: Record<BackendName, string> = {
   'node-gpu': 'tensorflow',
   node: 'tensorflow',
+  native: 'cpu',
   wasm: 'wasm',
   cpu: 'cpu',
 };
@@ -67,6 +75,11 @@ async function tryLoad(name: BackendName): Promise<BackendAttempt> {
       case 'node':
         await import('@tensorflow/tfjs-node');
         break;
+      case 'native': {
+        const status = loadNative();
+        if (!status.available) return { name, tfjsName, ok: false, reason: status.reason };
+        break;
+      }
       case 'wasm':
         await import('@tensorflow/tfjs-backend-wasm');
         break;
@@ -77,7 +90,7 @@ async function tryLoad(name: BackendName): Promise<BackendAttempt> {
     if (!ok) return { name, tfjsName, ok: false, reason: `tf.setBackend('${tfjsName}') returned false` };
     await tf.ready();
     // the cpu backend prints an install hint on first use in Node; the choice was explained here
-    if (name === 'cpu') (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
+    if (tfjsName === 'cpu') (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
     return { name, tfjsName, ok: true };
   } catch (err) {
     const code = (err as { code?: string }).code;
@@ -104,13 +117,17 @@ export async function selectBackend(request: BackendRequest = 'auto'): Promise<B
     const attempt = await tryLoad(name);
     attempts.push(attempt);
     if (attempt.ok) {
-      installKernelPatches(attempt.tfjsName);
+      // 'native' and 'cpu' share tfjs's cpu backend: the native kernels are on for one, off for the other
+      if (name === 'native') installNativeKernels('cpu');
+      else if (name === 'cpu') uninstallNativeKernels('cpu');
+      else installKernelPatches(attempt.tfjsName);
       return {
         requested: request,
         name,
         tfjsBackend: tf.getBackend(),
         attempts,
-        kernelPatches: patchedKernels(attempt.tfjsName),
+        kernelPatches: name === 'native' ? installNativeKernels('cpu') : patchedKernels(attempt.tfjsName),
+        native: loadNative(),
       };
     }
   }
@@ -121,7 +138,12 @@ export async function selectBackend(request: BackendRequest = 'auto'): Promise<B
 /** One line per attempt, e.g. for `fwdgrad info` and the trainer's start-up message. */
 export function describeSelection(sel: BackendSelection): string {
   const lines = [`backend: ${sel.name} (tfjs '${sel.tfjsBackend}', requested ${sel.requested})`];
-  if (sel.kernelPatches.length > 0)
+  if (sel.name === 'native') {
+    const n = sel.native;
+    lines.push(
+      `  native kernels: ${sel.kernelPatches.length} (matrix products: ${n.blas ?? 'built-in C product, no BLAS found'}; ${n.threads} thread${n.threads === 1 ? '' : 's'}${n.openmp ? '' : ', no OpenMP'})`,
+    );
+  } else if (sel.kernelPatches.length > 0)
     lines.push(
       `  fast paths: ${sel.kernelPatches.join(', ')} (explicit transposes; batched products as 2-D products)`,
     );

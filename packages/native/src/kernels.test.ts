@@ -1,0 +1,292 @@
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { loadNative } from './addon.js';
+import {
+  broadcastLayout,
+  collapsePermutation,
+  installedNativeKernels,
+  installNativeKernels,
+  NATIVE_KERNEL_NAMES,
+  uninstallNativeKernels,
+} from './kernels.js';
+
+// The addon must be built for these tests (pnpm build compiles it). FWDGRAD_NATIVE=0 turns it off on
+// purpose; then only the fallback test below runs its checks.
+const status = loadNative();
+const expectAddon = process.env.FWDGRAD_NATIVE !== '0';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+  (tf.backend() as unknown as { firstUse: boolean }).firstUse = false;
+});
+afterAll(() => uninstallNativeKernels());
+
+/** Seeded uniform values in [-2, 2] (plus a positive shift when asked), as a tensor. */
+function rand(shape: number[], seed: number, positive = false): tf.Tensor {
+  return tf.tidy(() => {
+    const r = tf.randomUniform(shape, -2, 2, 'float32', seed);
+    return positive ? tf.add(tf.abs(r), 0.1) : r;
+  });
+}
+
+/** Runs f with tfjs's kernels and with the native ones; returns both results as arrays. */
+function both(f: () => tf.Tensor): {
+  ref: Float32Array;
+  got: Float32Array;
+  shape: number[];
+  refShape: number[];
+} {
+  uninstallNativeKernels();
+  const r = f();
+  const ref = r.dataSync() as Float32Array;
+  const refShape = r.shape;
+  r.dispose();
+  expect(installNativeKernels().length).toBeGreaterThan(0);
+  const g = f();
+  const got = g.dataSync() as Float32Array;
+  const shape = g.shape;
+  g.dispose();
+  return { ref, got, shape, refShape };
+}
+
+/** |got - ref| <= 1e-5 * max(|ref|, 1) elementwise (relative 1e-5, absolute near zero). */
+function expectClose(ref: ArrayLike<number>, got: ArrayLike<number>, tol = 1e-5): void {
+  expect(got.length).toBe(ref.length);
+  let worst = 0;
+  for (let i = 0; i < ref.length; i++) {
+    if (Number.isNaN(ref[i])) {
+      expect(Number.isNaN(got[i])).toBe(true);
+      continue;
+    }
+    if (ref[i] === got[i]) continue;
+    const err = Math.abs(got[i] - ref[i]) / Math.max(Math.abs(ref[i]), 1);
+    worst = Math.max(worst, err);
+  }
+  expect(worst).toBeLessThanOrEqual(tol);
+}
+
+function check(f: () => tf.Tensor, tol = 1e-5): void {
+  const { ref, got, shape, refShape } = both(f);
+  expect(shape).toEqual(refShape);
+  expectClose(ref, got, tol);
+}
+
+describe('addon', () => {
+  it('loads with a matrix-product implementation it names', () => {
+    if (!expectAddon) return;
+    expect(status.reason).toBeUndefined();
+    expect(status.available).toBe(true);
+    expect(status.threads).toBeGreaterThanOrEqual(1);
+    expect(typeof status.blas === 'string' || status.blas === null).toBe(true);
+  });
+});
+
+describe('layouts', () => {
+  it('collapses broadcast axes', () => {
+    expect(broadcastLayout([4, 5, 6], [4, 5, 6])).toMatchObject({
+      shape: [120],
+      aStrides: [1],
+      bStrides: [1],
+    });
+    expect(broadcastLayout([4, 5, 6], [6])).toMatchObject({
+      shape: [20, 6],
+      aStrides: [6, 1],
+      bStrides: [0, 1],
+    });
+    expect(broadcastLayout([4, 5, 1], [1, 5, 6])).toMatchObject({
+      outShape: [4, 5, 6],
+      shape: [4, 5, 6],
+      aStrides: [5, 1, 0],
+      bStrides: [0, 6, 1],
+    });
+    expect(broadcastLayout([], [3, 2])).toMatchObject({ shape: [6], aStrides: [0], bStrides: [1] });
+  });
+  it('merges axes that move together', () => {
+    expect(collapsePermutation([2, 3, 4, 5], [0, 2, 3, 1])).toEqual({ shape: [2, 3, 20], perm: [0, 2, 1] });
+    expect(collapsePermutation([2, 1, 4], [1, 0, 2])).toEqual({ shape: [8], perm: [0] });
+    expect(collapsePermutation([2, 3, 4], [2, 1, 0])).toEqual({ shape: [2, 3, 4], perm: [2, 1, 0] });
+  });
+});
+
+describe.runIf(expectAddon)('native kernels equal tfjs cpu kernels (relative 1e-5)', () => {
+  it('replaces the matmul, elementwise, reduction, transpose and softmax kernels', () => {
+    expect(installNativeKernels().sort()).toEqual([...NATIVE_KERNEL_NAMES].sort());
+    expect(installedNativeKernels()).toContain('BatchMatMul');
+  });
+
+  it('matMul with every transpose and batch layout', () => {
+    for (const [ta, tb] of [
+      [false, false],
+      [true, false],
+      [false, true],
+      [true, true],
+    ] as const) {
+      const a = rand(ta ? [7, 5] : [5, 7], 1);
+      const b = rand(tb ? [3, 7] : [7, 3], 2);
+      check(() => tf.matMul(a, b, ta, tb));
+      const ab = rand(ta ? [4, 7, 5] : [4, 5, 7], 3);
+      const bb = rand(tb ? [4, 3, 7] : [4, 7, 3], 4);
+      check(() => tf.matMul(ab, bb, ta, tb));
+      check(() => tf.matMul(ab, b, ta, tb)); // b shared by the batch
+      check(() => tf.matMul(a, bb, ta, tb)); // a shared by the batch
+      tf.dispose([a, b, ab, bb]);
+    }
+    const a4 = rand([2, 3, 6, 5], 5);
+    const b4 = rand([2, 3, 5, 4], 6);
+    check(() => tf.matMul(a4, b4));
+    const big = rand([130, 70], 7);
+    check(() => tf.matMul(big, big, false, true));
+    tf.dispose([a4, b4, big]);
+  });
+
+  it('fused matMul with bias and relu; its gradient', () => {
+    const a = rand([6, 5], 8);
+    const b = rand([5, 4], 9);
+    const bias = rand([4], 10);
+    check(() => tf.fused.matMul({ a, b, bias, activation: 'relu' }));
+    check(() => tf.fused.matMul({ a, b, bias: tf.scalar(0.5), activation: 'linear' }));
+    check(() => tf.fused.matMul({ a, b, transposeB: false, bias: rand([6, 4], 11) })); // falls back
+    check(() =>
+      tf.grad((x: tf.Tensor) =>
+        tf.sum(tf.fused.matMul({ a: x as tf.Tensor2D, b, bias, activation: 'relu' })),
+      )(a),
+    );
+    tf.dispose([a, b, bias]);
+  });
+
+  it('binary ops with broadcasting', () => {
+    const shapes: [number[], number[]][] = [
+      [
+        [3, 4, 5],
+        [3, 4, 5],
+      ],
+      [[3, 4, 5], [5]],
+      [
+        [3, 4, 5],
+        [4, 1],
+      ],
+      [
+        [3, 1, 5],
+        [1, 4, 1],
+      ],
+      [[], [2, 3]],
+      [[2, 3], []],
+      [
+        [2, 1, 3, 1, 4],
+        [3, 5, 1],
+      ],
+      [
+        [64, 33],
+        [64, 1],
+      ],
+    ];
+    const ops: [string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor, boolean][] = [
+      ['add', tf.add, false],
+      ['sub', tf.sub, false],
+      ['mul', tf.mul, false],
+      ['div', tf.div, true],
+      ['maximum', tf.maximum, false],
+      ['minimum', tf.minimum, false],
+      ['squaredDifference', tf.squaredDifference, false],
+      ['pow', tf.pow, true],
+    ];
+    let seed = 20;
+    for (const [sa, sb] of shapes) {
+      for (const [, op, positive] of ops) {
+        const a = rand(sa, seed++, positive);
+        const b = rand(sb, seed++, positive);
+        check(() => op(a, b));
+        tf.dispose([a, b]);
+      }
+    }
+    // int32 stays with tfjs's kernels
+    check(() => tf.add(tf.tensor1d([1, 2, 3], 'int32'), tf.tensor1d([4, 5, 6], 'int32')).toFloat());
+  });
+
+  it('unary ops', () => {
+    const x = rand([7, 9], 40);
+    const p = rand([7, 9], 41, true);
+    for (const f of [tf.exp, tf.neg, tf.square, tf.relu, tf.step, tf.abs, tf.sigmoid, tf.tanh])
+      check(() => f(x));
+    check(() => tf.step(x, 0.25));
+    for (const f of [tf.log, tf.sqrt, tf.rsqrt, tf.reciprocal, tf.log1p]) check(() => f(p));
+    check(() => tf.step(tf.tensor1d([Number.NaN, -1, 0, 2])));
+    tf.dispose([x, p]);
+  });
+
+  it('reductions over every axis set, kept or dropped', () => {
+    const x = rand([3, 4, 5, 2], 50);
+    const axesList: (number | number[] | undefined)[] = [
+      undefined,
+      0,
+      1,
+      3,
+      -1,
+      [0, 1],
+      [1, 2],
+      [0, 2],
+      [1, 3],
+      [0, 1, 2, 3],
+    ];
+    for (const axis of axesList)
+      for (const keepDims of [false, true]) {
+        check(() => tf.sum(x, axis, keepDims));
+        check(() => tf.mean(x, axis, keepDims));
+        check(() => tf.max(x, axis, keepDims));
+        check(() => tf.min(x, axis, keepDims));
+        check(() => tf.prod(tf.div(x, 2), axis, keepDims));
+      }
+    const ones = rand([4, 1, 6], 51);
+    check(() => tf.sum(ones, 1));
+    check(() => tf.mean(ones, [0, 1]));
+    tf.dispose([x, ones]);
+  });
+
+  it('transposes, softmax and addN', () => {
+    const x = rand([2, 3, 4, 5], 60);
+    for (const perm of [
+      [0, 1, 3, 2],
+      [3, 2, 1, 0],
+      [0, 2, 3, 1],
+      [1, 0, 2, 3],
+      [2, 0, 3, 1],
+    ])
+      check(() => tf.transpose(x, perm));
+    const wide = rand([70, 45], 61);
+    check(() => tf.transpose(wide));
+    check(() => tf.softmax(x));
+    check(() => tf.addN([x, tf.mul(x, 2), tf.neg(x)]));
+    tf.dispose([x, wide]);
+  });
+
+  it('gradients through the replaced kernels match', () => {
+    const w = rand([6, 4], 70);
+    const xs = rand([5, 6], 71);
+    const f = (v: tf.Tensor) =>
+      tf.mean(tf.logSoftmax(tf.sub(tf.matMul(xs, v), tf.max(tf.matMul(xs, v), -1, true))));
+    check(() => tf.grad(f)(w));
+    tf.dispose([w, xs]);
+  });
+});
+
+describe('fallback', () => {
+  it('without an addon nothing is replaced, the status says why, and tfjs computes as before', async () => {
+    uninstallNativeKernels();
+    vi.resetModules();
+    const before = process.env.FWDGRAD_NATIVE_ADDON;
+    process.env.FWDGRAD_NATIVE_ADDON = '/nonexistent/fwdgrad.node';
+    try {
+      const fresh = await import('./index.js');
+      const s = fresh.loadNative();
+      expect(s.available).toBe(false);
+      expect(s.reason).toContain('/nonexistent/fwdgrad.node');
+      expect(fresh.installNativeKernels()).toEqual([]);
+    } finally {
+      if (before === undefined) delete process.env.FWDGRAD_NATIVE_ADDON;
+      else process.env.FWDGRAD_NATIVE_ADDON = before;
+    }
+    expect(installedNativeKernels()).toEqual([]);
+    const y = tf.add(tf.tensor1d([1, 2]), tf.tensor1d([3, 4]));
+    expect(Array.from(y.dataSync())).toEqual([4, 6]);
+  });
+});

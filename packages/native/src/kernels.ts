@@ -1,0 +1,468 @@
+import * as tf from '@tensorflow/tfjs';
+import { type NativeAddon, nativeAddon } from './addon.js';
+import { BufferPool, type PoolableBackend } from './pool.js';
+
+/**
+ * Native replacements for tfjs cpu-backend kernels, registered through tfjs's documented extension
+ * point (`registerKernel`). Each replacement handles float32 tensors in the layouts it knows and hands
+ * everything else (int32/bool tensors, exotic broadcasts, attributes it does not model) to the original
+ * kernel, so installing them changes no result beyond float32 rounding order.
+ */
+
+interface TensorInfo {
+  dataId: object;
+  shape: number[];
+  dtype: string;
+}
+
+/** What the replacements use of tfjs-backend-cpu's backend object (the methods its own kernels use). */
+interface CpuBackend {
+  data: { get(dataId: object): { values?: unknown } };
+  makeTensorInfo(shape: number[], dtype: string, values?: Float32Array): TensorInfo;
+}
+
+type KernelArgs = {
+  inputs: Record<string, TensorInfo> | TensorInfo[];
+  attrs: Record<string, unknown>;
+  backend: CpuBackend;
+};
+type KernelFunc = (args: KernelArgs) => TensorInfo | TensorInfo[];
+/** A replacement returns undefined to hand the call to the original kernel. */
+type Fast = (native: NativeAddon, args: KernelArgs) => TensorInfo | undefined;
+
+function f32(backend: CpuBackend, t: TensorInfo | undefined): Float32Array | undefined {
+  if (t === undefined || t.dtype !== 'float32') return undefined;
+  const v = backend.data.get(t.dataId).values;
+  return v instanceof Float32Array ? v : undefined;
+}
+
+function size(shape: number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Output buffers of the native kernels, recycled when tfjs disposes their tensors (see pool.ts). */
+const pool = new BufferPool();
+
+function alloc(length: number): Float32Array {
+  return pool.take(length);
+}
+
+function output(backend: CpuBackend, shape: number[], values: Float32Array): TensorInfo {
+  return pool.output(values, (v) => backend.makeTensorInfo(shape, 'float32', v));
+}
+
+/** Buffer reuse counters (allocated, reused, recycled, retired) and the bytes pooled now. */
+export function nativePoolStats(): BufferPool['stats'] & { pooledBytes: number } {
+  return { ...pool.stats, pooledBytes: pool.pooledBytes };
+}
+
+function named(args: KernelArgs): Record<string, TensorInfo> {
+  return args.inputs as Record<string, TensorInfo>;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Matrix products
+
+/** Outer (batch) dims of a and b: equal, or one of them a single matrix. Else undefined (fallback). */
+function batchLayout(
+  aShape: number[],
+  bShape: number[],
+): { outer: number[]; batch: number; sa: number; sb: number } | undefined {
+  const ao = aShape.slice(0, -2);
+  const bo = bShape.slice(0, -2);
+  const an = size(ao);
+  const bn = size(bo);
+  const am = aShape[aShape.length - 2] * aShape[aShape.length - 1];
+  const bm = bShape[bShape.length - 2] * bShape[bShape.length - 1];
+  if (ao.length === bo.length && ao.every((d, i) => d === bo[i]))
+    return { outer: ao, batch: an, sa: am, sb: bm };
+  if (bn === 1 && ao.length >= bo.length) return { outer: ao, batch: an, sa: am, sb: 0 };
+  if (an === 1 && bo.length >= ao.length) return { outer: bo, batch: bn, sa: 0, sb: bm };
+  return undefined;
+}
+
+function matmul(native: NativeAddon, args: KernelArgs, fused: boolean): TensorInfo | undefined {
+  const { a, b, bias, preluActivationWeights } = named(args);
+  const { backend, attrs } = args;
+  const av = f32(backend, a);
+  const bv = f32(backend, b);
+  if (av === undefined || bv === undefined || a.shape.length < 2 || b.shape.length < 2) return undefined;
+  let activation = 0;
+  let biasValues: Float32Array | null = null;
+  let biasLength = 0;
+  const ta = attrs.transposeA === true;
+  const tb = attrs.transposeB === true;
+  const m = a.shape[a.shape.length - (ta ? 1 : 2)];
+  const k = a.shape[a.shape.length - (ta ? 2 : 1)];
+  const k2 = b.shape[b.shape.length - (tb ? 1 : 2)];
+  const n = b.shape[b.shape.length - (tb ? 2 : 1)];
+  if (k !== k2) return undefined; // the original kernel throws tfjs's own shape error
+  if (fused) {
+    const act = (attrs.activation as string | undefined) ?? 'linear';
+    if (act === 'relu') activation = 1;
+    else if (act !== 'linear') return undefined;
+    if (preluActivationWeights !== undefined) return undefined;
+    if (bias !== undefined) {
+      const bv2 = f32(backend, bias);
+      const bs = size(bias.shape);
+      // a bias over the last axis ([n], [1, n], ...) or a scalar; other broadcasts go to tfjs
+      const lastAxis = bs === n && bias.shape.length >= 1 && bias.shape[bias.shape.length - 1] === n;
+      if (
+        bv2 === undefined ||
+        !(bs === 1 || lastAxis) ||
+        bias.shape.length > 2 + Math.max(0, a.shape.length - 2)
+      )
+        return undefined;
+      biasValues = bv2;
+      biasLength = bs;
+    }
+  }
+  const layout = batchLayout(a.shape, b.shape);
+  if (layout === undefined) return undefined;
+  const outShape = [...layout.outer, m, n];
+  const out = alloc(layout.batch * m * n);
+  native.gemm(
+    av,
+    bv,
+    out,
+    layout.batch,
+    m,
+    n,
+    k,
+    ta,
+    tb,
+    layout.sa,
+    layout.sb,
+    biasValues,
+    biasLength,
+    activation,
+  );
+  return output(backend, outShape, out);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Elementwise
+
+const BINARY_OPS: Record<string, number> = {
+  Add: 0,
+  Sub: 1,
+  Multiply: 2,
+  RealDiv: 3,
+  Maximum: 4,
+  Minimum: 5,
+  SquaredDifference: 6,
+  Pow: 7,
+};
+
+/**
+ * Broadcast layout of a binary op: the output shape collapsed to as few axes as possible, with the
+ * strides (0 on broadcast axes) of a and b in the collapsed coordinates.
+ */
+export function broadcastLayout(
+  aShape: number[],
+  bShape: number[],
+): { outShape: number[]; shape: number[]; aStrides: number[]; bStrides: number[] } {
+  const outShape = tf.backend_util.assertAndGetBroadcastShape(aShape, bShape);
+  const rank = outShape.length;
+  const stridesOf = (s: number[]): number[] => {
+    const padded = [...new Array(rank - s.length).fill(1), ...s];
+    const st = new Array(rank).fill(0);
+    let acc = 1;
+    for (let d = rank - 1; d >= 0; d--) {
+      st[d] = padded[d] === 1 && outShape[d] !== 1 ? 0 : acc;
+      acc *= padded[d];
+    }
+    return st;
+  };
+  const sa = stridesOf(aShape);
+  const sb = stridesOf(bShape);
+  const shape: number[] = [];
+  const aStrides: number[] = [];
+  const bStrides: number[] = [];
+  for (let d = 0; d < rank; d++) {
+    if (outShape[d] === 1) continue; // size-1 axes carry nothing
+    const last = shape.length - 1;
+    if (
+      last >= 0 &&
+      aStrides[last] === sa[d] * outShape[d] &&
+      bStrides[last] === sb[d] * outShape[d] &&
+      // both collapse: contiguous (stride_prev = stride*size) or both broadcast (0 = 0*size)
+      true
+    ) {
+      shape[last] *= outShape[d];
+      aStrides[last] = sa[d];
+      bStrides[last] = sb[d];
+    } else {
+      shape.push(outShape[d]);
+      aStrides.push(sa[d]);
+      bStrides.push(sb[d]);
+    }
+  }
+  if (shape.length === 0) {
+    shape.push(1);
+    aStrides.push(1);
+    bStrides.push(1);
+  }
+  return { outShape, shape, aStrides, bStrides };
+}
+
+function binary(op: number): Fast {
+  return (native, args) => {
+    const { a, b } = named(args);
+    const av = f32(args.backend, a);
+    const bv = f32(args.backend, b);
+    if (av === undefined || bv === undefined) return undefined;
+    const layout = broadcastLayout(a.shape, b.shape);
+    if (layout.shape.length > 8) return undefined;
+    const out = alloc(size(layout.outShape));
+    if (out.length > 0)
+      native.binary(
+        op,
+        av,
+        bv,
+        out,
+        Int32Array.from(layout.shape),
+        Int32Array.from(layout.aStrides),
+        Int32Array.from(layout.bStrides),
+      );
+    return output(args.backend, layout.outShape, out);
+  };
+}
+
+const UNARY_OPS: Record<string, number> = {
+  Exp: 0,
+  Log: 1,
+  Neg: 2,
+  Sqrt: 3,
+  Rsqrt: 4,
+  Square: 5,
+  Relu: 6,
+  Step: 7,
+  Abs: 8,
+  Sigmoid: 9,
+  Tanh: 10,
+  Reciprocal: 11,
+  Log1p: 12,
+};
+
+function unary(op: number): Fast {
+  return (native, args) => {
+    const { x } = named(args);
+    const xv = f32(args.backend, x);
+    if (xv === undefined) return undefined;
+    const alpha = op === UNARY_OPS.Step ? Number(args.attrs.alpha ?? 0) : 0;
+    const out = alloc(xv.length);
+    if (out.length > 0) native.unary(op, xv, out, alpha);
+    return output(args.backend, x.shape, out);
+  };
+}
+
+function addN(native: NativeAddon, args: KernelArgs): TensorInfo | undefined {
+  const tensors = args.inputs as TensorInfo[];
+  if (!Array.isArray(tensors) || tensors.length === 0) return undefined;
+  const values: Float32Array[] = [];
+  for (const t of tensors) {
+    const v = f32(args.backend, t);
+    if (v === undefined || !tf.util.arraysEqual(t.shape, tensors[0].shape)) return undefined;
+    values.push(v);
+  }
+  const out = alloc(size(tensors[0].shape));
+  native.addN(out, values);
+  return output(args.backend, tensors[0].shape, out);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Layout: transpose
+
+/** Merges input axes that stay adjacent and in order under `perm` (fewer, longer loops). */
+export function collapsePermutation(shape: number[], perm: number[]): { shape: number[]; perm: number[] } {
+  // drop size-1 axes first: they do not move data
+  const keep = shape.map((d, i) => (d === 1 ? -1 : i)).filter((i) => i >= 0);
+  const rank = keep.map((i) => i);
+  const p = perm.filter((i) => shape[i] !== 1).map((i) => rank.indexOf(i));
+  const s = keep.map((i) => shape[i]);
+  // groups of consecutive input axes that appear consecutively in p
+  const groups: number[][] = [];
+  for (const ax of p) {
+    const g = groups[groups.length - 1];
+    if (g !== undefined && g[g.length - 1] + 1 === ax) g.push(ax);
+    else groups.push([ax]);
+  }
+  const order = [...groups].sort((x, y) => x[0] - y[0]);
+  const newShape = order.map((g) => g.reduce((acc, ax) => acc * s[ax], 1));
+  const newPerm = groups.map((g) => order.indexOf(g));
+  if (newShape.length === 0) return { shape: [1], perm: [0] };
+  return { shape: newShape, perm: newPerm };
+}
+
+function transposeValues(
+  native: NativeAddon,
+  xv: Float32Array,
+  shape: number[],
+  perm: number[],
+): Float32Array {
+  const out = alloc(xv.length);
+  if (out.length === 0) return out;
+  const c = collapsePermutation(shape, perm);
+  if (c.perm.every((p, i) => p === i)) out.set(xv);
+  else native.transpose(xv, out, Int32Array.from(c.shape), Int32Array.from(c.perm));
+  return out;
+}
+
+function transpose(native: NativeAddon, args: KernelArgs): TensorInfo | undefined {
+  const { x } = named(args);
+  const xv = f32(args.backend, x);
+  const perm = args.attrs.perm as number[];
+  if (xv === undefined || x.shape.length > 8) return undefined;
+  const outShape = perm.map((p) => x.shape[p]);
+  return output(args.backend, outShape, transposeValues(native, xv, x.shape, perm));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Reductions
+
+const REDUCE_OPS: Record<string, { op: number; axisAttr: string }> = {
+  Sum: { op: 0, axisAttr: 'axis' },
+  Mean: { op: 1, axisAttr: 'axis' },
+  Max: { op: 2, axisAttr: 'reductionIndices' },
+  Min: { op: 3, axisAttr: 'axis' },
+  Prod: { op: 4, axisAttr: 'axis' },
+};
+
+function reduce(kernelName: string): Fast {
+  const { op, axisAttr } = REDUCE_OPS[kernelName];
+  return (native, args) => {
+    const { x } = named(args);
+    const xv = f32(args.backend, x);
+    if (xv === undefined || x.shape.length > 8) return undefined;
+    const rank = x.shape.length;
+    const axes = [...tf.util.parseAxisParam(args.attrs[axisAttr] as number | number[], x.shape)].sort(
+      (p, q) => p - q,
+    );
+    const keepDims = args.attrs.keepDims === true;
+    const outShape = keepDims
+      ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d))
+      : x.shape.filter((_, i) => !axes.includes(i));
+    const reduced = axes.reduce((acc, ax) => acc * x.shape[ax], 1);
+    // reduce over a contiguous run of axes directly: [outer, reduced, inner]
+    const nonTrivial = axes.filter((ax) => x.shape[ax] !== 1);
+    const contiguous = nonTrivial.every((ax, i) => i === 0 || ax === nonTrivial[i - 1] + 1);
+    let values = xv;
+    let outer: number;
+    let inner: number;
+    if (contiguous && nonTrivial.length > 0) {
+      outer = size(x.shape.slice(0, nonTrivial[0]));
+      inner = size(x.shape.slice(nonTrivial[nonTrivial.length - 1] + 1));
+    } else if (nonTrivial.length === 0) {
+      outer = size(x.shape);
+      inner = 1;
+    } else {
+      // move the reduced axes last (as tfjs's own kernels do), then reduce rows
+      const kept = Array.from({ length: rank }, (_, i) => i).filter((i) => !axes.includes(i));
+      values = transposeValues(native, xv, x.shape, [...kept, ...axes]);
+      outer = size(kept.map((i) => x.shape[i]));
+      inner = 1;
+    }
+    const out = alloc(size(outShape));
+    if (out.length > 0) native.reduce(op, values, out, outer, reduced, inner);
+    if (values !== xv) pool.release(values);
+    return output(args.backend, outShape, out);
+  };
+}
+
+function softmax(native: NativeAddon, args: KernelArgs): TensorInfo | undefined {
+  const { logits } = named(args);
+  const xv = f32(args.backend, logits);
+  const rank = logits.shape.length;
+  const dim = Number(args.attrs.dim ?? -1);
+  if (xv === undefined || rank === 0 || (dim !== -1 && dim !== rank - 1)) return undefined;
+  const cols = logits.shape[rank - 1];
+  const out = alloc(xv.length);
+  if (out.length > 0) native.softmax(xv, out, xv.length / cols, cols);
+  return output(args.backend, logits.shape, out);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Registration
+
+/** Every kernel this package replaces, with its native implementation. */
+const FAST: Record<string, Fast> = {
+  BatchMatMul: (n, a) => matmul(n, a, false),
+  _FusedMatMul: (n, a) => matmul(n, a, true),
+  ...Object.fromEntries(Object.entries(BINARY_OPS).map(([name, op]) => [name, binary(op)])),
+  ...Object.fromEntries(Object.entries(UNARY_OPS).map(([name, op]) => [name, unary(op)])),
+  ...Object.fromEntries(Object.keys(REDUCE_OPS).map((name) => [name, reduce(name)])),
+  Transpose: transpose,
+  Softmax: softmax,
+  AddN: addN,
+};
+
+/** Names of the kernels `installNativeKernels` can replace. */
+export const NATIVE_KERNEL_NAMES: readonly string[] = Object.keys(FAST);
+
+const originals = new Map<string, Map<string, tf.KernelConfig>>();
+const fallbackCounts = new Map<string, number>();
+
+/**
+ * How many calls of each replaced kernel went to tfjs's own implementation (int32 inputs, layouts the
+ * native code does not handle) since installation: a profile aid when a model runs slower than expected.
+ */
+export function nativeFallbackCounts(): Record<string, number> {
+  return Object.fromEntries(fallbackCounts);
+}
+
+/** Kernels currently replaced on a backend. */
+export function installedNativeKernels(backendName = 'cpu'): string[] {
+  return [...(originals.get(backendName)?.keys() ?? [])];
+}
+
+/**
+ * Replaces tfjs's kernels on `backendName` (default `cpu`, whose tensors live in JavaScript typed
+ * arrays the addon reads in place) with the native ones. Returns the kernels replaced — empty when the
+ * addon is not available (see `loadNative().reason`). Calling it again is a no-op.
+ */
+export function installNativeKernels(backendName = 'cpu'): string[] {
+  const native = nativeAddon();
+  if (native === undefined) return [];
+  if (backendName !== 'cpu') {
+    throw new Error(
+      `native kernels read tensors stored in JavaScript typed arrays: they fit tfjs's 'cpu' backend, not '${backendName}'`,
+    );
+  }
+  let saved = originals.get(backendName);
+  if (saved === undefined) {
+    saved = new Map();
+    originals.set(backendName, saved);
+    pool.attach(tf.findBackend(backendName) as unknown as PoolableBackend);
+  }
+  for (const [kernelName, fast] of Object.entries(FAST)) {
+    if (saved.has(kernelName)) continue;
+    const original = tf.getKernel(kernelName, backendName);
+    if (original === undefined) continue;
+    const fallback = original.kernelFunc as unknown as KernelFunc;
+    const kernelFunc: KernelFunc = (args) => {
+      const out = fast(native, args);
+      if (out !== undefined) return out;
+      fallbackCounts.set(kernelName, (fallbackCounts.get(kernelName) ?? 0) + 1);
+      return fallback(args);
+    };
+    tf.unregisterKernel(kernelName, backendName);
+    tf.registerKernel({ ...original, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
+    saved.set(kernelName, original);
+  }
+  return installedNativeKernels(backendName);
+}
+
+/** Puts tfjs's own kernels back (the fast path off). */
+export function uninstallNativeKernels(backendName = 'cpu'): void {
+  const saved = originals.get(backendName);
+  if (saved === undefined) return;
+  for (const [kernelName, original] of saved) {
+    tf.unregisterKernel(kernelName, backendName);
+    tf.registerKernel(original);
+  }
+  originals.delete(backendName);
+  pool.detach();
+}

@@ -1,0 +1,638 @@
+/*
+ * fwdgrad native kernels: float32 kernels for TensorFlow.js's cpu backend, exposed through Node-API.
+ *
+ * The JavaScript side (src/kernels.ts) owns every allocation: it passes Float32Arrays (input and output
+ * buffers) plus plain integers, and this file only computes. Matrix products go to a system BLAS
+ * (cblas_sgemm, found with dlopen at load time: OpenBLAS, then the generic libblas.so.3 / libcblas); when
+ * none is found a built-in blocked product is used. Elementwise, reduction and transpose loops are
+ * written so that gcc -O3 vectorises their innermost loops, and split across threads (OpenMP) when they
+ * are large enough for the split to pay.
+ */
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <dlfcn.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* ------------------------------------------------------------------------------------------------ */
+/* BLAS through dlopen                                                                              */
+
+typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int,
+                         float, float *, int);
+typedef void (*set_threads_fn)(int);
+typedef int (*get_threads_fn)(void);
+
+static sgemm_fn blas_sgemm = NULL;
+static set_threads_fn blas_set_threads = NULL;
+static get_threads_fn blas_get_threads = NULL;
+static char blas_name[256] = "";
+static int n_threads = 1;
+
+enum { RowMajor = 101, NoTrans = 111, Trans = 112 };
+
+static void load_blas(const char *preferred) {
+  const char *candidates[] = {preferred,
+                              "libopenblas.so.0",
+                              "libopenblas.so",
+                              "libopenblasp-r0.so",
+                              "libblis.so.4",
+                              "libmkl_rt.so",
+                              "libcblas.so.3",
+                              "libblas.so.3",
+                              "libopenblas.dylib",
+                              "/System/Library/Frameworks/Accelerate.framework/Accelerate",
+                              NULL};
+  for (int i = 0; i < (int)(sizeof(candidates) / sizeof(candidates[0])); i++) {
+    const char *name = candidates[i];
+    if (name == NULL || name[0] == '\0') continue;
+    void *h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL) continue;
+    sgemm_fn f = (sgemm_fn)dlsym(h, "cblas_sgemm");
+    if (f == NULL) {
+      dlclose(h);
+      continue;
+    }
+    blas_sgemm = f;
+    blas_set_threads = (set_threads_fn)dlsym(h, "openblas_set_num_threads");
+    if (blas_set_threads == NULL) blas_set_threads = (set_threads_fn)dlsym(h, "bli_thread_set_num_threads");
+    blas_get_threads = (get_threads_fn)dlsym(h, "openblas_get_num_threads");
+    strncpy(blas_name, name, sizeof(blas_name) - 1);
+    return;
+  }
+}
+
+/* Built-in product for machines without a BLAS: C[m,n] (+)= op(A)[m,k] op(B)[k,n], row-major. Operands
+ * are first packed so that the inner loop runs over contiguous rows of B (vectorised by the compiler). */
+static void builtin_sgemm(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b,
+                          int ldb, float beta, float *c, int ldc) {
+  float *bp = NULL;
+  if (tb) {
+    bp = (float *)malloc(sizeof(float) * (size_t)k * n);
+    for (int j = 0; j < n; j++)
+      for (int p = 0; p < k; p++) bp[(size_t)p * n + j] = b[(size_t)j * ldb + p];
+    b = bp;
+    ldb = n;
+  }
+#pragma omp parallel for schedule(static) if ((size_t)m * n * k > (1u << 18) && n_threads > 1) num_threads(n_threads)
+  for (int i = 0; i < m; i++) {
+    float *ci = c + (size_t)i * ldc;
+    if (beta == 0.0f)
+      memset(ci, 0, sizeof(float) * n);
+    for (int p = 0; p < k; p++) {
+      float av = ta ? a[(size_t)p * lda + i] : a[(size_t)i * lda + p];
+      const float *bk = b + (size_t)p * ldb;
+      for (int j = 0; j < n; j++) ci[j] += av * bk[j];
+    }
+  }
+  free(bp);
+}
+
+/* Products below this many multiply-adds run on one BLAS thread: OpenBLAS 0.3.21 splits even a
+ * 128x512x10 product across threads, and waking them cost 0.5 ms per call here (25 us single). */
+#define GEMM_PAR_MIN (4 * 1024 * 1024)
+static int blas_current_threads = -1;
+
+static void sgemm(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                  float beta, float *c, int ldc) {
+  if (blas_set_threads != NULL) {
+    int want = (double)m * n * k >= GEMM_PAR_MIN ? n_threads : 1;
+    if (want != blas_current_threads) {
+      blas_set_threads(want);
+      blas_current_threads = want;
+    }
+  }
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    if (beta == 0.0f)
+      for (int i = 0; i < m; i++) memset(c + (size_t)i * ldc, 0, sizeof(float) * n);
+    return;
+  }
+  if (blas_sgemm != NULL)
+    blas_sgemm(RowMajor, ta ? Trans : NoTrans, tb ? Trans : NoTrans, m, n, k, 1.0f, a, lda, b, ldb, beta, c,
+               ldc);
+  else
+    builtin_sgemm(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Node-API helpers                                                                                 */
+
+#define CHECK(call)                                                                                     \
+  do {                                                                                                  \
+    if ((call) != napi_ok) {                                                                            \
+      napi_throw_error(env, NULL, "fwdgrad native: Node-API call failed: " #call);                      \
+      return NULL;                                                                                      \
+    }                                                                                                   \
+  } while (0)
+
+static int get_f32(napi_env env, napi_value v, float **data, size_t *len) {
+  napi_typedarray_type type;
+  size_t length;
+  void *ptr;
+  napi_value ab;
+  size_t offset;
+  if (napi_get_typedarray_info(env, v, &type, &length, &ptr, &ab, &offset) != napi_ok ||
+      type != napi_float32_array) {
+    napi_throw_type_error(env, NULL, "fwdgrad native: expected a Float32Array");
+    return 0;
+  }
+  *data = (float *)ptr;
+  if (len) *len = length;
+  return 1;
+}
+
+static int get_i32_array(napi_env env, napi_value v, int32_t **data, size_t *len) {
+  napi_typedarray_type type;
+  size_t length;
+  void *ptr;
+  napi_value ab;
+  size_t offset;
+  if (napi_get_typedarray_info(env, v, &type, &length, &ptr, &ab, &offset) != napi_ok ||
+      type != napi_int32_array) {
+    napi_throw_type_error(env, NULL, "fwdgrad native: expected an Int32Array");
+    return 0;
+  }
+  *data = (int32_t *)ptr;
+  if (len) *len = length;
+  return 1;
+}
+
+static int64_t get_int(napi_env env, napi_value v) {
+  int64_t x = 0;
+  napi_get_value_int64(env, v, &x);
+  return x;
+}
+
+static double get_double(napi_env env, napi_value v) {
+  double x = 0;
+  napi_get_value_double(env, v, &x);
+  return x;
+}
+
+/* Elements below which a loop stays on one thread. Waking sleeping OpenMP workers costs tens of
+ * microseconds, and on small machines they compete with the BLAS threads and the JavaScript thread:
+ * measured on 2 cores, a LocalMixer step ran 45% slower with a 32K threshold than single-threaded. */
+static int64_t PAR_MIN = 1 << 21;
+
+/* ------------------------------------------------------------------------------------------------ */
+/* gemm(a, b, out, batch, m, n, k, transA, transB, aBatchStride, bBatchStride, bias|null, biasLen, act)
+ * out[batch, m, n] = op(a[i]) op(b[i]) (+ bias broadcast over the last axis when biasLen == n, or a
+ * scalar when biasLen == 1), then act: 0 linear, 1 relu. */
+static napi_value js_gemm(napi_env env, napi_callback_info info) {
+  size_t argc = 14;
+  napi_value argv[14];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  float *a, *b, *c, *bias = NULL;
+  size_t la, lb, lc;
+  if (!get_f32(env, argv[0], &a, &la) || !get_f32(env, argv[1], &b, &lb) || !get_f32(env, argv[2], &c, &lc))
+    return NULL;
+  int batch = (int)get_int(env, argv[3]), m = (int)get_int(env, argv[4]), n = (int)get_int(env, argv[5]),
+      k = (int)get_int(env, argv[6]);
+  bool ta, tb;
+  napi_get_value_bool(env, argv[7], &ta);
+  napi_get_value_bool(env, argv[8], &tb);
+  int64_t sa = get_int(env, argv[9]), sb = get_int(env, argv[10]);
+  napi_valuetype bt;
+  napi_typeof(env, argv[11], &bt);
+  if (bt != napi_null && bt != napi_undefined && !get_f32(env, argv[11], &bias, NULL)) return NULL;
+  int biasLen = (int)get_int(env, argv[12]);
+  int act = (int)get_int(env, argv[13]);
+  if ((size_t)batch * m * n > lc || (batch > 0 && (size_t)(sa * (batch - 1)) + (size_t)m * k > la) ||
+      (batch > 0 && (size_t)(sb * (batch - 1)) + (size_t)k * n > lb)) {
+    napi_throw_range_error(env, NULL, "fwdgrad native gemm: buffer too small for the given sizes");
+    return NULL;
+  }
+  int lda = ta ? m : k, ldb = tb ? k : n;
+  for (int i = 0; i < batch; i++)
+    sgemm(ta, tb, m, n, k, a + sa * i, lda, b + sb * i, ldb, 0.0f, c + (size_t)i * m * n, n);
+  size_t rows = (size_t)batch * m;
+  if (bias != NULL || act != 0) {
+#pragma omp parallel for schedule(static) if (rows * n > PAR_MIN * 2 && n_threads > 1) num_threads(n_threads)
+    for (size_t r = 0; r < rows; r++) {
+      float *cr = c + r * n;
+      if (bias != NULL) {
+        if (biasLen == n)
+          for (int j = 0; j < n; j++) cr[j] += bias[j];
+        else
+          for (int j = 0; j < n; j++) cr[j] += bias[0];
+      }
+      if (act == 1)
+        for (int j = 0; j < n; j++) cr[j] = cr[j] > 0.0f ? cr[j] : 0.0f;
+    }
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* binary(op, a, b, out, shape, aStrides, bStrides): out has the (collapsed) shape; a and b are read
+ * through strides (0 on broadcast axes). ops: 0 add, 1 sub, 2 mul, 3 div, 4 max, 5 min, 6 squared
+ * difference, 7 pow. */
+
+#define BIN_OPS(X)                                                                                       \
+  X(0, x + y)                                                                                           \
+  X(1, x - y)                                                                                           \
+  X(2, x * y)                                                                                           \
+  X(3, x / y)                                                                                           \
+  X(4, (x > y || isnan(x)) ? x : y)                                                                     \
+  X(5, (x < y || isnan(x)) ? x : y)                                                                     \
+  X(6, (x - y) * (x - y))                                                                               \
+  X(7, powf(x, y))
+
+static void binary_row(int op, const float *a, int64_t sa, const float *b, int64_t sb, float *o, int64_t n) {
+#define ROW_CASE(code, expr)                                                                            \
+  case code:                                                                                            \
+    if (sa == 1 && sb == 1) {                                                                           \
+      for (int64_t j = 0; j < n; j++) {                                                                 \
+        float x = a[j], y = b[j];                                                                       \
+        o[j] = expr;                                                                                    \
+      }                                                                                                 \
+    } else if (sa == 1 && sb == 0) {                                                                    \
+      float y = b[0];                                                                                   \
+      for (int64_t j = 0; j < n; j++) {                                                                 \
+        float x = a[j];                                                                                 \
+        o[j] = expr;                                                                                    \
+      }                                                                                                 \
+    } else if (sa == 0 && sb == 1) {                                                                    \
+      float x = a[0];                                                                                   \
+      for (int64_t j = 0; j < n; j++) {                                                                 \
+        float y = b[j];                                                                                 \
+        o[j] = expr;                                                                                    \
+      }                                                                                                 \
+    } else {                                                                                            \
+      for (int64_t j = 0; j < n; j++) {                                                                 \
+        float x = a[j * sa], y = b[j * sb];                                                             \
+        o[j] = expr;                                                                                    \
+      }                                                                                                 \
+    }                                                                                                   \
+    break;
+  switch (op) { BIN_OPS(ROW_CASE) }
+#undef ROW_CASE
+}
+
+#define MAXDIM 8
+
+static napi_value js_binary(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int op = (int)get_int(env, argv[0]);
+  float *a, *b, *o;
+  int32_t *shape, *sa, *sb;
+  size_t rank, r2, r3;
+  if (!get_f32(env, argv[1], &a, NULL) || !get_f32(env, argv[2], &b, NULL) || !get_f32(env, argv[3], &o, NULL) ||
+      !get_i32_array(env, argv[4], &shape, &rank) || !get_i32_array(env, argv[5], &sa, &r2) ||
+      !get_i32_array(env, argv[6], &sb, &r3))
+    return NULL;
+  if (rank == 0 || rank > MAXDIM || r2 != rank || r3 != rank) {
+    napi_throw_range_error(env, NULL, "fwdgrad native binary: rank must be 1..8 with matching strides");
+    return NULL;
+  }
+  int64_t inner = shape[rank - 1];
+  int64_t rows = 1;
+  for (size_t d = 0; d + 1 < rank; d++) rows *= shape[d];
+#pragma omp parallel for schedule(static) if (rows * inner > PAR_MIN && rows > 1 && n_threads > 1) num_threads(n_threads)
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t rem = r, oa = 0, ob = 0;
+    for (int d = (int)rank - 2; d >= 0; d--) {
+      int64_t i = rem % shape[d];
+      rem /= shape[d];
+      oa += i * sa[d];
+      ob += i * sb[d];
+    }
+    binary_row(op, a + oa, sa[rank - 1], b + ob, sb[rank - 1], o + r * inner, inner);
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* unary(op, x, out, alpha, n) */
+
+static napi_value js_unary(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int op = (int)get_int(env, argv[0]);
+  float *x, *o;
+  size_t n, no;
+  if (!get_f32(env, argv[1], &x, &n) || !get_f32(env, argv[2], &o, &no)) return NULL;
+  float alpha = (float)get_double(env, argv[3]);
+  if (no < n) n = no;
+  int64_t N = (int64_t)n;
+  int par = N > PAR_MIN && n_threads > 1;
+#define UN(code, expr)                                                                                  \
+  case code:                                                                                            \
+    _Pragma("omp parallel for schedule(static) if (par) num_threads(n_threads)") for (int64_t i = 0;   \
+                                                                                       i < N; i++) {    \
+      float v = x[i];                                                                                   \
+      o[i] = expr;                                                                                      \
+    }                                                                                                   \
+    break;
+  switch (op) {
+    UN(0, expf(v))
+    UN(1, logf(v))
+    UN(2, -v)
+    UN(3, sqrtf(v))
+    UN(4, 1.0f / sqrtf(v))
+    UN(5, v * v)
+    UN(6, v > 0.0f ? v : 0.0f)
+    UN(7, v > 0.0f ? 1.0f : (isnan(v) ? v : alpha))
+    UN(8, fabsf(v))
+    UN(9, 1.0f / (1.0f + expf(-v)))
+    UN(10, tanhf(v))
+    UN(11, 1.0f / v)
+    UN(12, log1pf(v))
+    UN(13, v * alpha)
+    default:
+      napi_throw_range_error(env, NULL, "fwdgrad native unary: unknown op");
+  }
+#undef UN
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* reduce(op, x, out, outer, r, inner): out[o, i] = reduce_j x[o, j, i]. ops: 0 sum, 1 mean, 2 max,
+ * 3 min, 4 prod. Sums accumulate in double (as tfjs's cpu kernels do in JavaScript numbers). */
+
+static napi_value js_reduce(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int op = (int)get_int(env, argv[0]);
+  float *x, *o;
+  if (!get_f32(env, argv[1], &x, NULL) || !get_f32(env, argv[2], &o, NULL)) return NULL;
+  int64_t outer = get_int(env, argv[3]), R = get_int(env, argv[4]), inner = get_int(env, argv[5]);
+  int par = outer * R * inner > PAR_MIN && n_threads > 1;
+  if (inner == 1) {
+#pragma omp parallel for schedule(static) if (par && outer > 1) num_threads(n_threads)
+    for (int64_t i = 0; i < outer; i++) {
+      const float *xi = x + i * R;
+      if (op <= 1) {
+        /* four double accumulators keep the loop short without changing the rounding much */
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        int64_t j = 0;
+        for (; j + 4 <= R; j += 4) {
+          s0 += xi[j];
+          s1 += xi[j + 1];
+          s2 += xi[j + 2];
+          s3 += xi[j + 3];
+        }
+        for (; j < R; j++) s0 += xi[j];
+        double s = (s0 + s1) + (s2 + s3);
+        o[i] = (float)(op == 1 ? s / (double)R : s);
+      } else if (op == 4) {
+        double p = 1;
+        for (int64_t j = 0; j < R; j++) p *= xi[j];
+        o[i] = (float)p;
+      } else {
+        float m = R > 0 ? xi[0] : (op == 2 ? -INFINITY : INFINITY);
+        for (int64_t j = 1; j < R; j++) {
+          float v = xi[j];
+          if (op == 2 ? (v > m || isnan(v)) : (v < m || isnan(v))) m = v;
+        }
+        o[i] = m;
+      }
+    }
+    return NULL;
+  }
+#pragma omp parallel for schedule(static) if (par && outer > 1) num_threads(n_threads)
+  for (int64_t i = 0; i < outer; i++) {
+    float *oi = o + i * inner;
+    const float *xi = x + i * R * inner;
+    if (op <= 1 || op == 4) {
+      double *acc = (double *)malloc(sizeof(double) * inner);
+      for (int64_t t = 0; t < inner; t++) acc[t] = op == 4 ? 1.0 : 0.0;
+      for (int64_t j = 0; j < R; j++) {
+        const float *row = xi + j * inner;
+        if (op == 4)
+          for (int64_t t = 0; t < inner; t++) acc[t] *= row[t];
+        else
+          for (int64_t t = 0; t < inner; t++) acc[t] += row[t];
+      }
+      for (int64_t t = 0; t < inner; t++) oi[t] = (float)(op == 1 ? acc[t] / (double)R : acc[t]);
+      free(acc);
+    } else {
+      if (R == 0) {
+        for (int64_t t = 0; t < inner; t++) oi[t] = op == 2 ? -INFINITY : INFINITY;
+        continue;
+      }
+      memcpy(oi, xi, sizeof(float) * inner);
+      for (int64_t j = 1; j < R; j++) {
+        const float *row = xi + j * inner;
+        if (op == 2)
+          for (int64_t t = 0; t < inner; t++) oi[t] = (row[t] > oi[t] || isnan(row[t])) ? row[t] : oi[t];
+        else
+          for (int64_t t = 0; t < inner; t++) oi[t] = (row[t] < oi[t] || isnan(row[t])) ? row[t] : oi[t];
+      }
+    }
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* transpose(x, out, shape, perm): generic permutation of a (collapsed) tensor. The common
+ * "swap the last two axes" case runs as blocked 2-D transposes. */
+
+static void transpose2d(const float *x, float *o, int64_t rows, int64_t cols) {
+  const int64_t T = 32;
+  for (int64_t i0 = 0; i0 < rows; i0 += T)
+    for (int64_t j0 = 0; j0 < cols; j0 += T) {
+      int64_t i1 = i0 + T < rows ? i0 + T : rows, j1 = j0 + T < cols ? j0 + T : cols;
+      for (int64_t i = i0; i < i1; i++)
+        for (int64_t j = j0; j < j1; j++) o[j * rows + i] = x[i * cols + j];
+    }
+}
+
+static napi_value js_transpose(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  float *x, *o;
+  int32_t *shape, *perm;
+  size_t rank, r2;
+  if (!get_f32(env, argv[0], &x, NULL) || !get_f32(env, argv[1], &o, NULL) ||
+      !get_i32_array(env, argv[2], &shape, &rank) || !get_i32_array(env, argv[3], &perm, &r2))
+    return NULL;
+  if (rank == 0 || rank > MAXDIM || r2 != rank) {
+    napi_throw_range_error(env, NULL, "fwdgrad native transpose: rank must be 1..8");
+    return NULL;
+  }
+  int64_t inStride[MAXDIM], outShape[MAXDIM], srcStride[MAXDIM];
+  inStride[rank - 1] = 1;
+  for (int d = (int)rank - 2; d >= 0; d--) inStride[d] = inStride[d + 1] * shape[d + 1];
+  int64_t total = 1;
+  for (size_t d = 0; d < rank; d++) {
+    outShape[d] = shape[perm[d]];
+    srcStride[d] = inStride[perm[d]];
+    total *= outShape[d];
+  }
+  /* batch of 2-D transposes: perm = [0..r-3, r-1, r-2] */
+  int swapLast = rank >= 2 && perm[rank - 1] == (int)rank - 2 && perm[rank - 2] == (int)rank - 1;
+  for (size_t d = 0; d + 2 < rank && swapLast; d++)
+    if (perm[d] != (int)d) swapLast = 0;
+  if (swapLast) {
+    int64_t rows = shape[rank - 2], cols = shape[rank - 1];
+    int64_t batch = rows * cols == 0 ? 0 : total / (rows * cols);
+#pragma omp parallel for schedule(static) if (total > PAR_MIN && batch > 1 && n_threads > 1) num_threads(n_threads)
+    for (int64_t i = 0; i < batch; i++) transpose2d(x + i * rows * cols, o + i * rows * cols, rows, cols);
+    return NULL;
+  }
+  int64_t inner = outShape[rank - 1], istride = srcStride[rank - 1];
+  int64_t rows = inner == 0 ? 0 : total / inner;
+#pragma omp parallel for schedule(static) if (total > PAR_MIN && rows > 1 && n_threads > 1) num_threads(n_threads)
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t rem = r, src = 0;
+    for (int d = (int)rank - 2; d >= 0; d--) {
+      int64_t i = rem % outShape[d];
+      rem /= outShape[d];
+      src += i * srcStride[d];
+    }
+    float *orow = o + r * inner;
+    const float *xs = x + src;
+    if (istride == 1)
+      memcpy(orow, xs, sizeof(float) * inner);
+    else
+      for (int64_t j = 0; j < inner; j++) orow[j] = xs[j * istride];
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* softmax(x, out, rows, cols): numerically stable softmax over the last axis. */
+
+static napi_value js_softmax(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  float *x, *o;
+  if (!get_f32(env, argv[0], &x, NULL) || !get_f32(env, argv[1], &o, NULL)) return NULL;
+  int64_t rows = get_int(env, argv[2]), cols = get_int(env, argv[3]);
+#pragma omp parallel for schedule(static) if (rows * cols > PAR_MIN && n_threads > 1) num_threads(n_threads)
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * cols;
+    float *orow = o + r * cols;
+    float m = -INFINITY;
+    for (int64_t j = 0; j < cols; j++) m = xr[j] > m ? xr[j] : m;
+    double s = 0;
+    for (int64_t j = 0; j < cols; j++) {
+      orow[j] = expf(xr[j] - m);
+      s += orow[j];
+    }
+    float inv = (float)(1.0 / s);
+    for (int64_t j = 0; j < cols; j++) orow[j] *= inv;
+  }
+  return NULL;
+}
+
+/* addN(out, [x0, x1, ...]) */
+static napi_value js_addn(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  float *o;
+  size_t n;
+  if (!get_f32(env, argv[0], &o, &n)) return NULL;
+  uint32_t count;
+  CHECK(napi_get_array_length(env, argv[1], &count));
+  memset(o, 0, sizeof(float) * n);
+  for (uint32_t t = 0; t < count; t++) {
+    napi_value v;
+    float *x;
+    size_t lx;
+    CHECK(napi_get_element(env, argv[1], t, &v));
+    if (!get_f32(env, v, &x, &lx)) return NULL;
+    if (lx < n) {
+      napi_throw_range_error(env, NULL, "fwdgrad native addN: inputs differ in size");
+      return NULL;
+    }
+    for (size_t i = 0; i < n; i++) o[i] += x[i];
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+
+static napi_value js_set_threads(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int t = (int)get_int(env, argv[0]);
+  if (t < 1) t = 1;
+  n_threads = t;
+  blas_current_threads = -1;
+  if (blas_set_threads != NULL) {
+    blas_set_threads(t);
+    blas_current_threads = t;
+  }
+  if (argc >= 2) {
+    napi_valuetype vt;
+    napi_typeof(env, argv[1], &vt);
+    if (vt == napi_number) PAR_MIN = get_int(env, argv[1]);
+  }
+  return NULL;
+}
+
+static napi_value js_info(napi_env env, napi_callback_info info) {
+  napi_value obj, v;
+  CHECK(napi_create_object(env, &obj));
+  if (blas_sgemm != NULL) {
+    CHECK(napi_create_string_utf8(env, blas_name, NAPI_AUTO_LENGTH, &v));
+  } else {
+    CHECK(napi_get_null(env, &v));
+  }
+  CHECK(napi_set_named_property(env, obj, "blas", v));
+  CHECK(napi_create_int32(env, n_threads, &v));
+  CHECK(napi_set_named_property(env, obj, "threads", v));
+  CHECK(napi_create_int64(env, PAR_MIN, &v));
+  CHECK(napi_set_named_property(env, obj, "parallelMin", v));
+  CHECK(napi_create_int32(env, blas_get_threads != NULL ? blas_get_threads() : -1, &v));
+  CHECK(napi_set_named_property(env, obj, "blasThreads", v));
+#ifdef _OPENMP
+  CHECK(napi_get_boolean(env, true, &v));
+#else
+  CHECK(napi_get_boolean(env, false, &v));
+#endif
+  CHECK(napi_set_named_property(env, obj, "openmp", v));
+  return obj;
+}
+
+static napi_value js_load_blas(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char name[1024] = "";
+  size_t len = 0;
+  napi_valuetype t;
+  napi_typeof(env, argv[0], &t);
+  if (argc >= 1 && t == napi_string) napi_get_value_string_utf8(env, argv[0], name, sizeof(name), &len);
+  blas_sgemm = NULL;
+  blas_set_threads = NULL;
+  blas_get_threads = NULL;
+  blas_name[0] = '\0';
+  if (strcmp(name, "none") != 0) load_blas(name);
+  blas_current_threads = -1;
+  return js_info(env, info);
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"gemm", NULL, js_gemm, NULL, NULL, NULL, napi_default, NULL},
+      {"binary", NULL, js_binary, NULL, NULL, NULL, napi_default, NULL},
+      {"unary", NULL, js_unary, NULL, NULL, NULL, napi_default, NULL},
+      {"reduce", NULL, js_reduce, NULL, NULL, NULL, napi_default, NULL},
+      {"transpose", NULL, js_transpose, NULL, NULL, NULL, napi_default, NULL},
+      {"softmax", NULL, js_softmax, NULL, NULL, NULL, napi_default, NULL},
+      {"addN", NULL, js_addn, NULL, NULL, NULL, napi_default, NULL},
+      {"setThreads", NULL, js_set_threads, NULL, NULL, NULL, napi_default, NULL},
+      {"info", NULL, js_info, NULL, NULL, NULL, napi_default, NULL},
+      {"loadBlas", NULL, js_load_blas, NULL, NULL, NULL, napi_default, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
