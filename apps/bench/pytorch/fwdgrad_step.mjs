@@ -59,7 +59,11 @@ async function timeStep([code, batch, algo, reps = '5', warmup = '2', backend = 
     code,
     batch: B,
     algo,
-    threads: 1, // tfjs-backend-wasm is single-threaded under Node (WASM_HAS_MULTITHREAD_SUPPORT is false there)
+    // tfjs-backend-wasm is single-threaded under Node (WASM_HAS_MULTITHREAD_SUPPORT is false there);
+    // the native kernels use FWDGRAD_THREADS (BLAS and large elementwise loops)
+    threads: sel.name === 'native' ? sel.native.threads : 1,
+    fwdgrad_backend: sel.name,
+    blas: sel.name === 'native' ? sel.native.blas : null,
     load_before: loadavg(),
   };
   const stepMs = [];
@@ -117,7 +121,8 @@ async function timeMatmul([backend = 'wasm']) {
     JSON.stringify({
       framework: 'fwdgrad',
       backend: sel.tfjsBackend,
-      threads: 1,
+      threads: sel.name === 'native' ? sel.native.threads : 1,
+      fwdgrad_backend: sel.name,
       shape: '4096x512x512',
       ms_median: med,
       gflops: (2 * 4096 * 512 * 512) / (med / 1e3) / 1e9,

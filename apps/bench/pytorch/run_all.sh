@@ -12,9 +12,11 @@ ROUND="${1:-1}"
 ORDER="${2:-fwdgrad-first}"
 OUT="${OUT:-raw.jsonl}"
 PY=/usr/bin/python3
-REPS="${REPS:-5}"
-WARMUP="${WARMUP:-2}"
-CASES=("M/1/16 128" "M/8/16 128" "M/8/16 32")
+# CODE BATCH WARMUP REPS: small steps need more warm-up (V8 compiles the hot JavaScript paths after a
+# few hundred kernel calls; at 2 warm-up steps an M/1/16 step measured 9 ms, after 30 it is 6.7 ms)
+CASES=("M/1/16 128 30 30" "M/8/16 128 2 5" "M/8/16 32 3 8")
+# fwdgrad configurations, BACKEND:THREADS (native: FWDGRAD_THREADS; wasm is single-threaded in Node)
+FWDGRAD_CONFIGS="${FWDGRAD_CONFIGS:-wasm:1 native:1 native:2}"
 
 tag() { # adds the round to each JSON line of stdin
   "$PY" -c 'import json,sys
@@ -24,32 +26,41 @@ for l in sys.stdin:
         d=json.loads(l); d["round"]=sys.argv[1]; print(json.dumps(d))' "$ROUND"
 }
 
+kind() { # sets "kind" on each JSON line of stdin
+  "$PY" -c 'import json,sys
+for l in sys.stdin: d=json.loads(l); d["kind"]=sys.argv[1]; print(json.dumps(d))' "$1"
+}
+
 fwdgrad() {
-  node fwdgrad_step.mjs matmul wasm 2>/dev/null | "$PY" -c 'import json,sys
-for l in sys.stdin: d=json.loads(l); d["kind"]="matmul"; print(json.dumps(d))' | tag >>"$OUT"
-  for c in "${CASES[@]}"; do
-    set -- $c
-    for algo in lg-fg-a lg-bp; do
-      # one process per case: the wasm heap never shrinks, and an out-of-memory case must not
-      # take the others with it
-      node fwdgrad_step.mjs time "$1" "$2" "$algo" "$REPS" "$WARMUP" wasm 2>/dev/null |
-        "$PY" -c 'import json,sys
-for l in sys.stdin: d=json.loads(l); d["kind"]="step"; print(json.dumps(d))' | tag >>"$OUT" ||
-        echo "{\"framework\":\"fwdgrad\",\"kind\":\"step\",\"code\":\"$1\",\"batch\":$2,\"algo\":\"$algo\",\"error\":\"process failed\",\"round\":\"$ROUND\"}" >>"$OUT"
+  for cfg in $FWDGRAD_CONFIGS; do
+    local backend=${cfg%%:*} threads=${cfg##*:}
+    FWDGRAD_THREADS=$threads node fwdgrad_step.mjs matmul "$backend" 2>/dev/null | kind matmul | tag >>"$OUT"
+    for c in "${CASES[@]}"; do
+      set -- $c
+      for algo in lg-fg-a lg-bp; do
+        # one process per case: the wasm heap never shrinks, and an out-of-memory case must not
+        # take the others with it
+        FWDGRAD_THREADS=$threads node fwdgrad_step.mjs time "$1" "$2" "$algo" "$4" "$3" "$backend" 2>/dev/null |
+          kind step | tag >>"$OUT" ||
+          echo "{\"framework\":\"fwdgrad\",\"backend\":\"$backend\",\"fwdgrad_backend\":\"$backend\",\"threads\":$threads,\"kind\":\"step\",\"code\":\"$1\",\"batch\":$2,\"algo\":\"$algo\",\"error\":\"process failed\",\"round\":\"$ROUND\"}" >>"$OUT"
+      done
     done
   done
 }
 
 pytorch() {
-  local bench="M/1/16:128,M/8/16:128,M/8/16:32"
   local tmp
   tmp=$(mktemp)
-  # (a) as asked: torch.set_num_threads(2), default OpenMP wait policy
-  "$PY" localmixer_step.py --matmul --bench "$bench" --threads 2 --reps "$REPS" --warmup "$WARMUP" --json "$tmp"
-  # (b) 2 threads with OMP_WAIT_POLICY=PASSIVE (threads sleep instead of spinning; matters on a shared machine)
-  OMP_WAIT_POLICY=PASSIVE "$PY" localmixer_step.py --matmul --bench "$bench" --threads 2 --reps "$REPS" --warmup "$WARMUP" --json "$tmp"
-  # (c) 1 thread, like the wasm backend (single-threaded under Node)
-  "$PY" localmixer_step.py --matmul --bench "$bench" --threads 1 --reps "$REPS" --warmup "$WARMUP" --json "$tmp"
+  local first=1
+  for c in "${CASES[@]}"; do
+    set -- $c
+    local mm=()
+    if [ $first = 1 ]; then mm=(--matmul); first=0; fi
+    # 2 threads with OMP_WAIT_POLICY=PASSIVE (threads sleep instead of spinning; without it the 2-thread
+    # runs swung 4-25x on this shared machine, see the first results), and 1 thread
+    OMP_WAIT_POLICY=PASSIVE "$PY" localmixer_step.py "${mm[@]}" --bench "$1:$2" --threads 2 --reps "$4" --warmup "$3" --json "$tmp"
+    "$PY" localmixer_step.py "${mm[@]}" --bench "$1:$2" --threads 1 --reps "$4" --warmup "$3" --json "$tmp"
+  done
   tag <"$tmp" >>"$OUT"
   rm -f "$tmp"
 }

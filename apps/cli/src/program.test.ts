@@ -33,9 +33,16 @@ describe('fwdgrad CLI', () => {
     c.restore();
     expect(code).toBe(0);
     const report = JSON.parse(c.out.join('').trim());
-    expect(['node-gpu', 'node', 'wasm', 'cpu']).toContain(report.backend);
+    expect(['node-gpu', 'node', 'native', 'wasm', 'cpu']).toContain(report.backend);
     expect(report.tfjs_version).toBe(tf.version.tfjs);
-    expect(report.kernel_patches).toEqual(report.backend === 'wasm' ? ['BatchMatMul', '_FusedMatMul'] : []);
+    if (report.backend === 'native') {
+      expect(report.kernel_patches).toContain('BatchMatMul');
+      expect(report.native.available).toBe(true);
+    } else {
+      expect(report.kernel_patches).toEqual(report.backend === 'wasm' ? ['BatchMatMul', '_FusedMatMul'] : []);
+      // auto skipped native: the report says why
+      expect(report.native.available === false || report.backend.startsWith('node')).toBe(true);
+    }
     const skipped = report.attempts.filter((a: { ok: boolean }) => !a.ok);
     for (const a of skipped) expect(a.reason.length).toBeGreaterThan(0);
   });

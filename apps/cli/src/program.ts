@@ -41,6 +41,7 @@ async function info(opts: { backend: BackendRequest; json?: boolean }): Promise<
     cores: cpus().length,
     attempts: sel.attempts,
     kernel_patches: sel.kernelPatches,
+    native: sel.native,
     packages: natives,
   };
   if (opts.json) {
@@ -60,6 +61,12 @@ async function info(opts: { backend: BackendRequest; json?: boolean }): Promise<
           : 'installed, does not load';
     console.log(`  ${p.package}${p.version ? `@${p.version}` : ''}: ${state}`);
   }
+  const n = sel.native;
+  console.log(
+    n.available
+      ? `native kernels (@fwdgrad/native): built (${n.buildFlags?.join(' ') ?? 'flags unknown'}); BLAS: ${n.blas ?? 'none found, built-in C product'}; threads: ${n.threads}`
+      : `native kernels (@fwdgrad/native): unavailable (${n.reason})`,
+  );
 }
 
 /** Builds the `fwdgrad` command. Commands exit with 2 on usage errors. */

@@ -12,5 +12,12 @@ export {
   withTangent,
 } from './engine.js';
 export { l2Normalize, layerNorm, ops, softmaxCrossEntropy } from './ops.js';
-export { createRandom, type Random } from './random.js';
+export {
+  createRandom,
+  type NormalFiller,
+  normalFiller,
+  type Random,
+  setNormalFiller,
+  type ZigguratTables,
+} from './random.js';
 export { type JvpRule, type JvpRuleContext, registerJvpRule, supportedKernels } from './rules.js';

@@ -17,11 +17,11 @@ export interface Random {
   fork(): Random;
 }
 
-/** splitmix32: small, fast, good statistical quality; signed 32-bit integers. */
-function splitmix32Int(seed: number): () => number {
-  let a = seed >>> 0;
+/** splitmix32: small, fast, good statistical quality; signed 32-bit integers. `state.a` is the counter. */
+function splitmix32Int(state: { a: number }): () => number {
   return () => {
-    a = (a + 0x9e3779b9) >>> 0;
+    const a = (state.a + 0x9e3779b9) >>> 0;
+    state.a = a;
     let z = a;
     z = Math.imul(z ^ (z >>> 16), 0x21f0aaad);
     z = Math.imul(z ^ (z >>> 15), 0x735a2d97);
@@ -94,17 +94,51 @@ function fillNormal(out: Float32Array, nextInt: () => number, nextUniform: () =>
   }
 }
 
+/**
+ * A faster implementation of the normal fill (e.g. native code), given the generator's state (the
+ * splitmix32 counter) and the ziggurat tables. It must draw exactly the stream `fillNormal` draws —
+ * same integers, same rejections — and return the counter after the last integer it consumed, so
+ * that results do not depend on whether it is installed.
+ */
+export type NormalFiller = (out: Float32Array, state: number, tables: ZigguratTables) => number;
+
+/** The ziggurat tables (Marsaglia & Tsang 2000, 128 layers) as `fillNormal` uses them. */
+export interface ZigguratTables {
+  readonly kn: Int32Array;
+  readonly wn: Float64Array;
+  readonly fn: Float64Array;
+  readonly r: number;
+}
+
+const TABLES: ZigguratTables = { kn: KN, wn: WN, fn: FN, r: ZIG_R };
+let filler: NormalFiller | undefined;
+
+/**
+ * Installs (or, with undefined, removes) a faster normal fill used by every {@link Random}'s
+ * `normal`. The backend layer installs the native one (@fwdgrad/native) next to its kernels.
+ */
+export function setNormalFiller(fill: NormalFiller | undefined): void {
+  filler = fill;
+}
+
+/** The fill installed by {@link setNormalFiller}, if any. */
+export function normalFiller(): NormalFiller | undefined {
+  return filler;
+}
+
 /** Creates a {@link Random} from an integer seed. */
 export function createRandom(seed: number): Random {
   if (!Number.isFinite(seed)) throw new Error(`createRandom: seed must be a finite number, got ${seed}`);
-  const nextInt = splitmix32Int(Math.floor(seed));
+  const state = { a: Math.floor(seed) >>> 0 };
+  const nextInt = splitmix32Int(state);
   const uniform = () => (nextInt() >>> 0) / 4294967296;
   const random: Random = {
     uniform,
     seed: () => Math.floor(uniform() * 2147483647),
     normal: (shape) => {
       const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
-      fillNormal(values, nextInt, uniform);
+      if (filler !== undefined) state.a = filler(values, state.a, TABLES) >>> 0;
+      else fillNormal(values, nextInt, uniform);
       return tf.tensor(values, shape, 'float32');
     },
     rademacher: (shape) => {

@@ -36,7 +36,15 @@ export interface NativeAddon {
   transpose(x: Float32Array, out: Float32Array, shape: Int32Array, perm: Int32Array): void;
   softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   addN(out: Float32Array, inputs: Float32Array[]): void;
-  setThreads(threads: number): void;
+  fillNormal(
+    out: Float32Array,
+    state: number,
+    kn: Int32Array,
+    wn: Float64Array,
+    fn: Float64Array,
+    r: number,
+  ): number;
+  setThreads(threads: number, parallelMin?: number): void;
   info(): { blas: string | null; threads: number; blasThreads: number; openmp: boolean };
   loadBlas(library: string): { blas: string | null; threads: number; blasThreads: number; openmp: boolean };
 }
@@ -92,6 +100,12 @@ function buildRecord(path: string): { ok?: boolean; reason?: string; flags?: str
   }
 }
 
+/** Elements from which elementwise loops split across threads (FWDGRAD_NATIVE_PAR_MIN; C default 2M). */
+function parallelMin(): number | undefined {
+  const env = Number(process.env.FWDGRAD_NATIVE_PAR_MIN);
+  return Number.isInteger(env) && env > 0 ? env : undefined;
+}
+
 function defaultThreads(): number {
   const env = Number(process.env.FWDGRAD_THREADS);
   if (Number.isInteger(env) && env > 0) return env;
@@ -144,7 +158,7 @@ export function loadNative(options: LoadOptions = {}): NativeStatus {
       return status;
     }
     const info = addon.loadBlas(options.blas ?? process.env.FWDGRAD_BLAS ?? '');
-    addon.setThreads(options.threads ?? defaultThreads());
+    addon.setThreads(options.threads ?? defaultThreads(), parallelMin());
     status = {
       available: true,
       path,
@@ -156,7 +170,7 @@ export function loadNative(options: LoadOptions = {}): NativeStatus {
     return status;
   }
   if (options.blas !== undefined) addon.loadBlas(options.blas);
-  if (options.threads !== undefined) addon.setThreads(options.threads);
+  if (options.threads !== undefined) addon.setThreads(options.threads, parallelMin());
   const info = addon.info();
   status = { ...(status as NativeStatus), blas: info.blas, threads: info.threads };
   return status;

@@ -6,6 +6,8 @@ export {
   installNativeKernels,
   NATIVE_KERNEL_NAMES,
   nativeFallbackCounts,
+  type NormalTables,
+  nativeNormalFiller,
   nativePoolStats,
   uninstallNativeKernels,
 } from './kernels.js';

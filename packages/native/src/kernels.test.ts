@@ -211,6 +211,10 @@ describe.runIf(expectAddon)('native kernels equal tfjs cpu kernels (relative 1e-
     check(() => tf.step(x, 0.25));
     for (const f of [tf.log, tf.sqrt, tf.rsqrt, tf.reciprocal, tf.log1p]) check(() => f(p));
     check(() => tf.step(tf.tensor1d([Number.NaN, -1, 0, 2])));
+    // NaN propagates like tfjs's kernels (a divergence guard must still see it)
+    check(() => tf.relu(tf.tensor1d([Number.NaN, -1, 0, 2])));
+    check(() => tf.maximum(tf.tensor1d([Number.NaN, 1, 2]), tf.tensor1d([0, Number.NaN, 1])));
+    check(() => tf.max(tf.tensor1d([1, Number.NaN, 2])));
     tf.dispose([x, p]);
   });
 
@@ -255,8 +259,22 @@ describe.runIf(expectAddon)('native kernels equal tfjs cpu kernels (relative 1e-
     const wide = rand([70, 45], 61);
     check(() => tf.transpose(wide));
     check(() => tf.softmax(x));
+    check(() => tf.tile(x, [1, 2, 1, 3]));
+    check(() => tf.tile(x, [2, 1, 1, 1]));
+    check(() => tf.tile(x, [1, 1, 1, 1]));
+    check(() => tf.broadcastTo(tf.reshape(x, [2, 3, 1, 4, 5]), [2, 3, 6, 4, 5]));
     check(() => tf.addN([x, tf.mul(x, 2), tf.neg(x)]));
     tf.dispose([x, wide]);
+  });
+
+  it('Sum and Mean gradients (replaced: broadcast instead of a product with ones) match', () => {
+    const x = rand([3, 4, 5], 72);
+    for (const axis of [undefined, 0, 1, 2, [0, 2], [1, 2]])
+      for (const keepDims of [false, true]) {
+        check(() => tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.sum(v, axis, keepDims), 1.5)))(x));
+        check(() => tf.grad((v: tf.Tensor) => tf.sum(tf.square(tf.mean(v, axis, keepDims))))(x));
+      }
+    tf.dispose(x);
   });
 
   it('gradients through the replaced kernels match', () => {

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { createRandom, normalFiller } from '@fwdgrad/jvp-core';
 import { describeSelection, selectBackend } from './backend.js';
 
 describe('selectBackend', () => {
@@ -33,11 +34,11 @@ describe('selectBackend', () => {
   });
 
   it('native is the cpu backend with native kernels on; cpu turns them off again', async () => {
-    const native = await selectBackend('native');
     if (process.env.FWDGRAD_NATIVE === '0') {
-      expect(native.name).not.toBe('native');
+      await expect(selectBackend('native')).rejects.toThrow(/FWDGRAD_NATIVE=0/);
       return;
     }
+    const native = await selectBackend('native');
     expect(native.tfjsBackend).toBe('cpu');
     expect(native.kernelPatches).toContain('BatchMatMul');
     expect(describeSelection(native)).toMatch(/native kernels: \d+ \(matrix products: /);
@@ -50,6 +51,34 @@ describe('selectBackend', () => {
     const cpu = await selectBackend('cpu');
     expect(cpu.kernelPatches).toEqual([]);
     expect(tf.getKernel('BatchMatMul', 'cpu')?.kernelFunc.name).toBe('batchMatMul');
+  });
+
+  it('the native normal sampler draws the same stream as the JavaScript one, bit for bit', async () => {
+    if (process.env.FWDGRAD_NATIVE === '0') return;
+    await selectBackend('cpu');
+    expect(normalFiller()).toBeUndefined();
+    const js = createRandom(11);
+    // 2M draws: the ziggurat's tail (|x| > 3.44) and wedge rejections both occur thousands of times
+    const a = js.normal([2_000_000]);
+    const aNext = js.uniform();
+    await selectBackend('native');
+    expect(normalFiller()).toBeDefined();
+    const nat = createRandom(11);
+    const b = nat.normal([2_000_000]);
+    expect(nat.uniform()).toBe(aNext);
+    const av = a.dataSync();
+    const bv = b.dataSync();
+    let tail = 0;
+    let mismatches = 0;
+    for (let i = 0; i < av.length; i++) {
+      if (av[i] !== bv[i]) mismatches++;
+      if (Math.abs(av[i]) > 3.442619855899) tail++;
+    }
+    expect(mismatches).toBe(0);
+    expect(tail).toBeGreaterThan(500);
+    tf.dispose([a, b]);
+    await selectBackend('cpu');
+    expect(normalFiller()).toBeUndefined();
   });
 
   it('rejects an unknown backend with the list of valid ones', async () => {

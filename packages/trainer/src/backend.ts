@@ -2,7 +2,14 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
-import { installNativeKernels, loadNative, type NativeStatus, uninstallNativeKernels } from '@fwdgrad/native';
+import { setNormalFiller } from '@fwdgrad/jvp-core';
+import {
+  installNativeKernels,
+  loadNative,
+  type NativeStatus,
+  nativeNormalFiller,
+  uninstallNativeKernels,
+} from '@fwdgrad/native';
 import { installKernelPatches, patchedKernels } from './kernels.js';
 
 /**
@@ -118,6 +125,8 @@ export async function selectBackend(request: BackendRequest = 'auto'): Promise<B
     attempts.push(attempt);
     if (attempt.ok) {
       // 'native' and 'cpu' share tfjs's cpu backend: the native kernels are on for one, off for the other
+      // the native normal sampler draws the same stream as jvp-core's JavaScript one, only faster
+      setNormalFiller(name === 'native' ? nativeNormalFiller() : undefined);
       if (name === 'native') installNativeKernels('cpu');
       else if (name === 'cpu') uninstallNativeKernels('cpu');
       else installKernelPatches(attempt.tfjsName);

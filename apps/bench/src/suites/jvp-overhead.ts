@@ -43,6 +43,7 @@ const BUDGETS: Record<Budget, OverheadBudget> = {
 const TFJS_NAME: Record<BackendName, string> = {
   'node-gpu': 'tensorflow',
   node: 'tensorflow',
+  native: 'cpu',
   wasm: 'wasm',
   cpu: 'cpu',
 };

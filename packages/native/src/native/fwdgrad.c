@@ -222,7 +222,7 @@ static napi_value js_gemm(napi_env env, napi_callback_info info) {
           for (int j = 0; j < n; j++) cr[j] += bias[0];
       }
       if (act == 1)
-        for (int j = 0; j < n; j++) cr[j] = cr[j] > 0.0f ? cr[j] : 0.0f;
+        for (int j = 0; j < n; j++) cr[j] = cr[j] < 0.0f ? 0.0f : cr[j];
     }
   }
   return NULL;
@@ -231,7 +231,7 @@ static napi_value js_gemm(napi_env env, napi_callback_info info) {
 /* ------------------------------------------------------------------------------------------------ */
 /* binary(op, a, b, out, shape, aStrides, bStrides): out has the (collapsed) shape; a and b are read
  * through strides (0 on broadcast axes). ops: 0 add, 1 sub, 2 mul, 3 div, 4 max, 5 min, 6 squared
- * difference, 7 pow. */
+ * difference, 7 pow, 8 copy a (b unused: tile and broadcast copies). */
 
 #define BIN_OPS(X)                                                                                       \
   X(0, x + y)                                                                                           \
@@ -241,40 +241,69 @@ static napi_value js_gemm(napi_env env, napi_callback_info info) {
   X(4, (x > y || isnan(x)) ? x : y)                                                                     \
   X(5, (x < y || isnan(x)) ? x : y)                                                                     \
   X(6, (x - y) * (x - y))                                                                               \
-  X(7, powf(x, y))
-
-static void binary_row(int op, const float *a, int64_t sa, const float *b, int64_t sb, float *o, int64_t n) {
-#define ROW_CASE(code, expr)                                                                            \
-  case code:                                                                                            \
-    if (sa == 1 && sb == 1) {                                                                           \
-      for (int64_t j = 0; j < n; j++) {                                                                 \
-        float x = a[j], y = b[j];                                                                       \
-        o[j] = expr;                                                                                    \
-      }                                                                                                 \
-    } else if (sa == 1 && sb == 0) {                                                                    \
-      float y = b[0];                                                                                   \
-      for (int64_t j = 0; j < n; j++) {                                                                 \
-        float x = a[j];                                                                                 \
-        o[j] = expr;                                                                                    \
-      }                                                                                                 \
-    } else if (sa == 0 && sb == 1) {                                                                    \
-      float x = a[0];                                                                                   \
-      for (int64_t j = 0; j < n; j++) {                                                                 \
-        float y = b[j];                                                                                 \
-        o[j] = expr;                                                                                    \
-      }                                                                                                 \
-    } else {                                                                                            \
-      for (int64_t j = 0; j < n; j++) {                                                                 \
-        float x = a[j * sa], y = b[j * sb];                                                             \
-        o[j] = expr;                                                                                    \
-      }                                                                                                 \
-    }                                                                                                   \
-    break;
-  switch (op) { BIN_OPS(ROW_CASE) }
-#undef ROW_CASE
-}
+  X(7, powf(x, y))                                                                                      \
+  X(8, x)
 
 #define MAXDIM 8
+
+/* One function per op: the operator is a compile-time expression inside the loops (vectorised), and
+ * the outer axes advance as an odometer (no division per row). Rows [r0, r1) of the collapsed shape. */
+#define DEF_BIN(code, expr)                                                                             \
+  static void bin_##code(int rank, const int32_t *shape, const int32_t *sa, const int32_t *sb,         \
+                         const float *a, const float *b, float *o, int64_t r0, int64_t r1) {           \
+    int64_t inner = shape[rank - 1], isa = sa[rank - 1], isb = sb[rank - 1];                           \
+    int64_t idx[MAXDIM] = {0}, oa = 0, ob = 0, rem = r0;                                               \
+    for (int d = rank - 2; d >= 0; d--) {                                                              \
+      idx[d] = rem % shape[d];                                                                         \
+      rem /= shape[d];                                                                                 \
+      oa += idx[d] * sa[d];                                                                            \
+      ob += idx[d] * sb[d];                                                                            \
+    }                                                                                                  \
+    for (int64_t r = r0; r < r1; r++) {                                                                \
+      const float *ap = a + oa, *bp = b + ob;                                                          \
+      float *out = o + r * inner;                                                                      \
+      if (isa == 1 && isb == 1) {                                                                      \
+        for (int64_t j = 0; j < inner; j++) {                                                          \
+          float x = ap[j], y = bp[j];                                                                  \
+          out[j] = expr;                                                                               \
+        }                                                                                              \
+      } else if (isa == 1 && isb == 0) {                                                               \
+        float y = bp[0];                                                                               \
+        for (int64_t j = 0; j < inner; j++) {                                                          \
+          float x = ap[j];                                                                             \
+          out[j] = expr;                                                                               \
+        }                                                                                              \
+      } else if (isa == 0 && isb == 1) {                                                               \
+        float x = ap[0];                                                                               \
+        for (int64_t j = 0; j < inner; j++) {                                                          \
+          float y = bp[j];                                                                             \
+          out[j] = expr;                                                                               \
+        }                                                                                              \
+      } else {                                                                                         \
+        for (int64_t j = 0; j < inner; j++) {                                                          \
+          float x = ap[j * isa], y = bp[j * isb];                                                      \
+          out[j] = expr;                                                                               \
+        }                                                                                              \
+      }                                                                                                \
+      for (int d = rank - 2; d >= 0; d--) {                                                            \
+        oa += sa[d];                                                                                   \
+        ob += sb[d];                                                                                   \
+        if (++idx[d] < shape[d]) break;                                                                \
+        oa -= (int64_t)sa[d] * shape[d];                                                               \
+        ob -= (int64_t)sb[d] * shape[d];                                                               \
+        idx[d] = 0;                                                                                    \
+      }                                                                                                \
+    }                                                                                                  \
+  }
+BIN_OPS(DEF_BIN)
+#undef DEF_BIN
+
+typedef void (*bin_fn)(int, const int32_t *, const int32_t *, const int32_t *, const float *, const float *,
+                       float *, int64_t, int64_t);
+#define BIN_ENTRY(code, expr) bin_##code,
+static const bin_fn BIN_FNS[] = {BIN_OPS(BIN_ENTRY)};
+#undef BIN_ENTRY
+#define N_BIN_OPS ((int)(sizeof(BIN_FNS) / sizeof(BIN_FNS[0])))
 
 static napi_value js_binary(napi_env env, napi_callback_info info) {
   size_t argc = 7;
@@ -288,24 +317,18 @@ static napi_value js_binary(napi_env env, napi_callback_info info) {
       !get_i32_array(env, argv[4], &shape, &rank) || !get_i32_array(env, argv[5], &sa, &r2) ||
       !get_i32_array(env, argv[6], &sb, &r3))
     return NULL;
-  if (rank == 0 || rank > MAXDIM || r2 != rank || r3 != rank) {
-    napi_throw_range_error(env, NULL, "fwdgrad native binary: rank must be 1..8 with matching strides");
+  if (rank == 0 || rank > MAXDIM || r2 != rank || r3 != rank || op < 0 || op >= N_BIN_OPS) {
+    napi_throw_range_error(env, NULL, "fwdgrad native binary: rank must be 1..8 with matching strides, op known");
     return NULL;
   }
+  bin_fn f = BIN_FNS[op];
   int64_t inner = shape[rank - 1];
   int64_t rows = 1;
   for (size_t d = 0; d + 1 < rank; d++) rows *= shape[d];
-#pragma omp parallel for schedule(static) if (rows * inner > PAR_MIN && rows > 1 && n_threads > 1) num_threads(n_threads)
-  for (int64_t r = 0; r < rows; r++) {
-    int64_t rem = r, oa = 0, ob = 0;
-    for (int d = (int)rank - 2; d >= 0; d--) {
-      int64_t i = rem % shape[d];
-      rem /= shape[d];
-      oa += i * sa[d];
-      ob += i * sb[d];
-    }
-    binary_row(op, a + oa, sa[rank - 1], b + ob, sb[rank - 1], o + r * inner, inner);
-  }
+  int chunks = rows * inner > PAR_MIN && rows > 1 && n_threads > 1 ? n_threads : 1;
+  if (chunks > rows) chunks = (int)rows;
+#pragma omp parallel for schedule(static) if (chunks > 1) num_threads(chunks)
+  for (int c = 0; c < chunks; c++) f((int)rank, shape, sa, sb, a, b, o, rows * c / chunks, rows * (c + 1) / chunks);
   return NULL;
 }
 
@@ -339,7 +362,7 @@ static napi_value js_unary(napi_env env, napi_callback_info info) {
     UN(3, sqrtf(v))
     UN(4, 1.0f / sqrtf(v))
     UN(5, v * v)
-    UN(6, v > 0.0f ? v : 0.0f)
+    UN(6, v < 0.0f ? 0.0f : v) /* as tfjs: NaN and -0 pass through */
     UN(7, v > 0.0f ? 1.0f : (isnan(v) ? v : alpha))
     UN(8, fabsf(v))
     UN(9, 1.0f / (1.0f + expf(-v)))
@@ -555,6 +578,80 @@ static napi_value js_addn(napi_env env, napi_callback_info info) {
 }
 
 /* ------------------------------------------------------------------------------------------------ */
+/* fillNormal(out, state, kn, wn, fn, r) -> state: the ziggurat sampler of @fwdgrad/jvp-core's
+ * random.ts on its splitmix32 stream, draw for draw (same integers, same rejections; the tables come
+ * from JavaScript so they are bit-identical). Returns the stream's counter after the last draw. */
+
+static uint32_t sm_state;
+
+static inline int32_t sm_next(void) {
+  sm_state += 0x9e3779b9u;
+  uint32_t z = sm_state;
+  z = (z ^ (z >> 16)) * 0x21f0aaadu;
+  z = (z ^ (z >> 15)) * 0x735a2d97u;
+  return (int32_t)(z ^ (z >> 15));
+}
+
+static inline double sm_uniform(void) { return (double)(uint32_t)sm_next() / 4294967296.0; }
+
+static napi_value js_fill_normal(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  float *out;
+  size_t n;
+  int32_t *kn;
+  size_t nk;
+  if (!get_f32(env, argv[0], &out, &n) || !get_i32_array(env, argv[2], &kn, &nk)) return NULL;
+  napi_typedarray_type t1, t2;
+  size_t nw, nf, off;
+  void *pw, *pf;
+  napi_value ab;
+  if (napi_get_typedarray_info(env, argv[3], &t1, &nw, &pw, &ab, &off) != napi_ok || t1 != napi_float64_array ||
+      napi_get_typedarray_info(env, argv[4], &t2, &nf, &pf, &ab, &off) != napi_ok || t2 != napi_float64_array ||
+      nk != 128 || nw != 128 || nf != 128) {
+    napi_throw_type_error(env, NULL, "fwdgrad native fillNormal: expected 128-entry kn (Int32Array), wn, fn (Float64Array)");
+    return NULL;
+  }
+  const double *wn = (const double *)pw, *fn = (const double *)pf;
+  double r = get_double(env, argv[5]);
+  sm_state = (uint32_t)get_int(env, argv[1]);
+  for (size_t i = 0; i < n; i++) {
+    int32_t hz = sm_next();
+    int iz = hz & 127;
+    if (llabs((long long)hz) < kn[iz]) {
+      out[i] = (float)(hz * wn[iz]);
+      continue;
+    }
+    for (;;) {
+      if (iz == 0) {
+        double x, y;
+        do {
+          x = -log(1 - sm_uniform()) / r;
+          y = -log(1 - sm_uniform());
+        } while (y + y < x * x);
+        out[i] = (float)(hz > 0 ? r + x : -r - x);
+        break;
+      }
+      double x = hz * wn[iz];
+      if (fn[iz] + sm_uniform() * (fn[iz - 1] - fn[iz]) < exp(-0.5 * x * x)) {
+        out[i] = (float)x;
+        break;
+      }
+      hz = sm_next();
+      iz = hz & 127;
+      if (llabs((long long)hz) < kn[iz]) {
+        out[i] = (float)(hz * wn[iz]);
+        break;
+      }
+    }
+  }
+  napi_value result;
+  CHECK(napi_create_uint32(env, sm_state, &result));
+  return result;
+}
+
+/* ------------------------------------------------------------------------------------------------ */
 
 static napi_value js_set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -627,6 +724,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"transpose", NULL, js_transpose, NULL, NULL, NULL, napi_default, NULL},
       {"softmax", NULL, js_softmax, NULL, NULL, NULL, napi_default, NULL},
       {"addN", NULL, js_addn, NULL, NULL, NULL, napi_default, NULL},
+      {"fillNormal", NULL, js_fill_normal, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, js_set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, js_info, NULL, NULL, NULL, napi_default, NULL},
       {"loadBlas", NULL, js_load_blas, NULL, NULL, NULL, napi_default, NULL},

@@ -21,6 +21,10 @@ describe('contrastive objective (InfoNCE with stop-gradient keys, two views)', (
       const algo = createAlgorithm(id, model, {}, createRandom(5));
       expect(algo.trainable(model).some((n) => n.startsWith('classifier'))).toBe(false);
       const opt = createOptimizer('sgd', { momentum: 0.9 });
+      // FA at 0.05 sits where 30 steps are chaotic: float32 rounding order alone (OpenBLAS's AVX-512 vs
+      // AVX2 kernels under the native backend) moved its loss ratio from 0.86 to 1.02; at 0.03 it is
+      // 0.73-0.83 in every configuration measured
+      const lr = id === 'fa' ? 0.03 : 0.05;
       const losses: number[] = [];
       for (let s = 0; s < 30; s++) {
         const r = algo.step(model, batch, createRandom(100 + s));
@@ -33,7 +37,7 @@ describe('contrastive objective (InfoNCE with stop-gradient keys, two views)', (
         opt.apply(
           model.entries.filter((e) => r.grads.has(e.name)),
           r.grads,
-          0.05,
+          lr,
         );
         tf.dispose([...r.grads.values()]);
       }

@@ -21,12 +21,17 @@ describe('forward-gradient rules lower the training loss on a small synthetic pr
     ['lg-fg-a', {}],
     ['lg-fg-a', { samples: 4, noise: 'rademacher' }],
     ['lg-fg-a', { normGradient: false, reluMask: false }],
-    ['fg-a', {}],
+    // one-sample global FG-A is too noisy for a 40-step window on this problem (loss ratio 1.10 at
+    // lr 0.01 with tfjs's own kernels); 8 samples give 0.55-0.61
+    ['fg-a', { samples: 8 }],
     ['lg-fg-w', {}],
     ['fg-w', { samples: 8 }],
   ] as const) {
     it(`${id} ${JSON.stringify(options)}`, () => {
-      const { losses, leaked } = trainLosses(id, 40, 0.02, options);
+      // lr 0.01, not 0.02: at 0.02 several curves were chaotic (float32 rounding order alone — native
+      // vs JavaScript kernels, AVX-512 vs AVX2 BLAS — changed whether a run ended lower); at 0.01 the
+      // loss ratios were 0.32-0.67 in all three configurations, against the 0.95 asked here
+      const { losses, leaked } = trainLosses(id, 40, 0.01, options);
       expect(mean(losses.slice(-5))).toBeLessThan(mean(losses.slice(0, 5)) * 0.95);
       expect(leaked).toBe(0);
     });
