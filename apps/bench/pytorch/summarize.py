@@ -56,7 +56,9 @@ def machine(raw_machine: dict | None) -> dict:
 
 def variant(r: dict) -> str:
     if r["framework"] == "fwdgrad":
-        return f"fwdgrad ({r.get('backend', 'wasm')}, 1 thread)"
+        backend = r.get("fwdgrad_backend") or r.get("backend", "wasm")
+        threads = r.get("threads", 1)
+        return f"fwdgrad ({backend}, {threads} thread{'s' if threads > 1 else ''})"
     v = f"PyTorch {r['threads']} thread{'s' if r['threads'] > 1 else ''}"
     if r.get("omp_wait_policy", "default") != "default":
         v += f", OMP_WAIT_POLICY={r['omp_wait_policy']}"
@@ -97,9 +99,19 @@ def main():
             "wasm_heap_bytes": [r.get("wasm_heap_bytes") for r in rs] if rs[0]["framework"] == "fwdgrad" else None,
         }
         summary.append(row)
-    ref = {(r["code"], r["batch"], r["algo"]): r["ms_median"] for r in summary if r["framework"] == "fwdgrad"}
+    # fwdgrad / PyTorch compares the same thread count: fwdgrad native with N threads against PyTorch
+    # with N threads (the wasm rows, single-threaded, against PyTorch 1 thread)
+    def threads_of(v: str) -> int:
+        m = re.search(r"(\d+) thread", v)
+        return int(m.group(1)) if m else 1
+
+    ref = {
+        (r["code"], r["batch"], r["algo"], threads_of(r["variant"])): r["ms_median"]
+        for r in summary
+        if r["framework"] == "fwdgrad" and "native" in r["variant"]
+    }
     for r in summary:
-        f = ref.get((r["code"], r["batch"], r["algo"]))
+        f = ref.get((r["code"], r["batch"], r["algo"], threads_of(r["variant"])))
         r["ratio_fwdgrad_over_this"] = f / r["ms_median"] if f and r["ms_median"] and r["framework"] == "pytorch" else None
     order = {"M/1/16": 0, "M/8/16": 1}
     summary.sort(key=lambda r: (order.get(r["code"], 9), -r["batch"], r["algo"] != "lg-fg-a", r["framework"] != "fwdgrad", r["variant"]))
@@ -120,7 +132,8 @@ def main():
     result = {
         "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "what": "one LocalMixer training step (gradients + SGD-momentum update), random data, batch B; "
-        "ms_median = median over all timed steps of all rounds (each round: 2 warm-up + 5 timed steps)",
+        "ms_median = median over all timed steps of all rounds (warm-up and timed steps per round: "
+        "M/1/16 B128 30 + 30, M/8/16 B128 2 + 5, M/8/16 B32 3 + 8)",
         "machine": machine(raw_machine),
         "uptime": uptimes,
         "matmul_4096x512x512": matmul,
@@ -131,7 +144,29 @@ def main():
     with open(out_path, "w") as f:
         json.dump(result, f, indent=2)
 
-    print("| framework | model | batch | algo | ms/step (median) | per-round medians | examples/s | fwdgrad / this |")
+    # the headline: per case, fwdgrad native vs PyTorch at the same thread count, and vs wasm
+    by = {(r["variant"], r["code"], r["batch"], r["algo"]): r for r in summary}
+    cases = sorted({(r["code"], r["batch"], r["algo"]) for r in summary}, key=lambda c: (order.get(c[0], 9), -c[1], c[2] != "lg-fg-a"))
+
+    def cell(v, c):
+        r = by.get((v,) + c)
+        return (f"{r['ms_median']:.1f}" if r["ms_median"] < 100 else f"{r['ms_median']:.0f}") if r and r["ms_median"] else "—"
+
+    def ratio(a, b, c):
+        ra, rb = by.get((a,) + c), by.get((b,) + c)
+        if not (ra and rb and ra["ms_median"] and rb["ms_median"]):
+            return "—"
+        per_round = [x / y for x, y in zip(ra["ms_round_medians"], rb["ms_round_medians"]) if x and y]
+        spread = f" ({min(per_round):.2f}–{max(per_round):.2f})" if len(per_round) > 1 else ""
+        return f"**{ra['ms_median'] / rb['ms_median']:.2f}×**{spread}"
+
+    print("| model | batch | algo | wasm, 1 thr | native, 1 thr | PyTorch, 1 thr | native / PyTorch, 1 thr | native, 2 thr | PyTorch, 2 thr | native / PyTorch, 2 thr | wasm / native, 1 thr |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    W, N1, N2, T1, T2 = "fwdgrad (wasm, 1 thread)", "fwdgrad (native, 1 thread)", "fwdgrad (native, 2 threads)", "PyTorch 1 thread", "PyTorch 2 threads, OMP_WAIT_POLICY=PASSIVE"
+    for c in cases:
+        print(f"| {c[0]} | {c[1]} | {c[2]} | {cell(W, c)} | {cell(N1, c)} | {cell(T1, c)} | {ratio(N1, T1, c)} | {cell(N2, c)} | {cell(T2, c)} | {ratio(N2, T2, c)} | {ratio(W, N1, c)} |")
+    print()
+    print("| framework | model | batch | algo | ms/step (median) | per-round medians | examples/s | fwdgrad native / this |")
     print("|---|---|---|---|---|---|---|---|")
     for r in summary:
         ms = f"{r['ms_median']:.0f}" if r["ms_median"] else f"— ({r['error']})"

@@ -11,7 +11,14 @@ export {
   tangentOf,
   withTangent,
 } from './engine.js';
-export { l2Normalize, layerNorm, ops, softmaxCrossEntropy } from './ops.js';
+export {
+  FUSED_LAYER_NORM,
+  FUSED_LAYER_NORM_JVP,
+  l2Normalize,
+  layerNorm,
+  ops,
+  softmaxCrossEntropy,
+} from './ops.js';
 export {
   createRandom,
   type NormalFiller,

@@ -1,6 +1,40 @@
 import * as tf from '@tensorflow/tfjs';
 import { customJvp, jvpActive, stopGradient } from './engine.js';
 
+/**
+ * Optional fused kernels a backend may register (`@fwdgrad/native` does, on tfjs's cpu backend):
+ * `FwdgradLayerNorm` (inputs {x}, attrs {epsilon}) → [y, r] over the last axis, r = 1/√(var + ε) of
+ * shape [..., 1]; `FwdgradLayerNormJvp` (inputs {t, y, r}) → r·((t − E[t]) − y·E[y·t]), t possibly
+ * stacked [k, ...y.shape]. jvp-core has JVP rules for both (rules.ts), so nested jvp levels see
+ * through them; under a recording tape `layerNorm` uses a kernel only if a gradient is registered
+ * for it (@fwdgrad/native registers one for the forward kernel).
+ */
+export const FUSED_LAYER_NORM = 'FwdgradLayerNorm';
+export const FUSED_LAYER_NORM_JVP = 'FwdgradLayerNormJvp';
+
+function tapeRecording(): boolean {
+  return (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn();
+}
+
+/**
+ * Whether the fused kernel `name` serves a layer norm of x over `axes`: the backend registered it,
+ * the axis is the last one, and a recording tape (if any) has a gradient to use for it.
+ */
+function fusedKernel(name: string, x: tf.Tensor, axes: number[]): boolean {
+  return (
+    x.dtype === 'float32' &&
+    axes.length === 1 &&
+    axes[0] === x.rank - 1 &&
+    tf.getKernel(name, tf.getBackend()) !== undefined &&
+    (!tapeRecording() || tf.getGradient(name) !== undefined)
+  );
+}
+
+function fusedLayerNorm(x: tf.Tensor, epsilon: number): { y: tf.Tensor; r: tf.Tensor } {
+  const [y, r] = tf.engine().runKernel(FUSED_LAYER_NORM, { x }, { epsilon }) as tf.Tensor[];
+  return { y, r };
+}
+
 function normalizedAxes(axes: number | number[], rank: number): number[] {
   return (Array.isArray(axes) ? axes : [axes]).map((a) => (a < 0 ? a + rank : a));
 }
@@ -14,17 +48,22 @@ function normalizedAxes(axes: number | number[], rank: number): number[] {
  */
 export function layerNorm(x: tf.Tensor, axes: number | number[], epsilon = 1e-5): tf.Tensor {
   const ax = normalizedAxes(axes, x.rank);
-  if (!jvpActive()) return tf.tidy(() => layerNormWithScale(x, ax, epsilon).y);
+  const forward = (xi: tf.Tensor) =>
+    fusedKernel(FUSED_LAYER_NORM, xi, ax) ? fusedLayerNorm(xi, epsilon) : layerNormWithScale(xi, ax, epsilon);
+  if (!jvpActive()) return tf.tidy(() => forward(x).y);
   let scale: tf.Tensor | null = null;
   const op = customJvp(
     (xi: tf.Tensor) =>
       tf.tidy(() => {
-        const { y, r } = layerNormWithScale(xi, ax, epsilon);
+        const { y, r } = forward(xi);
         scale = tf.keep(r);
         return y;
       }),
     ({ tangents: [dx], output: y, batched }) => {
       const t = dx as tf.Tensor;
+      if (fusedKernel(FUSED_LAYER_NORM_JVP, y, ax)) {
+        return tf.engine().runKernel(FUSED_LAYER_NORM_JVP, { t, y, r: scale as tf.Tensor }) as tf.Tensor;
+      }
       const tAxes = batched ? ax.map((a) => a + 1) : ax;
       const centred = tf.sub(t, tf.mean(t, tAxes, true));
       const proj = tf.mean(tf.mul(y, t), tAxes, true);

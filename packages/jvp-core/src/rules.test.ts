@@ -1,12 +1,97 @@
 import * as tf from '@tensorflow/tfjs';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { jvp, supportedKernels } from './index.js';
+import { FUSED_LAYER_NORM, FUSED_LAYER_NORM_JVP, jvp, supportedKernels } from './index.js';
 import { checkBatched, checkJvp, rand } from './testing.test-util.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
+  registerReferenceLayerNormKernels();
 });
+
+/** y and r of a layer norm over the last axis, with tfjs ops (the fused kernels' contract). */
+function composite(x: tf.Tensor, epsilon = 1e-5): [tf.Tensor, tf.Tensor] {
+  const mean = tf.mean(x, -1, true);
+  const r = tf.rsqrt(tf.add(tf.sub(tf.mean(tf.square(x), -1, true), tf.square(mean)), epsilon));
+  return [tf.mul(tf.sub(x, mean), r), r];
+}
+
+function compositeJvp(t: tf.Tensor, y: tf.Tensor, r: tf.Tensor): tf.Tensor {
+  const centred = tf.sub(t, tf.mean(t, -1, true));
+  return tf.mul(tf.sub(centred, tf.mul(y, tf.mean(tf.mul(y, t), -1, true))), r);
+}
+
+/**
+ * The fused layer-norm kernels of ops.ts, in plain JavaScript on the cpu backend, unless a backend
+ * package (@fwdgrad/native, under FWDGRAD_NATIVE_KERNELS=1) registered its own: the JVP rules are
+ * tested against either.
+ */
+function registerReferenceLayerNormKernels(): void {
+  type Info = { dataId: object; shape: number[]; dtype: string };
+  type Cpu = {
+    data: { get(id: object): { values: Float32Array } };
+    makeTensorInfo(s: number[], d: string, v: Float32Array): Info;
+  };
+  const rows = (x: Info) => x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+  if (tf.getKernel(FUSED_LAYER_NORM, 'cpu') === undefined) {
+    tf.registerKernel({
+      kernelName: FUSED_LAYER_NORM,
+      backendName: 'cpu',
+      kernelFunc: (({
+        inputs,
+        attrs,
+        backend,
+      }: {
+        inputs: { x: Info };
+        attrs: { epsilon: number };
+        backend: Cpu;
+      }) => {
+        const x = backend.data.get(inputs.x.dataId).values;
+        const n = inputs.x.shape[inputs.x.shape.length - 1];
+        const y = new Float32Array(x.length);
+        const r = new Float32Array(rows(inputs.x));
+        for (let i = 0; i < r.length; i++) {
+          let s = 0;
+          let sq = 0;
+          for (let j = 0; j < n; j++) {
+            s += x[i * n + j];
+            sq += x[i * n + j] * x[i * n + j];
+          }
+          const mean = Math.fround(s / n);
+          r[i] = 1 / Math.sqrt(Math.fround(sq / n) - mean * mean + attrs.epsilon);
+          for (let j = 0; j < n; j++) y[i * n + j] = (x[i * n + j] - mean) * r[i];
+        }
+        return [
+          backend.makeTensorInfo(inputs.x.shape, 'float32', y),
+          backend.makeTensorInfo([...inputs.x.shape.slice(0, -1), 1], 'float32', r),
+        ];
+      }) as unknown as tf.KernelFunc,
+    });
+  }
+  if (tf.getKernel(FUSED_LAYER_NORM_JVP, 'cpu') === undefined) {
+    tf.registerKernel({
+      kernelName: FUSED_LAYER_NORM_JVP,
+      backendName: 'cpu',
+      kernelFunc: (({ inputs, backend }: { inputs: { t: Info; y: Info; r: Info }; backend: Cpu }) => {
+        const [t, y, r] = [inputs.t, inputs.y, inputs.r].map((i) => backend.data.get(i.dataId).values);
+        const n = inputs.y.shape[inputs.y.shape.length - 1];
+        const out = new Float32Array(t.length);
+        for (let q = 0; q < t.length / n; q++) {
+          const i = q % r.length;
+          let st = 0;
+          let syt = 0;
+          for (let j = 0; j < n; j++) {
+            st += t[q * n + j];
+            syt += y[i * n + j] * t[q * n + j];
+          }
+          for (let j = 0; j < n; j++)
+            out[q * n + j] = (t[q * n + j] - st / n - (y[i * n + j] * syt) / n) * r[i];
+        }
+        return backend.makeTensorInfo(inputs.t.shape, 'float32', out);
+      }) as unknown as tf.KernelFunc,
+    });
+  }
+}
 
 type F = (...xs: tf.Tensor[]) => tf.Tensor;
 interface Case {
@@ -24,7 +109,37 @@ interface Case {
 
 const away = (x: tf.Tensor) => tf.add(x, tf.mul(tf.sign(x), 0.2)); // |x| ≥ 0.2: away from relu/abs kinks
 
+const fusedLayerNorm = (x: tf.Tensor) => {
+  const [y, r] = tf.engine().runKernel(FUSED_LAYER_NORM, { x }, { epsilon: 1e-5 }) as tf.Tensor[];
+  return tf.add(y, tf.mul(r, 0.5)); // both outputs' tangents count
+};
+
 const cases: Case[] = [
+  {
+    kernel: FUSED_LAYER_NORM,
+    f: fusedLayerNorm,
+    shapes: [[3, 7]],
+    reference: (x) => {
+      const [y, r] = composite(x);
+      return tf.add(y, tf.mul(r, 0.5));
+    },
+  },
+  {
+    kernel: FUSED_LAYER_NORM_JVP,
+    // t stacks 2 copies over y's shape; y and r come from a layer norm so they are consistent
+    f: (t, x) => {
+      const [y, r] = tf.engine().runKernel(FUSED_LAYER_NORM, { x }, { epsilon: 1e-5 }) as tf.Tensor[];
+      return tf.engine().runKernel(FUSED_LAYER_NORM_JVP, { t, y, r }) as tf.Tensor;
+    },
+    shapes: [
+      [2, 3, 6],
+      [3, 6],
+    ],
+    reference: (t, x) => {
+      const [y, r] = composite(x);
+      return compositeJvp(t, y, r);
+    },
+  },
   { kernel: 'Add', f: (a, b) => tf.add(a, b), shapes: [[2, 3], [3]] },
   {
     kernel: 'AddN',

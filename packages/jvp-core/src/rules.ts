@@ -521,3 +521,49 @@ registerJvpRule('Einsum', (c) => {
   });
   return sumTerms(c, terms);
 });
+
+// ---------------------------------------------------------------------------------------------
+// Fused layer-norm kernels a backend may provide (see ops.ts: FUSED_LAYER_NORM). Written with tfjs
+// ops, so that nested jvp levels and tapes see through them.
+
+/** Mean over the last axis, kept. */
+function lastMean(x: tf.Tensor): tf.Tensor {
+  return tf.mean(x, -1, true);
+}
+
+// y = (x − μ)·r, r = 1/√(var + ε): dy = r·(dx − E[dx] − y·E[y·dx]), dr = −r²·E[y·dx]
+registerJvpRule('FwdgradLayerNorm', (c) => {
+  const dx = c.tangents.x;
+  if (dx === null) return null;
+  const [y, r] = c.outputs;
+  const proj = lastMean(tf.mul(y, dx));
+  const dy = tf.mul(tf.sub(tf.sub(dx, lastMean(dx)), tf.mul(y, proj)), r);
+  const dr = tf.neg(tf.mul(tf.square(r), proj));
+  return [dy, dr];
+});
+
+// out = r·(t − E[t] − y·E[y·t]); t may stack copies over leading axes of y's shape
+registerJvpRule('FwdgradLayerNormJvp', (c) => {
+  const { t, y, r } = c.inputs;
+  const rank = t.rank;
+  const dt = c.tangents.t === null ? null : lift(c, c.tangents.t, rank);
+  const dy = c.tangents.y === null ? null : lift(c, c.tangents.y, rank);
+  const dr = c.tangents.r === null ? null : lift(c, c.tangents.r, rank);
+  const yt = lastMean(tf.mul(y, t));
+  const terms: tf.Tensor[] = [];
+  if (dt !== null) terms.push(tf.sub(tf.sub(dt, lastMean(dt)), tf.mul(y, lastMean(tf.mul(y, dt)))));
+  if (dy !== null) terms.push(tf.neg(tf.add(tf.mul(dy, yt), tf.mul(y, lastMean(tf.mul(dy, t))))));
+  let out: tf.Tensor | null =
+    terms.length === 0
+      ? null
+      : tf.mul(
+          terms.reduce((a, b) => tf.add(a, b)),
+          r,
+        );
+  if (dr !== null) {
+    const base = tf.sub(tf.sub(t, lastMean(t)), tf.mul(y, yt));
+    const fromR = tf.mul(dr, base);
+    out = out === null ? fromR : tf.add(out, fromR);
+  }
+  return out === null ? null : fit(c, out);
+});

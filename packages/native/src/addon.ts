@@ -36,6 +36,23 @@ export interface NativeAddon {
   transpose(x: Float32Array, out: Float32Array, shape: Int32Array, perm: Int32Array): void;
   softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   addN(out: Float32Array, inputs: Float32Array[]): void;
+  layerNorm(
+    x: Float32Array,
+    y: Float32Array,
+    r: Float32Array,
+    rows: number,
+    n: number,
+    epsilon: number,
+  ): void;
+  layerNormJvp(
+    t: Float32Array,
+    y: Float32Array,
+    r: Float32Array,
+    out: Float32Array,
+    k: number,
+    rows: number,
+    n: number,
+  ): void;
   fillNormal(
     out: Float32Array,
     state: number,

@@ -4,6 +4,8 @@ export {
   collapsePermutation,
   installedNativeKernels,
   installNativeKernels,
+  LAYER_NORM_JVP_KERNEL,
+  LAYER_NORM_KERNEL,
   NATIVE_KERNEL_NAMES,
   nativeFallbackCounts,
   type NormalTables,

@@ -6,6 +6,8 @@ import {
   collapsePermutation,
   installedNativeKernels,
   installNativeKernels,
+  LAYER_NORM_JVP_KERNEL,
+  LAYER_NORM_KERNEL,
   NATIVE_KERNEL_NAMES,
   uninstallNativeKernels,
 } from './kernels.js';
@@ -275,6 +277,40 @@ describe.runIf(expectAddon)('native kernels equal tfjs cpu kernels (relative 1e-
         check(() => tf.grad((v: tf.Tensor) => tf.sum(tf.square(tf.mean(v, axis, keepDims))))(x));
       }
     tf.dispose(x);
+  });
+
+  it('fused layer norm and its JVP equal the composite formulas', () => {
+    installNativeKernels();
+    const x = tf.add(rand([6, 5, 33], 80), 3); // an offset mean, as after a residual
+    const t = rand([4, 6, 5, 33], 81); // 4 stacked tangents
+    const [y, r] = tf.engine().runKernel(LAYER_NORM_KERNEL, { x }, { epsilon: 1e-5 }) as tf.Tensor[];
+    const mean = tf.mean(x, -1, true);
+    const rRef = tf.rsqrt(tf.add(tf.sub(tf.mean(tf.square(x), -1, true), tf.square(mean)), 1e-5));
+    const yRef = tf.mul(tf.sub(x, mean), rRef);
+    expect(r.shape).toEqual([6, 5, 1]);
+    expectClose(rRef.dataSync(), r.dataSync());
+    expectClose(yRef.dataSync(), y.dataSync());
+    const jvp = tf.engine().runKernel(LAYER_NORM_JVP_KERNEL, { t, y, r }) as tf.Tensor;
+    const centred = tf.sub(t, tf.mean(t, -1, true));
+    const proj = tf.mean(tf.mul(y, t), -1, true);
+    const jvpRef = tf.mul(tf.sub(centred, tf.mul(y, proj)), r);
+    expect(jvp.shape).toEqual(t.shape);
+    expectClose(jvpRef.dataSync(), jvp.dataSync());
+    // and against reverse mode: the Jacobian is symmetric, so the JVP kernel is also the VJP
+    uninstallNativeKernels();
+    const vjp = tf.grad((v: tf.Tensor) =>
+      tf.sum(
+        tf.mul(
+          tf.mul(
+            tf.sub(v, tf.mean(v, -1, true)),
+            tf.rsqrt(tf.add(tf.sub(tf.mean(tf.square(v), -1, true), tf.square(tf.mean(v, -1, true))), 1e-5)),
+          ),
+          tf.slice(t, [0], [1]).squeeze([0]),
+        ),
+      ),
+    )(x);
+    expectClose(vjp.dataSync(), tf.slice(jvp, [0], [1]).dataSync(), 2e-5);
+    tf.dispose([x, t, y, r, mean, rRef, yRef, jvp, centred, proj, jvpRef, vjp]);
   });
 
   it('gradients through the replaced kernels match', () => {

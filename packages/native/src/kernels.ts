@@ -461,6 +461,91 @@ function softmax(native: NativeAddon, args: KernelArgs): TensorInfo | undefined 
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Fused layer norm (kernels of their own, used by @fwdgrad/jvp-core's layerNorm when registered)
+
+/** Kernel names @fwdgrad/jvp-core looks for (its `FUSED_LAYER_NORM` and `FUSED_LAYER_NORM_JVP`). */
+export const LAYER_NORM_KERNEL = 'FwdgradLayerNorm';
+export const LAYER_NORM_JVP_KERNEL = 'FwdgradLayerNormJvp';
+
+/** inputs {x}, attrs {epsilon}: [y, r] over the last axis, r of shape [..., 1]. */
+function layerNormKernel(native: NativeAddon, args: KernelArgs): TensorInfo[] {
+  const { x } = named(args);
+  const xv = f32(args.backend, x);
+  if (xv === undefined || x.shape.length === 0) {
+    throw new Error(
+      `${LAYER_NORM_KERNEL}: expected a float32 tensor of rank >= 1, got ${x.dtype} [${x.shape}]`,
+    );
+  }
+  const n = x.shape[x.shape.length - 1];
+  const rows = n === 0 ? 0 : xv.length / n;
+  const y = alloc(xv.length);
+  const r = alloc(rows);
+  if (xv.length > 0) native.layerNorm(xv, y, r, rows, n, Number(args.attrs.epsilon ?? 1e-5));
+  return [output(args.backend, x.shape, y), output(args.backend, [...x.shape.slice(0, -1), 1], r)];
+}
+
+/** inputs {t, y, r}: r·((t − E[t]) − y·E[y·t]) over the last axis; t may stack k tangents ([k, ...y]). */
+function layerNormJvpKernel(native: NativeAddon, args: KernelArgs): TensorInfo {
+  const { t, y, r } = named(args);
+  const tv = f32(args.backend, t);
+  const yv = f32(args.backend, y);
+  const rv = f32(args.backend, r);
+  if (
+    tv === undefined ||
+    yv === undefined ||
+    rv === undefined ||
+    y.shape.length === 0 ||
+    tv.length % yv.length !== 0
+  ) {
+    throw new Error(
+      `${LAYER_NORM_JVP_KERNEL}: expected float32 t [k, ...y], y and r, got [${t.shape}], [${y.shape}], [${r.shape}]`,
+    );
+  }
+  const n = y.shape[y.shape.length - 1];
+  const out = alloc(tv.length);
+  if (tv.length > 0) native.layerNormJvp(tv, yv, rv, out, tv.length / yv.length, yv.length / n, n);
+  return output(args.backend, t.shape, out);
+}
+
+function tapeRecording(): boolean {
+  return (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn();
+}
+
+/**
+ * Reverse mode through the fused layer norm, for both outputs: y = (x − μ)·r and r = 1/√(var + ε).
+ * dx = r·(dy − E[dy] − y·E[y·dy]) − (r²/n)·y·dr. The first term is the fused JVP kernel (the layer
+ * norm's Jacobian is symmetric) when nothing records the backward pass; under an enclosing tape
+ * (gradients of gradients) it is written with tfjs ops, so that it can itself be differentiated.
+ */
+const layerNormGradient: tf.GradConfig = {
+  kernelName: 'FwdgradLayerNorm',
+  outputsToSave: [true, true],
+  gradFunc: (dys, saved) => {
+    const [dy, dr] = dys as tf.Tensor[];
+    const [y, r] = saved;
+    return {
+      x: () => {
+        const n = y.shape[y.shape.length - 1];
+        const fromY =
+          !tapeRecording() && tf.getKernel(LAYER_NORM_JVP_KERNEL, tf.getBackend()) !== undefined
+            ? (tf.engine().runKernel(LAYER_NORM_JVP_KERNEL, { t: dy, y, r }) as tf.Tensor)
+            : tf.mul(
+                tf.sub(tf.sub(dy, tf.mean(dy, -1, true)), tf.mul(y, tf.mean(tf.mul(y, dy), -1, true))),
+                r,
+              );
+        if (dr === undefined) return fromY;
+        return tf.sub(fromY, tf.mul(y, tf.mul(tf.div(tf.square(r), n), dr)));
+      },
+    };
+  },
+};
+
+const EXTRA_KERNELS: Record<string, (native: NativeAddon, args: KernelArgs) => TensorInfo | TensorInfo[]> = {
+  [LAYER_NORM_KERNEL]: layerNormKernel,
+  [LAYER_NORM_JVP_KERNEL]: layerNormJvpKernel,
+};
+
+// ---------------------------------------------------------------------------------------------------
 // Registration
 
 /** Every kernel this package replaces, with its native implementation. */
@@ -476,8 +561,8 @@ const FAST: Record<string, Fast> = {
   AddN: addN,
 };
 
-/** Names of the kernels `installNativeKernels` can replace. */
-export const NATIVE_KERNEL_NAMES: readonly string[] = Object.keys(FAST);
+/** Names of the kernels `installNativeKernels` replaces, then the fused kernels it adds. */
+export const NATIVE_KERNEL_NAMES: readonly string[] = [...Object.keys(FAST), ...Object.keys(EXTRA_KERNELS)];
 
 /**
  * Gradients of Sum and Mean without a tensor of ones. tfjs's own gradients compute
@@ -532,9 +617,11 @@ export function nativeFallbackCounts(): Record<string, number> {
   return Object.fromEntries(fallbackCounts);
 }
 
-/** Kernels currently replaced on a backend. */
+/** Kernels currently replaced on a backend, then the fused kernels added (layer norm). */
 export function installedNativeKernels(backendName = 'cpu'): string[] {
-  return [...(originals.get(backendName)?.keys() ?? [])];
+  const replaced = [...(originals.get(backendName)?.keys() ?? [])];
+  const added = Object.keys(EXTRA_KERNELS).filter((k) => tf.getKernel(k, backendName) !== undefined);
+  return replaced.length > 0 ? [...replaced, ...added] : [];
 }
 
 /**
@@ -572,6 +659,12 @@ export function installNativeKernels(backendName = 'cpu'): string[] {
     tf.registerKernel({ ...original, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
     saved.set(kernelName, original);
   }
+  for (const [kernelName, impl] of Object.entries(EXTRA_KERNELS)) {
+    if (tf.getKernel(kernelName, backendName) !== undefined) continue;
+    const kernelFunc: KernelFunc = (args) => impl(native, args);
+    tf.registerKernel({ kernelName, backendName, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
+  }
+  tf.registerGradient(layerNormGradient);
   return installedNativeKernels(backendName);
 }
 
@@ -584,6 +677,8 @@ export function uninstallNativeKernels(backendName = 'cpu'): void {
     tf.registerKernel(original);
   }
   originals.delete(backendName);
+  for (const kernelName of Object.keys(EXTRA_KERNELS))
+    if (tf.getKernel(kernelName, backendName) !== undefined) tf.unregisterKernel(kernelName, backendName);
   pool.detach();
   uninstallGradients();
 }

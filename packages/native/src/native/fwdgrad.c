@@ -551,6 +551,64 @@ static napi_value js_softmax(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* layerNorm(x, y, r, rows, n, eps): over the last axis, y = (x − μ)·r, r = 1/√(E[x²] − μ² + ε) — the
+ * same formula and float32 steps as @fwdgrad/jvp-core's composite layer norm (sums in double). */
+static napi_value js_layer_norm(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  float *x, *y, *r;
+  if (!get_f32(env, argv[0], &x, NULL) || !get_f32(env, argv[1], &y, NULL) || !get_f32(env, argv[2], &r, NULL))
+    return NULL;
+  int64_t rows = get_int(env, argv[3]), n = get_int(env, argv[4]);
+  float eps = (float)get_double(env, argv[5]);
+#pragma omp parallel for schedule(static) if (rows * n > PAR_MIN && n_threads > 1) num_threads(n_threads)
+  for (int64_t i = 0; i < rows; i++) {
+    const float *xi = x + i * n;
+    float *yi = y + i * n;
+    double s = 0, sq = 0;
+    for (int64_t j = 0; j < n; j++) {
+      s += xi[j];
+      sq += (double)(xi[j] * xi[j]);
+    }
+    float mean = (float)(s / (double)n), meansq = (float)(sq / (double)n);
+    float var = meansq - mean * mean;
+    float ri = 1.0f / sqrtf(var + eps);
+    r[i] = ri;
+    for (int64_t j = 0; j < n; j++) yi[j] = (xi[j] - mean) * ri;
+  }
+  return NULL;
+}
+
+/* layerNormJvp(t, y, r, out, k, rows, n): out = r·((t − E[t]) − y·E[y·t]) per row of the last axis, for
+ * k stacked tangents t [k, rows, n] sharing y [rows, n] and r [rows]. The layer norm's Jacobian is
+ * symmetric, so this is also its vector-Jacobian product. */
+static napi_value js_layer_norm_jvp(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  float *t, *y, *r, *o;
+  if (!get_f32(env, argv[0], &t, NULL) || !get_f32(env, argv[1], &y, NULL) || !get_f32(env, argv[2], &r, NULL) ||
+      !get_f32(env, argv[3], &o, NULL))
+    return NULL;
+  int64_t k = get_int(env, argv[4]), rows = get_int(env, argv[5]), n = get_int(env, argv[6]);
+  int64_t total = k * rows;
+#pragma omp parallel for schedule(static) if (total * n > PAR_MIN && n_threads > 1) num_threads(n_threads)
+  for (int64_t q = 0; q < total; q++) {
+    int64_t i = q % rows;
+    const float *tq = t + q * n, *yi = y + i * n;
+    float *oq = o + q * n;
+    double st = 0, syt = 0;
+    for (int64_t j = 0; j < n; j++) {
+      st += tq[j];
+      syt += (double)(yi[j] * tq[j]);
+    }
+    float mt = (float)(st / (double)n), p = (float)(syt / (double)n), ri = r[i];
+    for (int64_t j = 0; j < n; j++) oq[j] = ((tq[j] - mt) - yi[j] * p) * ri;
+  }
+  return NULL;
+}
+
 /* addN(out, [x0, x1, ...]) */
 static napi_value js_addn(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -725,6 +783,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"softmax", NULL, js_softmax, NULL, NULL, NULL, napi_default, NULL},
       {"addN", NULL, js_addn, NULL, NULL, NULL, napi_default, NULL},
       {"fillNormal", NULL, js_fill_normal, NULL, NULL, NULL, napi_default, NULL},
+      {"layerNorm", NULL, js_layer_norm, NULL, NULL, NULL, napi_default, NULL},
+      {"layerNormJvp", NULL, js_layer_norm_jvp, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, js_set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, js_info, NULL, NULL, NULL, napi_default, NULL},
       {"loadBlas", NULL, js_load_blas, NULL, NULL, NULL, napi_default, NULL},

@@ -16,7 +16,10 @@ const trainLoss = (id: string, steps: number, lr: number, options = {}) =>
 describe('gradient rules lower the training loss on a small synthetic problem', () => {
   for (const id of ['bp', 'l-bp', 'lg-bp', 'fa', 'l-fa', 'lg-fa', 'dfa', 'readout']) {
     it(id, () => {
-      const losses = trainLoss(id, 40, 0.01);
+      // lr 0.005: at 0.01 FA's 40-step curve was chaotic (float32 rounding order alone — OpenBLAS's
+      // AVX-512 vs AVX2 kernels under the native backend — moved its loss ratio from 0.59 to 1.02);
+      // at 0.005 every rule's ratio was 0.24-0.81 in all configurations measured
+      const losses = trainLoss(id, 40, 0.005);
       const first = losses.slice(0, 3).reduce((a, b) => a + b) / 3;
       const last = losses.slice(-3).reduce((a, b) => a + b) / 3;
       expect(last).toBeLessThan(first * 0.9);
