@@ -674,13 +674,37 @@ static napi_value js_fill_normal(napi_env env, napi_callback_info info) {
   const double *wn = (const double *)pw, *fn = (const double *)pf;
   double r = get_double(env, argv[5]);
   sm_state = (uint32_t)get_int(env, argv[1]);
-  for (size_t i = 0; i < n; i++) {
-    int32_t hz = sm_next();
-    int iz = hz & 127;
-    if (llabs((long long)hz) < kn[iz]) {
-      out[i] = (float)(hz * wn[iz]);
+  /* splitmix32 is counter-based: the j-th next integer is a pure function of state + j·golden. So the
+   * integers of a block are hashed in a vectorisable loop, and the ziggurat's fast path (one integer
+   * per draw, ~99% of draws) runs over them in order; at the first rejection the state is set to just
+   * after that integer and the scalar slow path continues exactly as sm_next() would. */
+  enum { BLOCK = 256 };
+  int32_t hzs[BLOCK];
+  size_t i = 0;
+  while (i < n) {
+    size_t m = n - i < BLOCK ? n - i : BLOCK;
+    uint32_t base = sm_state;
+    for (size_t j = 0; j < m; j++) {
+      uint32_t z = base + (uint32_t)(j + 1) * 0x9e3779b9u;
+      z = (z ^ (z >> 16)) * 0x21f0aaadu;
+      z = (z ^ (z >> 15)) * 0x735a2d97u;
+      hzs[j] = (int32_t)(z ^ (z >> 15));
+    }
+    size_t j = 0;
+    for (; j < m; j++) {
+      int32_t h = hzs[j];
+      int iz = h & 127;
+      if (llabs((long long)h) >= kn[iz]) break;
+      out[i++] = (float)(h * wn[iz]);
+    }
+    if (j == m) {
+      sm_state = base + (uint32_t)m * 0x9e3779b9u;
       continue;
     }
+    /* hzs[j] was drawn and rejected by the fast test: the slow path of draw i starts from it */
+    sm_state = base + (uint32_t)(j + 1) * 0x9e3779b9u;
+    int32_t hz = hzs[j];
+    int iz = hz & 127;
     for (;;) {
       if (iz == 0) {
         double x, y;
@@ -703,6 +727,7 @@ static napi_value js_fill_normal(napi_env env, napi_callback_info info) {
         break;
       }
     }
+    i++;
   }
   napi_value result;
   CHECK(napi_create_uint32(env, sm_state, &result));
