@@ -13,6 +13,7 @@
 #include <dlfcn.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -130,37 +131,35 @@ static void sgemm(int ta, int tb, int m, int n, int k, const float *a, int lda, 
     }                                                                                                   \
   } while (0)
 
-static int get_f32(napi_env env, napi_value v, float **data, size_t *len) {
+/* The data of a typed array of the wanted type (throws a TypeError naming `what` otherwise). */
+static int get_typed(napi_env env, napi_value v, napi_typedarray_type want, const char *what, void **data,
+                     size_t *len) {
   napi_typedarray_type type;
-  size_t length;
-  void *ptr;
+  size_t length, offset;
   napi_value ab;
-  size_t offset;
-  if (napi_get_typedarray_info(env, v, &type, &length, &ptr, &ab, &offset) != napi_ok ||
-      type != napi_float32_array) {
-    napi_throw_type_error(env, NULL, "fwdgrad native: expected a Float32Array");
+  if (napi_get_typedarray_info(env, v, &type, &length, data, &ab, &offset) != napi_ok || type != want) {
+    char msg[96];
+    snprintf(msg, sizeof(msg), "fwdgrad native: expected a %s", what);
+    napi_throw_type_error(env, NULL, msg);
     return 0;
   }
-  *data = (float *)ptr;
   if (len) *len = length;
   return 1;
 }
 
-static int get_i32_array(napi_env env, napi_value v, int32_t **data, size_t *len) {
-  napi_typedarray_type type;
-  size_t length;
-  void *ptr;
-  napi_value ab;
-  size_t offset;
-  if (napi_get_typedarray_info(env, v, &type, &length, &ptr, &ab, &offset) != napi_ok ||
-      type != napi_int32_array) {
-    napi_throw_type_error(env, NULL, "fwdgrad native: expected an Int32Array");
-    return 0;
-  }
-  *data = (int32_t *)ptr;
-  if (len) *len = length;
-  return 1;
+static int get_f32(napi_env env, napi_value v, float **data, size_t *len) {
+  return get_typed(env, v, napi_float32_array, "Float32Array", (void **)data, len);
 }
+
+static int get_i32_array(napi_env env, napi_value v, int32_t **data, size_t *len) {
+  return get_typed(env, v, napi_int32_array, "Int32Array", (void **)data, len);
+}
+
+/* Declares argv[n] and reads the call's arguments into it (a function's first line). */
+#define ARGS(n)                                                                                         \
+  size_t argc = (n);                                                                                    \
+  napi_value argv[(n)];                                                                                 \
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL))
 
 static int64_t get_int(napi_env env, napi_value v) {
   int64_t x = 0;
@@ -184,9 +183,7 @@ static int64_t PAR_MIN = 1 << 21;
  * out[batch, m, n] = op(a[i]) op(b[i]) (+ bias broadcast over the last axis when biasLen == n, or a
  * scalar when biasLen == 1), then act: 0 linear, 1 relu. */
 static napi_value js_gemm(napi_env env, napi_callback_info info) {
-  size_t argc = 14;
-  napi_value argv[14];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(14);
   float *a, *b, *c, *bias = NULL;
   size_t la, lb, lc;
   if (!get_f32(env, argv[0], &a, &la) || !get_f32(env, argv[1], &b, &lb) || !get_f32(env, argv[2], &c, &lc))
@@ -306,9 +303,7 @@ static const bin_fn BIN_FNS[] = {BIN_OPS(BIN_ENTRY)};
 #define N_BIN_OPS ((int)(sizeof(BIN_FNS) / sizeof(BIN_FNS[0])))
 
 static napi_value js_binary(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(7);
   int op = (int)get_int(env, argv[0]);
   float *a, *b, *o;
   int32_t *shape, *sa, *sb;
@@ -336,9 +331,7 @@ static napi_value js_binary(napi_env env, napi_callback_info info) {
 /* unary(op, x, out, alpha, n) */
 
 static napi_value js_unary(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(4);
   int op = (int)get_int(env, argv[0]);
   float *x, *o;
   size_t n, no;
@@ -382,9 +375,7 @@ static napi_value js_unary(napi_env env, napi_callback_info info) {
  * 3 min, 4 prod. Sums accumulate in double (as tfjs's cpu kernels do in JavaScript numbers). */
 
 static napi_value js_reduce(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(6);
   int op = (int)get_int(env, argv[0]);
   float *x, *o;
   if (!get_f32(env, argv[1], &x, NULL) || !get_f32(env, argv[2], &o, NULL)) return NULL;
@@ -471,9 +462,7 @@ static void transpose2d(const float *x, float *o, int64_t rows, int64_t cols) {
 }
 
 static napi_value js_transpose(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(4);
   float *x, *o;
   int32_t *shape, *perm;
   size_t rank, r2;
@@ -528,9 +517,7 @@ static napi_value js_transpose(napi_env env, napi_callback_info info) {
 /* softmax(x, out, rows, cols): numerically stable softmax over the last axis. */
 
 static napi_value js_softmax(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(4);
   float *x, *o;
   if (!get_f32(env, argv[0], &x, NULL) || !get_f32(env, argv[1], &o, NULL)) return NULL;
   int64_t rows = get_int(env, argv[2]), cols = get_int(env, argv[3]);
@@ -554,9 +541,7 @@ static napi_value js_softmax(napi_env env, napi_callback_info info) {
 /* layerNorm(x, y, r, rows, n, eps): over the last axis, y = (x − μ)·r, r = 1/√(E[x²] − μ² + ε) — the
  * same formula and float32 steps as @fwdgrad/jvp-core's composite layer norm (sums in double). */
 static napi_value js_layer_norm(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(6);
   float *x, *y, *r;
   if (!get_f32(env, argv[0], &x, NULL) || !get_f32(env, argv[1], &y, NULL) || !get_f32(env, argv[2], &r, NULL))
     return NULL;
@@ -584,9 +569,7 @@ static napi_value js_layer_norm(napi_env env, napi_callback_info info) {
  * k stacked tangents t [k, rows, n] sharing y [rows, n] and r [rows]. The layer norm's Jacobian is
  * symmetric, so this is also its vector-Jacobian product. */
 static napi_value js_layer_norm_jvp(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(7);
   float *t, *y, *r, *o;
   if (!get_f32(env, argv[0], &t, NULL) || !get_f32(env, argv[1], &y, NULL) || !get_f32(env, argv[2], &r, NULL) ||
       !get_f32(env, argv[3], &o, NULL))
@@ -611,9 +594,7 @@ static napi_value js_layer_norm_jvp(napi_env env, napi_callback_info info) {
 
 /* addN(out, [x0, x1, ...]) */
 static napi_value js_addn(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(2);
   float *o;
   size_t n;
   if (!get_f32(env, argv[0], &o, &n)) return NULL;
@@ -653,21 +634,18 @@ static inline int32_t sm_next(void) {
 static inline double sm_uniform(void) { return (double)(uint32_t)sm_next() / 4294967296.0; }
 
 static napi_value js_fill_normal(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(6);
   float *out;
   size_t n;
   int32_t *kn;
   size_t nk;
   if (!get_f32(env, argv[0], &out, &n) || !get_i32_array(env, argv[2], &kn, &nk)) return NULL;
-  napi_typedarray_type t1, t2;
-  size_t nw, nf, off;
+  size_t nw, nf;
   void *pw, *pf;
-  napi_value ab;
-  if (napi_get_typedarray_info(env, argv[3], &t1, &nw, &pw, &ab, &off) != napi_ok || t1 != napi_float64_array ||
-      napi_get_typedarray_info(env, argv[4], &t2, &nf, &pf, &ab, &off) != napi_ok || t2 != napi_float64_array ||
-      nk != 128 || nw != 128 || nf != 128) {
+  if (!get_typed(env, argv[3], napi_float64_array, "Float64Array", &pw, &nw) ||
+      !get_typed(env, argv[4], napi_float64_array, "Float64Array", &pf, &nf))
+    return NULL;
+  if (nk != 128 || nw != 128 || nf != 128) {
     napi_throw_type_error(env, NULL, "fwdgrad native fillNormal: expected 128-entry kn (Int32Array), wn, fn (Float64Array)");
     return NULL;
   }
@@ -737,9 +715,7 @@ static napi_value js_fill_normal(napi_env env, napi_callback_info info) {
 /* ------------------------------------------------------------------------------------------------ */
 
 static napi_value js_set_threads(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(2);
   int t = (int)get_int(env, argv[0]);
   if (t < 1) t = 1;
   n_threads = t;
@@ -781,9 +757,7 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_load_blas(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(1);
   char name[1024] = "";
   size_t len = 0;
   napi_valuetype t;
