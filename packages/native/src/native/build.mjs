@@ -7,7 +7,8 @@
 // (OpenBLAS, BLIS, MKL, libblas) with dlopen when it is loaded.
 //
 // Environment: CC (compiler, default cc), FWDGRAD_NATIVE_CFLAGS (replaces -O3 -march=native),
-// FWDGRAD_NODE_HEADERS (folder holding node_api.h), FWDGRAD_NATIVE_BUILD=0 (skip).
+// FWDGRAD_NODE_HEADERS (folder holding node_api.h), FWDGRAD_NATIVE_BUILD=0 (skip), FWDGRAD_NATIVE_OUT
+// (output folder instead of build/, for tests).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -15,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
-const outDir = join(root, 'build');
+const outDir = process.env.FWDGRAD_NATIVE_OUT || join(root, 'build');
 const target = join(outDir, 'fwdgrad.node');
 const source = join(here, 'fwdgrad.c');
 
