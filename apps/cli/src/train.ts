@@ -182,7 +182,7 @@ export function registerTrain(program: Command, backendOption: () => Option): vo
     .addOption(
       new Option(
         '--head-gradient <kind>',
-        "local heads' update: of the pooled loss, or of the sum of replicas",
+        "local heads' update: of the pooled loss (default, as the authors' code), or of the sum of replicas",
       ).choices(['pooled', 'replicas']),
     )
     .option('--blocks <n>', 'custom size: blocks', positiveInt('--blocks'))
@@ -203,6 +203,8 @@ async function runTrain(flags: TrainFlags) {
   const set = <K extends keyof ExperimentOverrides>(k: K, v: ExperimentOverrides[K] | undefined) => {
     if (v !== undefined) overrides[k] = v;
   };
+  // the recorded experiment names the data actually trained on (a preset may be another dataset's)
+  if (flags.dataset === 'mnist' || flags.dataset === 'cifar10') set('dataset', flags.dataset);
   set('model', flags.model as ExperimentOverrides['model']);
   set('objective', flags.objective);
   set('epochs', flags.epochs);
