@@ -184,13 +184,9 @@ export function broadcastLayout(
   for (let d = 0; d < rank; d++) {
     if (outShape[d] === 1) continue; // size-1 axes carry nothing
     const last = shape.length - 1;
-    if (
-      last >= 0 &&
-      aStrides[last] === sa[d] * outShape[d] &&
-      bStrides[last] === sb[d] * outShape[d] &&
-      // both collapse: contiguous (stride_prev = stride*size) or both broadcast (0 = 0*size)
-      true
-    ) {
+    // merge into the previous axis when both operands continue it: contiguous (previous stride =
+    // stride · size) or broadcast on both (0 = 0 · size)
+    if (last >= 0 && aStrides[last] === sa[d] * outShape[d] && bStrides[last] === sb[d] * outShape[d]) {
       shape[last] *= outShape[d];
       aStrides[last] = sa[d];
       bStrides[last] = sb[d];
@@ -354,8 +350,8 @@ function addN(native: NativeAddon, args: KernelArgs): TensorInfo | undefined {
 export function collapsePermutation(shape: number[], perm: number[]): { shape: number[]; perm: number[] } {
   // drop size-1 axes first: they do not move data
   const keep = shape.map((d, i) => (d === 1 ? -1 : i)).filter((i) => i >= 0);
-  const rank = keep.map((i) => i);
-  const p = perm.filter((i) => shape[i] !== 1).map((i) => rank.indexOf(i));
+  // perm over the kept axes, renumbered 0..keep.length-1
+  const p = perm.filter((i) => shape[i] !== 1).map((i) => keep.indexOf(i));
   const s = keep.map((i) => shape[i]);
   // groups of consecutive input axes that appear consecutively in p
   const groups: number[][] = [];

@@ -127,15 +127,19 @@ export async function selectBackend(request: BackendRequest = 'auto'): Promise<B
       // 'native' and 'cpu' share tfjs's cpu backend: the native kernels are on for one, off for the other
       // the native normal sampler draws the same stream as jvp-core's JavaScript one, only faster
       setNormalFiller(name === 'native' ? nativeNormalFiller() : undefined);
-      if (name === 'native') installNativeKernels('cpu');
-      else if (name === 'cpu') uninstallNativeKernels('cpu');
-      else installKernelPatches(attempt.tfjsName);
+      let kernelPatches: string[];
+      if (name === 'native') kernelPatches = installNativeKernels('cpu');
+      else {
+        if (name === 'cpu') uninstallNativeKernels('cpu');
+        else installKernelPatches(attempt.tfjsName);
+        kernelPatches = patchedKernels(attempt.tfjsName);
+      }
       return {
         requested: request,
         name,
         tfjsBackend: tf.getBackend(),
         attempts,
-        kernelPatches: name === 'native' ? installNativeKernels('cpu') : patchedKernels(attempt.tfjsName),
+        kernelPatches,
         native: loadNative(),
       };
     }
