@@ -95,12 +95,17 @@ function fillNormal(out: Float32Array, nextInt: () => number, nextUniform: () =>
 }
 
 /**
- * A faster implementation of the normal fill (e.g. native code), given the generator's state (the
+ * A faster implementation of `normal(shape)` (e.g. native code), given the generator's state (the
  * splitmix32 counter) and the ziggurat tables. It must draw exactly the stream `fillNormal` draws —
- * same integers, same rejections — and return the counter after the last integer it consumed, so
- * that results do not depend on whether it is installed.
+ * same integers, same rejections — and return the float32 tensor of the draws with the counter after
+ * the last integer it consumed, so that results do not depend on whether it is installed. (It creates
+ * the tensor itself so that it can use memory its backend recycles.)
  */
-export type NormalFiller = (out: Float32Array, state: number, tables: ZigguratTables) => number;
+export type NormalFiller = (
+  shape: number[],
+  state: number,
+  tables: ZigguratTables,
+) => { tensor: tf.Tensor; state: number };
 
 /** The ziggurat tables (Marsaglia & Tsang 2000, 128 layers) as `fillNormal` uses them. */
 export interface ZigguratTables {
@@ -136,9 +141,13 @@ export function createRandom(seed: number): Random {
     uniform,
     seed: () => Math.floor(uniform() * 2147483647),
     normal: (shape) => {
+      if (filler !== undefined) {
+        const drawn = filler(shape, state.a, TABLES);
+        state.a = drawn.state >>> 0;
+        return drawn.tensor;
+      }
       const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
-      if (filler !== undefined) state.a = filler(values, state.a, TABLES) >>> 0;
-      else fillNormal(values, nextInt, uniform);
+      fillNormal(values, nextInt, uniform);
       return tf.tensor(values, shape, 'float32');
     },
     rademacher: (shape) => {

@@ -62,6 +62,7 @@ export interface NativeAddon {
     r: number,
   ): number;
   setThreads(threads: number, parallelMin?: number): void;
+  setPrefetch(enabled: boolean): void;
   info(): { blas: string | null; threads: number; blasThreads: number; openmp: boolean };
   loadBlas(library: string): { blas: string | null; threads: number; blasThreads: number; openmp: boolean };
 }
@@ -176,6 +177,8 @@ export function loadNative(options: LoadOptions = {}): NativeStatus {
     }
     const info = addon.loadBlas(options.blas ?? process.env.FWDGRAD_BLAS ?? '');
     addon.setThreads(options.threads ?? defaultThreads(), parallelMin());
+    // normal draws ahead on a background thread (same stream; FWDGRAD_NATIVE_PREFETCH=0: off)
+    addon.setPrefetch(process.env.FWDGRAD_NATIVE_PREFETCH !== '0');
     status = {
       available: true,
       path,

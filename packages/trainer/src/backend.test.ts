@@ -77,8 +77,23 @@ describe('selectBackend', () => {
     expect(mismatches).toBe(0);
     expect(tail).toBeGreaterThan(500);
     tf.dispose([a, b]);
+    // a sequence of requests, as a forward-gradient step makes them: the native filler serves the
+    // follow-ups from draws made ahead on a background thread, and uniform() calls in between move
+    // the stream without it
+    const sizes = [1000, 5000, 3, 70000, 256, 257, 1, 40000, 40000, 12];
+    const draw = (r: ReturnType<typeof createRandom>) =>
+      sizes.flatMap((n, i) => {
+        const t = r.normal([n]);
+        const v = Array.from(t.dataSync());
+        t.dispose();
+        return i % 4 === 3 ? [...v, r.uniform()] : v;
+      });
+    const natSeq = draw(createRandom(5));
     await selectBackend('cpu');
     expect(normalFiller()).toBeUndefined();
+    const jsSeq = draw(createRandom(5));
+    expect(natSeq.length).toBe(jsSeq.length);
+    expect(natSeq.every((v, i) => v === jsSeq[i])).toBe(true);
   });
 
   it('rejects an unknown backend with the list of valid ones', async () => {

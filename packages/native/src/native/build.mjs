@@ -58,6 +58,7 @@ for (const flags of attempts) {
   const args = [
     ...flags,
     '-std=gnu11',
+    '-pthread',
     '-fPIC',
     '-shared',
     '-DNODE_GYP_MODULE_NAME=fwdgrad',

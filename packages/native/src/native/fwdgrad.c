@@ -11,6 +11,7 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <dlfcn.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -621,47 +622,41 @@ static napi_value js_addn(napi_env env, napi_callback_info info) {
  * random.ts on its splitmix32 stream, draw for draw (same integers, same rejections; the tables come
  * from JavaScript so they are bit-identical). Returns the stream's counter after the last draw. */
 
-static uint32_t sm_state;
-
-static inline int32_t sm_next(void) {
-  sm_state += 0x9e3779b9u;
-  uint32_t z = sm_state;
+static inline int32_t sm_next(uint32_t *state) {
+  *state += 0x9e3779b9u;
+  uint32_t z = *state;
   z = (z ^ (z >> 16)) * 0x21f0aaadu;
   z = (z ^ (z >> 15)) * 0x735a2d97u;
   return (int32_t)(z ^ (z >> 15));
 }
 
-static inline double sm_uniform(void) { return (double)(uint32_t)sm_next() / 4294967296.0; }
+static inline double sm_uniform(uint32_t *state) { return (double)(uint32_t)sm_next(state) / 4294967296.0; }
 
-static napi_value js_fill_normal(napi_env env, napi_callback_info info) {
-  ARGS(6);
-  float *out;
-  size_t n;
-  int32_t *kn;
-  size_t nk;
-  if (!get_f32(env, argv[0], &out, &n) || !get_i32_array(env, argv[2], &kn, &nk)) return NULL;
-  size_t nw, nf;
-  void *pw, *pf;
-  if (!get_typed(env, argv[3], napi_float64_array, "Float64Array", &pw, &nw) ||
-      !get_typed(env, argv[4], napi_float64_array, "Float64Array", &pf, &nf))
-    return NULL;
-  if (nk != 128 || nw != 128 || nf != 128) {
-    napi_throw_type_error(env, NULL, "fwdgrad native fillNormal: expected 128-entry kn (Int32Array), wn, fn (Float64Array)");
-    return NULL;
-  }
-  const double *wn = (const double *)pw, *fn = (const double *)pf;
-  double r = get_double(env, argv[5]);
-  sm_state = (uint32_t)get_int(env, argv[1]);
-  /* splitmix32 is counter-based: the j-th next integer is a pure function of state + j·golden. So the
-   * integers of a block are hashed in a vectorisable loop, and the ziggurat's fast path (one integer
-   * per draw, ~99% of draws) runs over them in order; at the first rejection the state is set to just
-   * after that integer and the scalar slow path continues exactly as sm_next() would. */
+/* The ziggurat tables, copied from JavaScript on the first call (they never change). */
+static int32_t zkn[128];
+static double zwn[128], zfn[128], zr;
+static int ztables = 0;
+
+/* n normal draws from `state` into out; returns the state after the last. With `ends`, also the state
+ * after each draw (so that a prefetched run can be cut anywhere). splitmix32 is counter-based: the j-th
+ * next integer is a pure function of state + j·golden, so the integers of a block are hashed in a
+ * vectorisable loop and the ziggurat's fast path (one integer per draw, ~99% of draws) runs over them in
+ * order; at the first rejection the state is set to just after that integer and the scalar slow path
+ * continues exactly as sm_next() would. */
+static int pf_cancel = 0;   /* set by the JavaScript thread: stop after the current block */
+static size_t pf_done = 0;  /* draws finished by the background thread (published per block) */
+
+static uint32_t gen_normals(uint32_t state, float *out, uint32_t *ends, size_t n, int background) {
   enum { BLOCK = 256 };
   int32_t hzs[BLOCK];
   size_t i = 0;
   while (i < n) {
+    if (background) {
+      __atomic_store_n(&pf_done, i, __ATOMIC_RELEASE);
+      if (__atomic_load_n(&pf_cancel, __ATOMIC_ACQUIRE)) return state;
+    }
     size_t m = n - i < BLOCK ? n - i : BLOCK;
-    uint32_t base = sm_state;
+    uint32_t base = state;
     for (size_t j = 0; j < m; j++) {
       uint32_t z = base + (uint32_t)(j + 1) * 0x9e3779b9u;
       z = (z ^ (z >> 16)) * 0x21f0aaadu;
@@ -672,47 +667,153 @@ static napi_value js_fill_normal(napi_env env, napi_callback_info info) {
     for (; j < m; j++) {
       int32_t h = hzs[j];
       int iz = h & 127;
-      if (llabs((long long)h) >= kn[iz]) break;
-      out[i++] = (float)(h * wn[iz]);
+      if (llabs((long long)h) >= zkn[iz]) break;
+      if (ends) ends[i] = base + (uint32_t)(j + 1) * 0x9e3779b9u;
+      out[i++] = (float)(h * zwn[iz]);
     }
     if (j == m) {
-      sm_state = base + (uint32_t)m * 0x9e3779b9u;
+      state = base + (uint32_t)m * 0x9e3779b9u;
       continue;
     }
     /* hzs[j] was drawn and rejected by the fast test: the slow path of draw i starts from it */
-    sm_state = base + (uint32_t)(j + 1) * 0x9e3779b9u;
+    state = base + (uint32_t)(j + 1) * 0x9e3779b9u;
     int32_t hz = hzs[j];
     int iz = hz & 127;
     for (;;) {
       if (iz == 0) {
         double x, y;
         do {
-          x = -log(1 - sm_uniform()) / r;
-          y = -log(1 - sm_uniform());
+          x = -log(1 - sm_uniform(&state)) / zr;
+          y = -log(1 - sm_uniform(&state));
         } while (y + y < x * x);
-        out[i] = (float)(hz > 0 ? r + x : -r - x);
+        out[i] = (float)(hz > 0 ? zr + x : -zr - x);
         break;
       }
-      double x = hz * wn[iz];
-      if (fn[iz] + sm_uniform() * (fn[iz - 1] - fn[iz]) < exp(-0.5 * x * x)) {
+      double x = hz * zwn[iz];
+      if (zfn[iz] + sm_uniform(&state) * (zfn[iz - 1] - zfn[iz]) < exp(-0.5 * x * x)) {
         out[i] = (float)x;
         break;
       }
-      hz = sm_next();
+      hz = sm_next(&state);
       iz = hz & 127;
-      if (llabs((long long)hz) < kn[iz]) {
-        out[i] = (float)(hz * wn[iz]);
+      if (llabs((long long)hz) < zkn[iz]) {
+        out[i] = (float)(hz * zwn[iz]);
         break;
       }
     }
+    if (ends) ends[i] = state;
     i++;
   }
+  if (background) __atomic_store_n(&pf_done, i, __ATOMIC_RELEASE);
+  return state;
+}
+
+/* Draws ahead on a background thread. A forward-gradient step asks one stream for noise site after
+ * site; after serving a request the next draws of the same stream are generated while the step
+ * computes, and handed out if the next request starts where this one ended (same state). The stream
+ * is the same either way: the prefetch is only a cache keyed by the state it starts from. */
+typedef struct {
+  uint32_t start; /* state the prefetched draws start from */
+  size_t n, cap, off;
+  float *buf;
+  uint32_t *ends;
+} prefetch_t;
+static prefetch_t pf = {0, 0, 0, 0, NULL, NULL};
+static pthread_t pf_thread;
+static int pf_running = 0, pf_enabled = 1;
+
+static void *pf_main(void *arg) {
+  (void)arg;
+  gen_normals(pf.start, pf.buf, pf.ends, pf.n, 1);
+  return NULL;
+}
+
+/* Stops the background thread after its current block; what it finished stays usable (pf.n shrinks). */
+static void pf_wait(void) {
+  if (pf_running) {
+    __atomic_store_n(&pf_cancel, 1, __ATOMIC_RELEASE);
+    pthread_join(pf_thread, NULL);
+    pf_running = 0;
+    pf.n = __atomic_load_n(&pf_done, __ATOMIC_ACQUIRE);
+  }
+}
+
+static void pf_launch(uint32_t state, size_t n) {
+  if (!pf_enabled || n == 0) return;
+  if (n > pf.cap) {
+    free(pf.buf);
+    free(pf.ends);
+    pf.buf = (float *)malloc(sizeof(float) * n);
+    pf.ends = (uint32_t *)malloc(sizeof(uint32_t) * n);
+    pf.cap = (pf.buf && pf.ends) ? n : 0;
+    if (pf.cap == 0) return;
+  }
+  pf.start = state;
+  pf.n = n;
+  pf.off = 0;
+  pf_done = 0;
+  pf_cancel = 0;
+  if (pthread_create(&pf_thread, NULL, pf_main, NULL) == 0) pf_running = 1;
+  else pf.n = 0;
+}
+
+static napi_value js_fill_normal(napi_env env, napi_callback_info info) {
+  ARGS(6);
+  float *out;
+  size_t n;
+  int32_t *kn;
+  size_t nk;
+  if (!get_f32(env, argv[0], &out, &n) || !get_i32_array(env, argv[2], &kn, &nk)) return NULL;
+  size_t nw, nf;
+  void *pw, *pf_;
+  if (!get_typed(env, argv[3], napi_float64_array, "Float64Array", &pw, &nw) ||
+      !get_typed(env, argv[4], napi_float64_array, "Float64Array", &pf_, &nf))
+    return NULL;
+  if (nk != 128 || nw != 128 || nf != 128) {
+    napi_throw_type_error(env, NULL, "fwdgrad native fillNormal: expected 128-entry kn (Int32Array), wn, fn (Float64Array)");
+    return NULL;
+  }
+  pf_wait();
+  double r = get_double(env, argv[5]);
+  if (!ztables || zr != r || memcmp(zkn, kn, sizeof(zkn)) != 0 || memcmp(zwn, pw, sizeof(zwn)) != 0 ||
+      memcmp(zfn, pf_, sizeof(zfn)) != 0) {
+    memcpy(zkn, kn, sizeof(zkn));
+    memcpy(zwn, pw, sizeof(zwn));
+    memcpy(zfn, pf_, sizeof(zfn));
+    zr = r;
+    ztables = 1;
+    pf.n = 0; /* drawn with other tables */
+  }
+  uint32_t state = (uint32_t)get_int(env, argv[1]);
+  size_t i = 0;
+  if (pf.n > pf.off && pf.start == state) {
+    size_t m = pf.n - pf.off < n ? pf.n - pf.off : n;
+    memcpy(out, pf.buf + pf.off, sizeof(float) * m);
+    state = pf.ends[pf.off + m - 1];
+    pf.off += m;
+    pf.start = state;
+    i = m;
+  }
+  if (i < n) state = gen_normals(state, out + i, NULL, n - i, 0);
+  /* what is left of the prefetch continues from `state`; otherwise draw the next n ahead */
+  if (!(pf.n > pf.off && pf.start == state)) pf_launch(state, n);
   napi_value result;
-  CHECK(napi_create_uint32(env, sm_state, &result));
+  CHECK(napi_create_uint32(env, state, &result));
   return result;
 }
 
 /* ------------------------------------------------------------------------------------------------ */
+
+/* setPrefetch(enabled): the background normal draws on or off (FWDGRAD_NATIVE_PREFETCH=0 turns them off). */
+static napi_value js_set_prefetch(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  bool on = true;
+  napi_get_value_bool(env, argv[0], &on);
+  pf_wait();
+  pf_enabled = on;
+  pf.n = 0;
+  return NULL;
+}
 
 static napi_value js_set_threads(napi_env env, napi_callback_info info) {
   ARGS(2);
@@ -782,6 +883,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"softmax", NULL, js_softmax, NULL, NULL, NULL, napi_default, NULL},
       {"addN", NULL, js_addn, NULL, NULL, NULL, napi_default, NULL},
       {"fillNormal", NULL, js_fill_normal, NULL, NULL, NULL, napi_default, NULL},
+      {"setPrefetch", NULL, js_set_prefetch, NULL, NULL, NULL, napi_default, NULL},
       {"layerNorm", NULL, js_layer_norm, NULL, NULL, NULL, napi_default, NULL},
       {"layerNormJvp", NULL, js_layer_norm_jvp, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, js_set_threads, NULL, NULL, NULL, napi_default, NULL},
