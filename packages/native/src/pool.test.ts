@@ -1,0 +1,54 @@
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadNative } from './addon.js';
+import { installNativeKernels, nativePoolStats, uninstallNativeKernels } from './kernels.js';
+
+// Output buffers are recycled when tfjs disposes their tensor; anything that can still see a buffer
+// (a dataSync() result, a slice's view) must keep its values.
+const enabled = loadNative().available;
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+  (tf.backend() as unknown as { firstUse: boolean }).firstUse = false;
+  installNativeKernels();
+});
+afterAll(() => uninstallNativeKernels());
+
+describe.runIf(enabled)('buffer pool', () => {
+  const n = 4096; // pooled sizes start at 1024 elements
+
+  it('reuses the buffer of a disposed output for the next output of the same size', () => {
+    const x = tf.ones([n]);
+    tf.dispose(tf.add(x, 1));
+    const before = nativePoolStats().reused;
+    const y = tf.add(x, 2);
+    expect(nativePoolStats().reused).toBe(before + 1);
+    expect(Array.from(y.dataSync().slice(0, 3))).toEqual([3, 3, 3]);
+    tf.dispose([x, y]);
+  });
+
+  it('never recycles a buffer whose values were read out', () => {
+    const x = tf.ones([n]);
+    const a = tf.add(x, 1);
+    const retired = nativePoolStats().retired;
+    const held = a.dataSync(); // the cpu backend hands out its own array
+    expect(nativePoolStats().retired).toBe(retired + 1);
+    a.dispose();
+    const b = tf.add(x, 5); // would take a's buffer if it had gone back to the pool
+    expect(held[0]).toBe(2);
+    expect(b.dataSync()[0]).toBe(6);
+    tf.dispose([x, b]);
+  });
+
+  it('never recycles a buffer that a slice views', () => {
+    const x = tf.ones([2, n]);
+    const a = tf.add(x, 1);
+    const retired = nativePoolStats().retired;
+    const view = tf.slice(a, [1, 0], [1, n]); // tfjs's simple slice: a subarray of a's buffer
+    expect(nativePoolStats().retired).toBe(retired + 1);
+    a.dispose();
+    const b = tf.add(x, 7);
+    expect(view.dataSync()[0]).toBe(2);
+    tf.dispose([x, view, b]);
+  });
+});
