@@ -80,7 +80,8 @@ describe('selectBackend', () => {
     // a sequence of requests, as a forward-gradient step makes them: the native filler serves the
     // follow-ups from draws made ahead on a background thread, and uniform() calls in between move
     // the stream without it
-    const sizes = [1000, 5000, 3, 70000, 256, 257, 1, 40000, 40000, 12];
+    // requests from 256K draws on are drawn ahead; smaller ones then take from the rest
+    const sizes = [1000, 300000, 5000, 3, 300000, 300000, 70000, 256, 1, 12];
     const draw = (r: ReturnType<typeof createRandom>) =>
       sizes.flatMap((n, i) => {
         const t = r.normal([n]);
