@@ -14,8 +14,12 @@ export {
 export {
   FUSED_LAYER_NORM,
   FUSED_LAYER_NORM_JVP,
+  type Linearizable,
+  type Linearization,
   l2Normalize,
   layerNorm,
+  layerNormFunction,
+  layerNormLinearized,
   ops,
   softmaxCrossEntropy,
 } from './ops.js';

@@ -7,6 +7,8 @@ import {
   jvpActive,
   jvpBatched,
   layerNorm,
+  layerNormFunction,
+  layerNormLinearized,
   l2Normalize,
   ops,
   softmaxCrossEntropy,
@@ -279,6 +281,45 @@ describe('extra ops', () => {
     for (const v of values(m.mean)) expect(Math.abs(v)).toBeLessThan(1e-5);
     for (const v of values(m.variance)) expect(v).toBeCloseTo(1, 2);
     checkJvp((a) => layerNorm(a, -1), [x]);
+  });
+  it('layerNormLinearized: its VJP equals tf.grad of layerNorm, inside and outside jvp, without leaks', () => {
+    const x = rand([3, 4, 6], 7);
+    const g = rand([3, 4, 6], 8);
+    for (const axes of [-1, 1, [1, 2]]) {
+      const expected = tf.grad((a: tf.Tensor) => layerNorm(a, axes))(x, g);
+      const yRef = layerNorm(x, axes);
+      const before = tf.memory().numTensors;
+      const lin = layerNormLinearized(x, axes);
+      const got = lin.vjp(g);
+      expect(values(lin.y)).toEqual(values(yRef));
+      values(got).forEach((v, i) => expect(v).toBeCloseTo(values(expected)[i], 4));
+      lin.dispose();
+      tf.dispose([lin.y, got]);
+      expect(tf.memory().numTensors).toBe(before);
+      // inside jvp: y carries layerNorm's tangent, and the VJP is the same
+      const dx = rand([3, 4, 6], 9);
+      let inner: tf.Tensor | null = null;
+      const [y, dy] = jvp(
+        (a) => {
+          const l = layerNormLinearized(a, axes);
+          inner = tf.keep(l.vjp(g));
+          l.dispose();
+          return l.y;
+        },
+        [x],
+        [dx],
+      );
+      const [, dyRef] = jvp((a) => layerNorm(a, axes), [x], [dx]);
+      values(dy).forEach((v, i) => expect(v).toBeCloseTo(values(dyRef)[i], 4));
+      values(inner as unknown as tf.Tensor).forEach((v, i) => expect(v).toBeCloseTo(values(expected)[i], 4));
+      expect(values(y)).toEqual(values(yRef));
+    }
+    const lin = layerNormLinearized(x, -1);
+    expect(() => lin.vjp(tf.zeros([3, 4]))).toThrow(/cotangent has shape \[3,4\] but the output has \[3,4,6\]/);
+    lin.dispose();
+    const f = layerNormFunction(-1);
+    expect(values(f(x))).toEqual(values(layerNorm(x, -1)));
+    expect(typeof f.linearize).toBe('function');
   });
   it('l2Normalize and softmaxCrossEntropy', () => {
     const x = rand([3, 4], 3);

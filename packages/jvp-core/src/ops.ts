@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { customJvp, jvpActive, stopGradient } from './engine.js';
+import { customJvp, jvpActive, stopGradient, suspended } from './engine.js';
 
 /**
  * Optional fused kernels a backend may register (`@fwdgrad/native` does, on tfjs's cpu backend):
@@ -47,10 +47,91 @@ function normalizedAxes(axes: number | number[], rank: number): number[] {
  * reusing the forward pass's r: about half the work of differentiating its kernels one by one.
  */
 export function layerNorm(x: tf.Tensor, axes: number | number[], epsilon = 1e-5): tf.Tensor {
+  const { y, r } = layerNormWithScale(x, normalizedAxes(axes, x.rank), epsilon);
+  r.dispose();
+  return y;
+}
+
+/**
+ * A function's value at a point together with its exact VJP there, computed from what the forward pass
+ * kept (no second forward pass, unlike `tf.grad`).
+ */
+export interface Linearization {
+  /** f(x); inside `jvp` it carries its tangent like any output. Owned by the caller. */
+  y: tf.Tensor;
+  /** gᵀ·∂f/∂x at x for a cotangent g of y's shape: a new tensor, owned by the caller. */
+  vjp(g: tf.Tensor): tf.Tensor;
+  /** Frees what `vjp` keeps (not `y`). */
+  dispose(): void;
+}
+
+/**
+ * A function of one tensor that can also {@link Linearization linearise} itself at a point. Plain
+ * functions are `Linearizable` too (the method is optional): callers fall back to `tf.grad`.
+ */
+export interface Linearizable {
+  (x: tf.Tensor): tf.Tensor;
+  linearize?: (x: tf.Tensor) => Linearization;
+}
+
+/**
+ * {@link layerNorm} at x with its exact VJP, which reuses the forward pass's y and r = 1/√(var + ε):
+ * the Jacobian r·(I − 11ᵀ/n − y yᵀ/n) is symmetric, so the VJP is the JVP formula (one
+ * `FwdgradLayerNormJvp` kernel where the backend has it). Works inside and outside `jvp`.
+ *
+ * @example
+ * const lin = layerNormLinearized(z, -1);
+ * const gz = lin.vjp(gy); // = tf.grad((t) => layerNorm(t, -1))(z, gy), without re-running the norm
+ * lin.dispose();
+ */
+export function layerNormLinearized(x: tf.Tensor, axes: number | number[], epsilon = 1e-5): Linearization {
   const ax = normalizedAxes(axes, x.rank);
+  const { y, r } = layerNormWithScale(x, ax, epsilon);
+  // our own handle on y's primal value (a reshape aliases the data; no tangent under suspension)
+  const yp = suspended(() => tf.keep(tf.reshape(y, y.shape)));
+  return {
+    y,
+    vjp: (g: tf.Tensor) => {
+      if (g.shape.join() !== y.shape.join()) {
+        throw new Error(
+          `layerNormLinearized: the cotangent has shape [${g.shape}] but the output has [${y.shape}]`,
+        );
+      }
+      return tf.tidy(() => layerNormTangent(g, yp, r, ax, false));
+    },
+    dispose: () => tf.dispose([yp, r]),
+  };
+}
+
+/** `(x) => layerNorm(x, axes, epsilon)` that can also linearise itself ({@link layerNormLinearized}). */
+export function layerNormFunction(axes: number | number[], epsilon = 1e-5): Linearizable {
+  return Object.assign((x: tf.Tensor) => layerNorm(x, axes, epsilon), {
+    linearize: (x: tf.Tensor) => layerNormLinearized(x, axes, epsilon),
+  });
+}
+
+/**
+ * r·((t − E[t]) − y·E[y·t]) over `axes` of y: the layer norm's JVP, and (the Jacobian being
+ * symmetric) its VJP. `t` may carry a leading stacked axis (`batched`).
+ */
+function layerNormTangent(t: tf.Tensor, y: tf.Tensor, r: tf.Tensor, ax: number[], batched: boolean): tf.Tensor {
+  if (fusedKernel(FUSED_LAYER_NORM_JVP, y, ax)) {
+    return tf.engine().runKernel(FUSED_LAYER_NORM_JVP, { t, y, r }) as tf.Tensor;
+  }
+  const tAxes = batched ? ax.map((a) => a + 1) : ax;
+  const centred = tf.sub(t, tf.mean(t, tAxes, true));
+  const proj = tf.mean(tf.mul(y, t), tAxes, true);
+  return tf.mul(tf.sub(centred, tf.mul(y, proj)), r);
+}
+
+/** The layer norm's output y and its r = 1/√(var + ε) (kept: the caller disposes it). */
+function layerNormWithScale(x: tf.Tensor, ax: number[], epsilon: number): { y: tf.Tensor; r: tf.Tensor } {
   const forward = (xi: tf.Tensor) =>
-    fusedKernel(FUSED_LAYER_NORM, xi, ax) ? fusedLayerNorm(xi, epsilon) : layerNormWithScale(xi, ax, epsilon);
-  if (!jvpActive()) return tf.tidy(() => forward(x).y);
+    fusedKernel(FUSED_LAYER_NORM, xi, ax) ? fusedLayerNorm(xi, epsilon) : layerNormStats(xi, ax, epsilon);
+  if (!jvpActive()) {
+    const out = tf.tidy(() => forward(x));
+    return { y: out.y, r: tf.keep(out.r) };
+  }
   let scale: tf.Tensor | null = null;
   const op = customJvp(
     (xi: tf.Tensor) =>
@@ -59,25 +140,17 @@ export function layerNorm(x: tf.Tensor, axes: number | number[], epsilon = 1e-5)
         scale = tf.keep(r);
         return y;
       }),
-    ({ tangents: [dx], output: y, batched }) => {
-      const t = dx as tf.Tensor;
-      if (fusedKernel(FUSED_LAYER_NORM_JVP, y, ax)) {
-        return tf.engine().runKernel(FUSED_LAYER_NORM_JVP, { t, y, r: scale as tf.Tensor }) as tf.Tensor;
-      }
-      const tAxes = batched ? ax.map((a) => a + 1) : ax;
-      const centred = tf.sub(t, tf.mean(t, tAxes, true));
-      const proj = tf.mean(tf.mul(y, t), tAxes, true);
-      return tf.mul(tf.sub(centred, tf.mul(y, proj)), scale as tf.Tensor);
-    },
+    ({ tangents: [dx], output: y, batched }) => layerNormTangent(dx as tf.Tensor, y, scale as tf.Tensor, ax, batched),
   );
   try {
-    return op(x);
-  } finally {
+    return { y: op(x), r: scale as unknown as tf.Tensor };
+  } catch (e) {
     (scale as tf.Tensor | null)?.dispose();
+    throw e;
   }
 }
 
-function layerNormWithScale(x: tf.Tensor, axes: number[], epsilon: number): { y: tf.Tensor; r: tf.Tensor } {
+function layerNormStats(x: tf.Tensor, axes: number[], epsilon: number): { y: tf.Tensor; r: tf.Tensor } {
   const mean = tf.mean(x, axes, true);
   const variance = tf.sub(tf.mean(tf.square(x), axes, true), tf.square(mean));
   const r = tf.rsqrt(tf.add(variance, epsilon));

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { stopGradient } from '@fwdgrad/jvp-core';
+import { type Linearizable, stopGradient } from '@fwdgrad/jvp-core';
 import { configSizes, type LocalMixerConfig } from './config.js';
 
 /**
@@ -35,14 +35,15 @@ export interface LayerContext {
   linear(site: LinearSite, x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor;
   /**
    * After a linear layer: returns relu(normalize(prenorm) [+ residual]). `pre` is the linear's input, `prenorm`
-   * its output, `normalize` this site's post-linear normalisation (identity when post-linear normalisation is off),
+   * its output, `normalize` this site's post-linear normalisation (identity when post-linear normalisation is off;
+   * linearisable when it is a norm, so that an activity estimate can reuse its forward pass for the VJP),
    * `residual` the raw block input of the last layer of blocks ≥ 1. Activity perturbation adds its noise tangent
    * after `normalize` and before the residual and ReLU (REFERENCE 1.6) and records pre, prenorm and the output.
    * The forward pass runs inside `tf.tidy`: a context that stores tensors must `tf.keep` them.
    */
   activate(
     site: LinearSite,
-    a: { pre: tf.Tensor; prenorm: tf.Tensor; normalize: (z: tf.Tensor) => tf.Tensor; residual?: tf.Tensor },
+    a: { pre: tf.Tensor; prenorm: tf.Tensor; normalize: Linearizable; residual?: tf.Tensor },
   ): tf.Tensor;
   /**
    * Block boundary: applied to block `block`'s output on its way into block `block + 1` (identity for BP/L-BP,

@@ -2,7 +2,10 @@ import * as tf from '@tensorflow/tfjs';
 import { layerNorm } from '@fwdgrad/jvp-core';
 import { configSizes, type LocalMixerConfig } from './config.js';
 import { exactContext, type LayerContext, type LinearSite, linearSites } from './context.js';
-import { normalizeWith } from './norm.js';
+import { normalizer, normalizeWith } from './norm.js';
+
+/** The post-linear "normalisation" of placements without one. */
+const identity = (z: tf.Tensor) => z;
 import { type LinearParams, type LocalMixerParams, paramShapes } from './params.js';
 
 const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;
@@ -113,7 +116,7 @@ function block0(
   const kind = config.norm;
   const [n, P] = x.shape;
   const G = config.groups;
-  const post = (axes: number[]) => (z: tf.Tensor) => (postLinear ? normalizeWith(kind, z, axes) : z);
+  const post = (axes: number[]) => (postLinear ? normalizer(kind, axes) : identity);
 
   const s0 = sites[0];
   const pre0 = begin ? normalizeWith(kind, x, [-1]) : x;
@@ -142,7 +145,7 @@ function mixerBlock(
   const kind = config.norm;
   const [n, P, G] = input.shape;
   const C = config.channels;
-  const post = (axes: number[]) => (z: tf.Tensor) => (postLinear ? normalizeWith(kind, z, axes) : z);
+  const post = (axes: number[]) => (postLinear ? normalizer(kind, axes) : identity);
   const [sTok, sDense, sGroup] = sites;
 
   // Token mixing: one [P, P] map shared by all channels, applied channel-major.

@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
-import { layerNorm } from '@fwdgrad/jvp-core';
+import { type Linearizable, layerNorm, layerNormLinearized } from '@fwdgrad/jvp-core';
 import type { NormKind } from './config.js';
 
 /**
@@ -18,4 +18,15 @@ export function normAxes(kind: NormKind, rank: number, localAxes: number[]): num
 /** Normalises `x` with the statistics of {@link normAxes} (`layerNorm` of jvp-core: forward- and reverse-mode). */
 export function normalizeWith(kind: NormKind, x: tf.Tensor, localAxes: number[]): tf.Tensor {
   return layerNorm(x, normAxes(kind, x.rank, localAxes));
+}
+
+/**
+ * `(x) => normalizeWith(kind, x, localAxes)` that can also linearise itself (jvp-core's `Linearizable`): an
+ * activity estimate then gets the exact VJP of this normalisation from the forward pass instead of running it
+ * again under `tf.grad`.
+ */
+export function normalizer(kind: NormKind, localAxes: number[]): Linearizable {
+  return Object.assign((x: tf.Tensor) => normalizeWith(kind, x, localAxes), {
+    linearize: (x: tf.Tensor) => layerNormLinearized(x, normAxes(kind, x.rank, localAxes)),
+  });
 }

@@ -260,6 +260,10 @@ describe.runIf(expectAddon)('native kernels equal tfjs cpu kernels (relative 1e-
       check(() => tf.transpose(x, perm));
     const wide = rand([70, 45], 61);
     check(() => tf.transpose(wide));
+    // a batch of 2-D transposes with partial 16×16 tiles on both axes
+    const batch = rand([3, 37, 18], 62);
+    check(() => tf.transpose(batch, [0, 2, 1]));
+    batch.dispose();
     check(() => tf.softmax(x));
     check(() => tf.tile(x, [1, 2, 1, 3]));
     check(() => tf.tile(x, [2, 1, 1, 1]));

@@ -116,8 +116,11 @@ describe('activityPerturbedGradient (FG-A, eq. 3)', () => {
     tf.dispose([x, y, ...params, ...exact]);
   });
 
-  it('one-hot noise over all units of a site (K = units): K·estimate is the exact gradient, every layout, through LN', () => {
-    const m = smallMixer(5);
+  it.each([
+    ['re-run under tf.grad', false],
+    ['reused from the forward pass (linearisable norms)', true],
+  ])('one-hot noise over all units of a site (K = units): K·estimate is the exact gradient, every layout, through LN (norm VJP %s)', (_how, linearizable) => {
+    const m = smallMixer(5, linearizable);
     const exact = m.exact();
     const sites = ['token', 'grouped', 'dense', 'out'];
     sites.forEach((site, si) => {

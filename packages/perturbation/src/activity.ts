@@ -121,8 +121,10 @@ export function activityPerturbedGradient(
           noise: rec.noise,
           unitTangent: unitTangentOf(where, rec, tangent, out.shape),
           normalize: rec.normalize,
+          normalizeVjp: rec.normalizeVjp,
           normGradient: options.normGradient ?? true,
           reluMask: rec.relu && (options.reluMask ?? true),
+          active: rec.active,
           weightShape: ps[wi].shape,
           biasShape: rec.bias == null ? undefined : rec.bias.shape,
         });

@@ -26,6 +26,12 @@ export interface ActivityWeightGradientInput {
   /** The parameter-free normalisation applied to `prenorm` in the forward pass (none when absent). */
   normalize?: (z: tf.Tensor) => tf.Tensor;
   /**
+   * The exact VJP of `normalize` at `prenorm`, if the forward pass kept one (the activity recorder does for
+   * a linearisable normalisation, e.g. jvp-core's `layerNormFunction`); used instead of re-running
+   * `normalize` under `tf.grad`, which gives the same numbers at the cost of a second normalisation.
+   */
+  normalizeVjp?: (g: tf.Tensor) => tf.Tensor;
+  /**
    * Back-propagate through `normalize` with its exact VJP at `prenorm` (REFERENCE 1.6 step 3) — the one,
    * local, documented reverse-mode pass of the activity estimator. `false` is the paper's "NG" variant (§3.6).
    * Default true.
@@ -33,6 +39,8 @@ export interface ActivityWeightGradientInput {
   normGradient?: boolean;
   /** Zero the estimate where `post` ≤ 0 (paper §3.6: inactive units have zero gradient). Default true. */
   reluMask?: boolean;
+  /** 1[post > 0] when the caller already has it (the activity recorder does); else computed from `post`. */
+  active?: tf.Tensor;
   /** Optional: the layer's weight and bias shapes, checked against the estimate's. */
   weightShape?: number[];
   biasShape?: number[];
@@ -113,17 +121,23 @@ export function activityWeightGradient(input: ActivityWeightGradientInput): { dw
     );
   }
   const reluMask = input.reluMask ?? true;
+  const { active } = input;
   if (reluMask) {
-    if (post === undefined) {
+    if (post === undefined && active === undefined) {
       throw new Error(
         `${where}: reluMask needs post (the activation after the ReLU); pass it or reluMask: false`,
       );
     }
-    if (!sameShape(post.shape, prenorm.shape)) {
-      throw new Error(
-        `${where}: post has shape ${shapeString(post.shape)} but prenorm has ${shapeString(prenorm.shape)}; ` +
-          'they must match',
-      );
+    for (const [what, t] of [
+      ['post', post],
+      ['active', active],
+    ] as const) {
+      if (t !== undefined && !sameShape(t.shape, prenorm.shape)) {
+        throw new Error(
+          `${where}: ${what} has shape ${shapeString(t.shape)} but prenorm has ${shapeString(prenorm.shape)}; ` +
+            'they must match',
+        );
+      }
     }
   }
   const result = tf.tidy(() => {
@@ -144,17 +158,21 @@ export function activityWeightGradient(input: ActivityWeightGradientInput): { dw
       gz = k === 1 ? tf.reshape(product, prenorm.shape) : tf.mean(product, 0);
     }
     // 1[post > 0] as one Step kernel (greater + cast costs three times more on wasm)
-    if (reluMask) gz = tf.mul(gz, tf.step(post as tf.Tensor));
+    if (reluMask) gz = tf.mul(gz, active ?? tf.step(post as tf.Tensor));
     // Step 3: the exact VJP of the parameter-free normalisation at prenorm (skipped for "NG").
-    const gPre =
-      normalize !== undefined && (input.normGradient ?? true)
-        ? tf.grad((z: tf.Tensor) => {
+    const normGradient = input.normGradient ?? true;
+    const gPre = !normGradient
+      ? gz
+      : input.normalizeVjp !== undefined
+        ? input.normalizeVjp(gz)
+        : normalize !== undefined
+          ? tf.grad((z: tf.Tensor) => {
             const y = normalize(z);
             // an identity "normalisation" (placements without a post-linear norm) returns z
             // itself, which tf.grad cannot differentiate: its VJP is the cotangent
-            return y === z ? tf.mul(z, 1) : y;
-          })(prenorm, gz)
-        : gz;
+              return y === z ? tf.mul(z, 1) : y;
+            })(prenorm, gz)
+          : gz;
     // Step 4.
     return linearParamGradients(layout, pre, gPre);
   });

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { layerNorm } from '@fwdgrad/jvp-core';
+import { type Linearizable, layerNorm, layerNormFunction } from '@fwdgrad/jvp-core';
 import { plainSites, type Sites } from './index.js';
 import { rand } from './test-util.js';
 
@@ -27,9 +27,12 @@ export function smallMlp(seed = 1) {
 /**
  * A small mixer-like network exercising every layout: token mixing x[N, C, P]·W[P, P] (LN over channels),
  * a grouped layer (LN per group), a dense layer with a residual connection (LN), and a dense readout.
- * N = 4, C = 4, P = 3, G = 2. Per-example losses [4].
+ * N = 4, C = 4, P = 3, G = 2. Per-example losses [4]. `linearizable`: the norms are jvp-core's
+ * `layerNormFunction` (the estimate reuses their forward pass) instead of plain functions (tf.grad).
  */
-export function smallMixer(seed = 1) {
+export function smallMixer(seed = 1, linearizable = false) {
+  const norm = (axis: number): Linearizable =>
+    linearizable ? layerNormFunction(axis) : (z: tf.Tensor) => layerNorm(z, axis);
   const n = 4;
   const x = rand([n, 4, 3], seed); // [N, C, P]
   const y = rand([n, 2], seed + 1);
@@ -44,11 +47,11 @@ export function smallMixer(seed = 1) {
     rand([2], seed + 9, -0.3, 0.3),
   ];
   const forward = ([wt, bt, wg, bg, wd, bd, wo, bo]: tf.Tensor[], sites: Sites) => {
-    const t = sites.linear('token', x, wt, bt, { layout: 'token', normalize: (z) => layerNorm(z, 1) });
+    const t = sites.linear('token', x, wt, bt, { layout: 'token', normalize: norm(1) });
     const h = tf.reshape(tf.transpose(t, [0, 2, 1]), [n, 3, 2, 2]); // [N, P, G, C/G]
-    const g = sites.linear('grouped', h, wg, bg, { layout: 'grouped', normalize: (z) => layerNorm(z, -1) });
+    const g = sites.linear('grouped', h, wg, bg, { layout: 'grouped', normalize: norm(-1) });
     const flatG = tf.reshape(g, [n, 3, 6]);
-    const d = sites.linear('dense', flatG, wd, bd, { normalize: (z) => layerNorm(z, -1), residual: flatG });
+    const d = sites.linear('dense', flatG, wd, bd, { normalize: norm(-1), residual: flatG });
     const out = sites.linear('out', tf.mean(d, 1), wo, bo, { activation: 'none' });
     return tf.sum(tf.square(tf.sub(out, y)), 1);
   };

@@ -1,5 +1,15 @@
 import * as tf from '@tensorflow/tfjs';
-import { jvpActive, jvpBatched, jvpBatchSize, type Random, suspended, withTangent } from '@fwdgrad/jvp-core';
+import {
+  customJvp,
+  jvpActive,
+  jvpBatched,
+  jvpBatchSize,
+  type Linearizable,
+  type Linearization,
+  type Random,
+  suspended,
+  withTangent,
+} from '@fwdgrad/jvp-core';
 import { applyLinear, type LinearLayout } from './linear.js';
 import { checkNoiseKind, type NoiseKind, sampleNoise } from './noise.js';
 import { sameShape, shapeString } from './util.js';
@@ -11,8 +21,11 @@ export type Activation = 'relu' | 'none' | ((a: tf.Tensor) => tf.Tensor);
 export interface SiteOptions {
   /** How the layer contracts its input. Default `'dense'`. */
   layout?: LinearLayout;
-  /** A parameter-free normalisation applied to the linear output (e.g. jvp-core's `layerNorm`). */
-  normalize?: (z: tf.Tensor) => tf.Tensor;
+  /**
+   * A parameter-free normalisation applied to the linear output (e.g. jvp-core's `layerNormFunction(-1)`).
+   * If it can `linearize` itself, the activity estimate reuses its forward pass for the exact VJP.
+   */
+  normalize?: Linearizable;
   /** Added after the noise and before the activation (a residual connection, REFERENCE 1.6). */
   residual?: tf.Tensor;
   /** Default `'relu'`. Only `'relu'` enables the ReLU mask of the activity estimator (§3.6). */
@@ -65,9 +78,13 @@ export interface ActivityRecord {
   post: tf.Tensor;
   /** The injected noise, `[K, ...prenorm.shape]`. */
   noise: tf.Tensor;
-  normalize?: (z: tf.Tensor) => tf.Tensor;
+  normalize?: Linearizable;
+  /** The exact VJP of `normalize` at `prenorm`, kept from the forward pass (when `normalize` can linearise). */
+  normalizeVjp?: (g: tf.Tensor) => tf.Tensor;
   /** True when the activation is ReLU (the §3.6 mask applies). */
   relu: boolean;
+  /** ReLU sites: 1[post > 0], the mask the ReLU's tangent used (shared with the estimate). */
+  active?: tf.Tensor;
   /** The weight and bias used at the site (when it came through `linear`). */
   weight?: tf.Tensor;
   bias?: tf.Tensor | null;
@@ -78,7 +95,7 @@ export interface ActivateArgs {
   layout?: LinearLayout;
   pre: tf.Tensor;
   prenorm: tf.Tensor;
-  normalize?: (z: tf.Tensor) => tf.Tensor;
+  normalize?: Linearizable;
   residual?: tf.Tensor;
   activation?: Activation;
 }
@@ -121,6 +138,7 @@ export function createActivityRecorder(options: ActivityRecorderOptions = {}): A
     }
   }
   const records: ActivityRecord[] = [];
+  const linearizations: Linearization[] = [];
   const names = new Set<string>();
   // A handle of our own on the same data (Reshape aliases; clone would copy on wasm).
   const keepCopy = (t: tf.Tensor) => suspended(() => tf.keep(tf.reshape(t, t.shape)));
@@ -153,8 +171,12 @@ export function createActivityRecorder(options: ActivityRecorderOptions = {}): A
         throw new Error(`activity site '${name}' ran twice; give every perturbed layer its own name`);
       }
       names.add(name);
-      const z = args.normalize === undefined ? args.prenorm : args.normalize(args.prenorm);
+      // Normalise once: a linearisable normalisation also hands back its VJP at prenorm (REFERENCE 1.6
+      // step 3) built from this forward pass, so the estimate does not run it again under tf.grad.
+      const lin = args.normalize?.linearize?.(args.prenorm);
+      const z = lin !== undefined ? lin.y : args.normalize === undefined ? args.prenorm : args.normalize(args.prenorm);
       if (!sameShape(z.shape, args.prenorm.shape)) {
+        lin?.dispose();
         throw new Error(
           `activity site '${name}': normalize changed the shape ${shapeString(args.prenorm.shape)} to ` +
             `${shapeString(z.shape)}; it must be elementwise-shaped`,
@@ -163,14 +185,28 @@ export function createActivityRecorder(options: ActivityRecorderOptions = {}): A
       const batched = jvpBatched();
       const k = batched ? jvpBatchSize() : 1;
       const noise = tf.keep(sampleFor(name, [k, ...z.shape]));
+      const relu = args.activation === undefined || args.activation === 'relu';
       let post: tf.Tensor;
+      let active: tf.Tensor | undefined;
       try {
         // REFERENCE 1.6: noise after the normalisation, before the residual and the ReLU.
         const zu = withTangent(z, batched ? noise : tf.reshape(noise, z.shape));
         const a = args.residual === undefined ? zu : tf.add(zu, args.residual);
-        post = activate(args.activation, a);
+        if (relu) {
+          // The ReLU with its mask computed once: its tangent is ȧ ⊙ 1[a > 0], and the estimate's
+          // §3.6 mask 1[post > 0] is the same tensor.
+          const mask = suspended(() => tf.keep(tf.step(a)));
+          active = mask;
+          post = customJvp(
+            (ai: tf.Tensor) => tf.relu(ai),
+            ({ tangents: [da] }) => tf.mul(da as tf.Tensor, mask),
+          )(a);
+        } else {
+          post = activate(args.activation, a);
+        }
       } catch (e) {
-        noise.dispose();
+        tf.dispose([noise, ...(active === undefined ? [] : [active])]);
+        lin?.dispose();
         throw e;
       }
       records.push({
@@ -181,8 +217,11 @@ export function createActivityRecorder(options: ActivityRecorderOptions = {}): A
         post: keepCopy(post),
         noise,
         normalize: args.normalize,
-        relu: args.activation === undefined || args.activation === 'relu',
+        normalizeVjp: lin?.vjp,
+        relu,
+        active,
       });
+      if (lin !== undefined) linearizations.push(lin);
       return post;
     },
     linear(name, x, w, b = null, siteOptions = {}) {
@@ -198,8 +237,10 @@ export function createActivityRecorder(options: ActivityRecorderOptions = {}): A
       return post;
     },
     dispose() {
-      for (const r of records) tf.dispose([r.pre, r.prenorm, r.post, r.noise]);
+      for (const r of records) tf.dispose([r.pre, r.prenorm, r.post, r.noise, ...(r.active ? [r.active] : [])]);
+      for (const lin of linearizations) lin.dispose();
       records.length = 0;
+      linearizations.length = 0;
       names.clear();
     },
   };

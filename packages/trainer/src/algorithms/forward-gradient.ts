@@ -283,8 +283,10 @@ class ForwardGradientRule implements Algorithm {
           noise: r.noise,
           unitTangent: u,
           normalize: r.normalize,
+          normalizeVjp: r.normalizeVjp,
           normGradient: options.normGradient,
           reluMask: options.reluMask,
+          active: r.active,
         });
         u.dispose();
         grads.set(`${r.name}.w`, viewScale === 1 ? dw : scaleAndDispose(dw, viewScale));
