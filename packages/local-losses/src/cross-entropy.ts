@@ -1,7 +1,15 @@
 import { customJvp } from '@fwdgrad/jvp-core';
 import * as tf from '@tensorflow/tfjs';
 import { poolFeatures, replicatedFeatures } from './aggregate.js';
-import { type FusedGeometry, fusedCotangents, fusedTangent, tileLoss } from './fused.js';
+import {
+  type FusedGeometry,
+  fusedCotangents,
+  fusedTangent,
+  type HeadGradientOut,
+  naiveHeadGradient,
+  tileLoss,
+  withKeptHead,
+} from './fused.js';
 import type { ReplicatedLossOptions } from './types.js';
 import { checkHeadShapes, checkImpl, resolveReplication, toTargets } from './validate.js';
 
@@ -34,14 +42,31 @@ export function replicatedCrossEntropy(
   labels: tf.Tensor,
   options: ReplicatedLossOptions = {},
 ): tf.Tensor {
+  return crossEntropyReplicas(x, w, b, labels, options);
+}
+
+/**
+ * {@link replicatedCrossEntropy}; with `head`, also the exact gradient of Σ(replicas) with respect to w and b
+ * from the same head pass (fused) or `tf.grads` (naive). Internal to the package (`LocalLoss` exposes it).
+ */
+export function crossEntropyReplicas(
+  x: tf.Tensor,
+  w: tf.Tensor,
+  b: tf.Tensor,
+  labels: tf.Tensor,
+  options: ReplicatedLossOptions,
+  head?: HeadGradientOut,
+): tf.Tensor {
   const impl = checkImpl(FN, options.impl);
   const { N, K } = checkHeadShapes(FN, x, w, b);
   const { patchwise, groupwise } = resolveReplication(options);
   const y = toTargets(FN, labels, N, K);
   try {
-    return impl === 'naive'
-      ? naiveCrossEntropy(x, w, b, y, patchwise, groupwise)
-      : fusedCrossEntropy(x, w, b, y, patchwise, groupwise);
+    if (impl === 'fused') return fusedCrossEntropy(x, w, b, y, patchwise, groupwise, head);
+    const out = naiveCrossEntropy(x, w, b, y, patchwise, groupwise);
+    if (head !== undefined)
+      naiveHeadGradient((wi, bi) => naiveCrossEntropy(x, wi, bi, y, patchwise, groupwise), w, b, head);
+    return out;
   } finally {
     y.dispose();
   }
@@ -80,7 +105,10 @@ function ceHead(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, y: tf.Tensor2D) {
   return { xbar, loss, r };
 }
 
-/** Paper Algorithm 1, fused: logits once, customJvp ∘ customGrad with the REFERENCE 3.1 rules. */
+/**
+ * Paper Algorithm 1, fused: logits once, customJvp ∘ customGrad with the REFERENCE 3.1 rules. The head pass
+ * (x̄, r) of the value is reused by the JVP rule and, with `head`, for the head's gradient.
+ */
 function fusedCrossEntropy(
   x: tf.Tensor,
   w: tf.Tensor,
@@ -88,43 +116,46 @@ function fusedCrossEntropy(
   y: tf.Tensor2D,
   patchwise: boolean,
   groupwise: boolean,
+  head?: HeadGradientOut,
 ): tf.Tensor {
   const geometry: FusedGeometry = {
     xShape: x.shape as [number, number, number, number],
     patchwise,
     groupwise,
   };
-  const withGrad = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const [xi, wi, bi] = args as tf.Tensor[];
-    const save = args[3] as tf.GradSaveFunc;
-    const { xbar, loss, r } = ceHead(xi as tf.Tensor, wi as tf.Tensor, bi as tf.Tensor, y);
-    save([xbar, r, wi as tf.Tensor]);
-    return {
-      value: tileLoss(loss, geometry),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sx, sr, sw] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
-        const { dx, dw, db } = fusedCotangents({ geometry, dy, w: sw, xbar: sx, r: sr });
-        return [dx[0] as tf.Tensor, dw, db];
-      },
-    };
+  return withKeptHead(geometry, head, (keep, kept) => {
+    const withGrad = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+      const [xi, wi, bi] = args as tf.Tensor[];
+      const save = args[3] as tf.GradSaveFunc;
+      const { xbar, loss, r } = ceHead(xi as tf.Tensor, wi as tf.Tensor, bi as tf.Tensor, y);
+      save([xbar, r, wi as tf.Tensor]);
+      keep(xbar, r);
+      return {
+        value: tileLoss(loss, geometry),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [sx, sr, sw] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+          const { dx, dw, db } = fusedCotangents({ geometry, dy, w: sw, xbar: sx, r: sr });
+          return [dx[0] as tf.Tensor, dw, db];
+        },
+      };
+    });
+    const fused = customJvp(
+      withGrad as (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.Tensor,
+      ({ inputs, tangents, batched }) =>
+        tf.tidy(() => {
+          const [xbar, r] = kept();
+          return fusedTangent({
+            geometry,
+            w: inputs[1] as tf.Tensor,
+            xbar,
+            r,
+            dx: [tangents[0] ?? null],
+            dw: tangents[1] ?? null,
+            db: tangents[2] ?? null,
+            batched,
+          });
+        }),
+    );
+    return fused(x, w, b);
   });
-  const fused = customJvp(
-    withGrad as (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.Tensor,
-    ({ inputs, tangents, batched }) =>
-      tf.tidy(() => {
-        const [xi, wi, bi] = inputs as [tf.Tensor, tf.Tensor, tf.Tensor];
-        const { xbar, r } = ceHead(xi, wi, bi, y);
-        return fusedTangent({
-          geometry,
-          w: wi,
-          xbar,
-          r,
-          dx: [tangents[0] ?? null],
-          dw: tangents[1] ?? null,
-          db: tangents[2] ?? null,
-          batched,
-        });
-      }),
-  );
-  return fused(x, w, b);
 }

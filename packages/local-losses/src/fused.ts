@@ -1,3 +1,4 @@
+import { suspended } from '@fwdgrad/jvp-core';
 import * as tf from '@tensorflow/tfjs';
 
 /**
@@ -152,4 +153,84 @@ export function fusedCotangents(args: {
     }
     return { dx, dw, db };
   });
+}
+
+/**
+ * Where a loss evaluation leaves the exact gradient of Σ(all replicas) with respect to its head's w and b
+ * (see {@link headGradientOfSum}); filled by the evaluation with kept tensors, which whoever passed it
+ * disposes.
+ */
+export interface HeadGradientOut {
+  dw?: tf.Tensor;
+  db?: tf.Tensor;
+}
+
+/**
+ * The head's gradient of Σ_{n,p′,g′} replica (a uniform cotangent 1): the P′·G′ replicas of row n all
+ * have the value ℓ_n, so dw = P′G′·x̄ᵀr and db = P′G′·Σ_n r_n — `fusedCotangents` with dy = 1, without
+ * the feature cotangent (which a head trained on detached features does not need).
+ */
+export function headGradientOfSum(
+  g: FusedGeometry,
+  xbar: tf.Tensor,
+  r: tf.Tensor,
+  out: HeadGradientOut,
+): void {
+  const [, P2, G2] = replicaShape(g);
+  const copies = P2 * G2;
+  const grads = suspended(() =>
+    tf.tidy(() => {
+      const dw = tf.matMul(xbar, r, true, false);
+      const db = tf.sum(r, 0);
+      return copies === 1 ? { dw, db } : { dw: tf.mul(dw, copies), db: tf.mul(db, copies) };
+    }),
+  );
+  // kept: the evaluation may run inside the caller's tidy, and `out` outlives it
+  out.dw = tf.keep(grads.dw);
+  out.db = tf.keep(grads.db);
+}
+
+/**
+ * Runs a fused loss evaluation `run(keep)` whose head pass calls `keep(x̄, r)` once: the JVP rule then
+ * reads them from `kept()` instead of evaluating the head a second time, and (when `head` is given) the
+ * head gradient is built from them. Everything kept is freed when the evaluation returns.
+ */
+export function withKeptHead(
+  g: FusedGeometry,
+  head: HeadGradientOut | undefined,
+  run: (keep: (xbar: tf.Tensor, r: tf.Tensor) => void, kept: () => [tf.Tensor, tf.Tensor]) => tf.Tensor,
+): tf.Tensor {
+  let stash: [tf.Tensor, tf.Tensor] | null = null;
+  const keep = (xbar: tf.Tensor, r: tf.Tensor) => {
+    tf.dispose(stash ?? []);
+    stash = [tf.keep(xbar), tf.keep(r)];
+  };
+  const kept = (): [tf.Tensor, tf.Tensor] => {
+    if (stash === null) throw new Error('fused loss: the head pass did not run before its JVP rule');
+    return stash;
+  };
+  try {
+    const out = run(keep, kept);
+    if (head !== undefined) headGradientOfSum(g, ...kept(), head);
+    return out;
+  } finally {
+    tf.dispose(stash ?? []);
+  }
+}
+
+/**
+ * The naive implementation's head gradient of Σ(replicas): `tf.grads` of its loss in (w, b), with tangent
+ * tracking suspended (inside `jvp` the features' tangents play no part in it).
+ */
+export function naiveHeadGradient(
+  loss: (w: tf.Tensor, b: tf.Tensor) => tf.Tensor,
+  w: tf.Tensor,
+  b: tf.Tensor,
+  out: HeadGradientOut,
+): void {
+  const [dw, db] = suspended(() =>
+    tf.tidy(() => tf.grads((wi: tf.Tensor, bi: tf.Tensor) => tf.sum(loss(wi, bi)))([w, b])),
+  );
+  out.dw = tf.keep(dw);
+  out.db = tf.keep(db);
 }

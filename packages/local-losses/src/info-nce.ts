@@ -1,7 +1,15 @@
 import { customJvp, ops, stopGradient } from '@fwdgrad/jvp-core';
 import * as tf from '@tensorflow/tfjs';
 import { poolFeatures, replicatedFeatures } from './aggregate.js';
-import { type FusedGeometry, fusedCotangents, fusedTangent, tileLoss } from './fused.js';
+import {
+  type FusedGeometry,
+  fusedCotangents,
+  fusedTangent,
+  type HeadGradientOut,
+  naiveHeadGradient,
+  tileLoss,
+  withKeptHead,
+} from './fused.js';
 import type { ReplicatedInfoNceOptions } from './types.js';
 import { checkHeadShapes, checkImpl, resolveReplication } from './validate.js';
 
@@ -42,6 +50,21 @@ export function replicatedInfoNce(
   b: tf.Tensor,
   options: ReplicatedInfoNceOptions = {},
 ): tf.Tensor {
+  return infoNceReplicas(x, y, w, b, options);
+}
+
+/**
+ * {@link replicatedInfoNce}; with `head`, also the exact gradient of Σ(replicas) with respect to w and b
+ * from the same head pass (fused) or `tf.grads` (naive). Internal to the package (`LocalLoss` exposes it).
+ */
+export function infoNceReplicas(
+  x: tf.Tensor,
+  y: tf.Tensor,
+  w: tf.Tensor,
+  b: tf.Tensor,
+  options: ReplicatedInfoNceOptions,
+  head?: HeadGradientOut,
+): tf.Tensor {
   const impl = checkImpl(FN, options.impl);
   const sx = checkHeadShapes(FN, x, w, b, 'x (view 1)');
   checkHeadShapes(FN, y, w, b, 'y (view 2)');
@@ -57,9 +80,11 @@ export function replicatedInfoNce(
     throw new Error(`${FN}: temperature must be a finite number > 0, got ${T}; the reference uses 0.5.`);
   }
   const { patchwise, groupwise } = resolveReplication(options);
-  return impl === 'naive'
-    ? naiveInfoNce(x, y, w, b, T, patchwise, groupwise)
-    : fusedInfoNce(x, y, w, b, T, patchwise, groupwise);
+  if (impl === 'fused') return fusedInfoNce(x, y, w, b, T, patchwise, groupwise, head);
+  const out = naiveInfoNce(x, y, w, b, T, patchwise, groupwise);
+  if (head !== undefined)
+    naiveHeadGradient((wi, bi) => naiveInfoNce(x, y, wi, bi, T, patchwise, groupwise), w, b, head);
+  return out;
 }
 
 /** Literal replicas: queries [N, P′, G′, D] per view, constant keys, logits [N, P′, G′, 2N]. */
@@ -136,7 +161,10 @@ function ntXentHead(x: tf.Tensor, y: tf.Tensor, w: tf.Tensor, b: tf.Tensor, T: n
   return { xbar, loss, r };
 }
 
-/** One similarity matrix, no P·G copies; customJvp ∘ customGrad with the rules of REFERENCE 3.1. */
+/**
+ * One similarity matrix, no P·G copies; customJvp ∘ customGrad with the rules of REFERENCE 3.1. The head pass
+ * (x̄, r) of the value is reused by the JVP rule and, with `head`, for the head's gradient.
+ */
 function fusedInfoNce(
   x: tf.Tensor,
   y: tf.Tensor,
@@ -145,48 +173,51 @@ function fusedInfoNce(
   T: number,
   patchwise: boolean,
   groupwise: boolean,
+  head?: HeadGradientOut,
 ): tf.Tensor {
   const [N, P, G, Cg] = x.shape as [number, number, number, number];
   const geometry: FusedGeometry = { xShape: [2 * N, P, G, Cg], patchwise, groupwise };
-  const withGrad = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const [xi, yi, wi, bi] = args as tf.Tensor[];
-    const save = args[4] as tf.GradSaveFunc;
-    const { xbar, loss, r } = ntXentHead(
-      xi as tf.Tensor,
-      yi as tf.Tensor,
-      wi as tf.Tensor,
-      bi as tf.Tensor,
-      T,
+  return withKeptHead(geometry, head, (keep, kept) => {
+    const withGrad = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+      const [xi, yi, wi, bi] = args as tf.Tensor[];
+      const save = args[4] as tf.GradSaveFunc;
+      const { xbar, loss, r } = ntXentHead(
+        xi as tf.Tensor,
+        yi as tf.Tensor,
+        wi as tf.Tensor,
+        bi as tf.Tensor,
+        T,
+      );
+      save([xbar, r, wi as tf.Tensor]);
+      keep(xbar, r);
+      return {
+        value: tileLoss(loss, geometry),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [sx, sr, sw] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+          const { dx, dw, db } = fusedCotangents({ geometry, dy, w: sw, xbar: sx, r: sr, blocks: 2 });
+          return [dx[0] as tf.Tensor, dx[1] as tf.Tensor, dw, db];
+        },
+      };
+    });
+    const fused = customJvp(
+      withGrad as (x: tf.Tensor, y: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.Tensor,
+      ({ inputs, tangents, batched }) =>
+        tf.tidy(() => {
+          const [xbar, r] = kept();
+          return fusedTangent({
+            geometry,
+            w: inputs[2] as tf.Tensor,
+            xbar,
+            r,
+            dx: [tangents[0] ?? null, tangents[1] ?? null],
+            dw: tangents[2] ?? null,
+            db: tangents[3] ?? null,
+            batched,
+          });
+        }),
     );
-    save([xbar, r, wi as tf.Tensor]);
-    return {
-      value: tileLoss(loss, geometry),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sx, sr, sw] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
-        const { dx, dw, db } = fusedCotangents({ geometry, dy, w: sw, xbar: sx, r: sr, blocks: 2 });
-        return [dx[0] as tf.Tensor, dx[1] as tf.Tensor, dw, db];
-      },
-    };
+    return fused(x, y, w, b);
   });
-  const fused = customJvp(
-    withGrad as (x: tf.Tensor, y: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.Tensor,
-    ({ inputs, tangents, batched }) =>
-      tf.tidy(() => {
-        const [xi, yi, wi, bi] = inputs as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-        const { xbar, r } = ntXentHead(xi, yi, wi, bi, T);
-        return fusedTangent({
-          geometry,
-          w: wi,
-          xbar,
-          r,
-          dx: [tangents[0] ?? null, tangents[1] ?? null],
-          dw: tangents[2] ?? null,
-          db: tangents[3] ?? null,
-          batched,
-        });
-      }),
-  );
-  return fused(x, y, w, b);
 }
 
 /**

@@ -69,6 +69,56 @@ describe('createLocalLoss', () => {
     });
   });
 
+  it.each([
+    ['supervised', 'fused', true, true],
+    ['supervised', 'fused', false, true],
+    ['supervised', 'naive', true, false],
+    ['contrastive', 'fused', true, true],
+    ['contrastive', 'fused', false, false],
+    ['contrastive', 'naive', true, true],
+  ] as const)(
+    'replicasWithHeadGradient (%s, %s, patchwise %s, groupwise %s): the replicas, their tangent and tf.grads of reduce for the head, without leaks',
+    (objective, impl, patchwise, groupwise) => {
+      const rows = objective === 'contrastive' ? 2 * N : N;
+      const D = objective === 'contrastive' ? 6 : K;
+      const x = randn([rows, P, G, Cg], 321);
+      const w = randn([G * Cg, D], 322, 0.4);
+      const b = randn([D], 323, 0.2);
+      const labels = objective === 'supervised' ? tf.tensor1d([0, 1, 4, 2], 'int32') : undefined;
+      const d = randn([rows, P, G, Cg], 324);
+      const loss = createLocalLoss({ objective, impl, patchwise, groupwise });
+      const [dwRef, dbRef] = tf.grads((wi: tf.Tensor, bi: tf.Tensor) =>
+        loss.reduce(loss.replicas(x, wi, bi, labels)),
+      )([w, b]);
+      const replicasRef = loss.replicas(x, w, b, labels);
+      const [, tangentRef] = jvp((f) => loss.replicas(f, w, b, labels), [x], [d]);
+      const before = tf.memory().numTensors;
+      const plain = loss.replicasWithHeadGradient(x, w, b, labels);
+      expectClose(plain.replicas, replicasRef, 1e-6);
+      expectClose(plain.dw, dwRef, 1e-5);
+      expectClose(plain.db, dbRef, 1e-5);
+      tf.dispose([plain.replicas, plain.dw, plain.db]);
+      expect(tf.memory().numTensors).toBe(before);
+      // inside jvp: the replicas carry the same tangent, the head gradient is unchanged
+      let head: tf.Tensor[] = [];
+      const [value, tangent] = jvp(
+        (f) => {
+          const r = loss.replicasWithHeadGradient(f, w, b, labels);
+          head = [tf.keep(r.dw), tf.keep(r.db)];
+          return r.replicas;
+        },
+        [x],
+        [d],
+      );
+      expectClose(value, replicasRef, 1e-6);
+      expectClose(tangent, tangentRef, 1e-5);
+      expectClose(head[0], dwRef, 1e-5);
+      expectClose(head[1], dbRef, 1e-5);
+      tf.dispose([x, w, b, d, dwRef, dbRef, replicasRef, tangentRef, value, tangent, ...head]);
+      labels?.dispose();
+    },
+  );
+
   it('rejects an unknown objective or impl', () => {
     expect(() => createLocalLoss({ objective: 'generative' as 'supervised' })).toThrow(/objective/);
     expect(() => createLocalLoss({ objective: 'supervised', impl: 'quick' as 'fused' })).toThrow(/impl/);

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { replicatedCrossEntropy } from './cross-entropy.js';
-import { DEFAULT_TEMPERATURE, replicatedInfoNce } from './info-nce.js';
+import { crossEntropyReplicas } from './cross-entropy.js';
+import type { HeadGradientOut } from './fused.js';
+import { DEFAULT_TEMPERATURE, infoNceReplicas } from './info-nce.js';
 import type { LocalLoss, LocalObjective, ReplicatedInfoNceOptions } from './types.js';
 import { checkImpl, resolveReplication } from './validate.js';
 
@@ -29,6 +30,33 @@ export function createLocalLoss(options: LocalLossOptions): LocalLoss {
   const { patchwise, groupwise } = resolveReplication(options);
   const temperature = objective === 'contrastive' ? (options.temperature ?? DEFAULT_TEMPERATURE) : undefined;
   const batchSize = (rows: number): number => (objective === 'contrastive' ? rows / 2 : rows);
+  const evaluate = (
+    features: tf.Tensor,
+    w: tf.Tensor,
+    b: tf.Tensor,
+    labels: tf.Tensor | undefined,
+    head?: HeadGradientOut,
+  ): tf.Tensor => {
+    if (objective === 'supervised') {
+      if (labels === undefined) {
+        throw new Error(
+          'LocalLoss.replicas: the supervised loss needs labels ([N, K] one-hot or int32 [N]); pass them as the 4th argument.',
+        );
+      }
+      return crossEntropyReplicas(features, w, b, labels, { impl, patchwise, groupwise }, head);
+    }
+    const rows = features.shape[0] as number;
+    if (features.rank !== 4 || rows % 2 !== 0) {
+      throw new Error(
+        `LocalLoss.replicas: contrastive features must stack both views as [2N, P, G, C′], got [${features.shape.join(', ')}]; ` +
+          'concatenate view 1 and view 2 along axis 0.',
+      );
+    }
+    return tf.tidy(() => {
+      const [v1, v2] = tf.split(features, 2, 0) as [tf.Tensor, tf.Tensor];
+      return infoNceReplicas(v1, v2, w, b, { impl, patchwise, groupwise, temperature }, head);
+    });
+  };
   return {
     objective,
     impl,
@@ -36,26 +64,16 @@ export function createLocalLoss(options: LocalLossOptions): LocalLoss {
     groupwise,
     temperature,
     batchSize,
-    replicas(features, w, b, labels) {
-      if (objective === 'supervised') {
-        if (labels === undefined) {
-          throw new Error(
-            'LocalLoss.replicas: the supervised loss needs labels ([N, K] one-hot or int32 [N]); pass them as the 4th argument.',
-          );
-        }
-        return replicatedCrossEntropy(features, w, b, labels, { impl, patchwise, groupwise });
-      }
-      const rows = features.shape[0] as number;
-      if (features.rank !== 4 || rows % 2 !== 0) {
-        throw new Error(
-          `LocalLoss.replicas: contrastive features must stack both views as [2N, P, G, C′], got [${features.shape.join(', ')}]; ` +
-            'concatenate view 1 and view 2 along axis 0.',
-        );
-      }
-      return tf.tidy(() => {
-        const [v1, v2] = tf.split(features, 2, 0) as [tf.Tensor, tf.Tensor];
-        return replicatedInfoNce(v1, v2, w, b, { impl, patchwise, groupwise, temperature });
-      });
+    replicas: (features, w, b, labels) => evaluate(features, w, b, labels),
+    replicasWithHeadGradient(features, w, b, labels) {
+      const head: HeadGradientOut = {};
+      const replicas = evaluate(features, w, b, labels, head);
+      const { dw, db } = head as Required<HeadGradientOut>;
+      // reduce = Σ replicas / B (REFERENCE 1.1)
+      const B = batchSize(replicas.shape[0] as number);
+      const scaled = tf.tidy(() => ({ dw: tf.div(dw, B), db: tf.div(db, B) }));
+      tf.dispose([dw, db]);
+      return { replicas, ...scaled };
     },
     reduce(replicas) {
       const B = batchSize(replicas.shape[0] as number);

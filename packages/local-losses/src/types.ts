@@ -86,6 +86,24 @@ export interface LocalLoss {
    * @returns `[R, P′, G′]` (R = N or 2N); the caller owns it.
    */
   replicas(features: tf.Tensor, w: tf.Tensor, b: tf.Tensor, labels?: tf.Tensor): tf.Tensor;
+  /**
+   * {@link LocalLoss.replicas} together with the exact gradient of `reduce(replicas)` with respect to the
+   * head's `w` and `b`, from the same evaluation of the head: the fused implementation builds it from the
+   * pooled features and ∂ℓ/∂logits it computed anyway (no second head pass, no feature cotangent); the naive
+   * one differentiates itself with `tf.grads`. Inside `jvp` the replicas carry their tangent exactly as with
+   * `replicas`, and `dw`, `db` are plain tensors — what forward-gradient rules need: per-replica tangents for
+   * the backbone and exact gradients for the heads on the same (detached) features (REFERENCE 1.1).
+   * The caller owns all three tensors.
+   * @example
+   * const { replicas, dw, db } = loss.replicasWithHeadGradient(features, head.w, head.b, labels);
+   * // dw, db equal tf.grads((w, b) => loss.reduce(loss.replicas(features, w, b, labels)))([head.w, head.b])
+   */
+  replicasWithHeadGradient(
+    features: tf.Tensor,
+    w: tf.Tensor,
+    b: tf.Tensor,
+    labels?: tf.Tensor,
+  ): { replicas: tf.Tensor; dw: tf.Tensor; db: tf.Tensor };
   /** Batch size B for a replicas tensor with `rows` rows: `rows` (supervised) or `rows / 2` (contrastive). */
   batchSize(rows: number): number;
   /** REFERENCE 1.1 block objective: Σ replicas / B, a scalar the caller owns. */

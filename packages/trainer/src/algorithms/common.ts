@@ -29,6 +29,23 @@ export function blockReplicas(
   return tf.tidy(() => loss.replicas(headFeatures(model.config, blockOut), head.w, head.b, batch.labels));
 }
 
+/**
+ * {@link blockReplicas} with the exact gradient of the block's `loss.reduce` for its head (REFERENCE 1.1),
+ * from the same head evaluation; the caller owns the three tensors.
+ */
+export function blockReplicasWithHeadGradient(
+  model: Model,
+  loss: LocalLoss,
+  k: number,
+  blockOut: tf.Tensor,
+  batch: StepBatch,
+): { replicas: tf.Tensor; dw: tf.Tensor; db: tf.Tensor } {
+  const head = model.params.heads[k];
+  return tf.tidy(() =>
+    loss.replicasWithHeadGradient(headFeatures(model.config, blockOut), head.w, head.b, batch.labels),
+  );
+}
+
 /** A linear map (x·w + b by default; feedback alignment passes its own). */
 export type LinearFn = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.Tensor;
 const plainLinear: LinearFn = (x, w, b) => tf.add(tf.matMul(x, w), b);

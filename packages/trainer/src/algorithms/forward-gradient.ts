@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { jvp, type Random, stopGradient } from '@fwdgrad/jvp-core';
+import { jvp, type Random, stopGradient, suspended } from '@fwdgrad/jvp-core';
 import type { LocalLoss } from '@fwdgrad/local-losses';
 import {
   applyLinear,
@@ -18,7 +18,7 @@ import {
 } from '@fwdgrad/perturbation';
 import type { Model } from '../model.js';
 import {
-  blockReplicas,
+  blockReplicasWithHeadGradient,
   finalObjective,
   finalPerRow,
   gradientsByName,
@@ -173,13 +173,15 @@ class ForwardGradientRule implements Algorithm {
     const loss = this.spec.local ? localLossOf(model, this.options) : null;
     const grads = new Map<string, tf.Tensor>();
     const rec = new Recorder();
-    // One forward pass with tangents; returns the block outputs for the exact head updates.
+    // One forward pass with tangents; it also leaves the local heads' exact gradients in `grads` and
+    // their loss in `rec`, and returns the block outputs for the final layer's update.
     const blocks =
       this.spec.perturb === 'activities'
-        ? this.activityStep(model, batch, random, loss, grads)
-        : this.weightStep(model, batch, random, loss, grads);
+        ? this.activityStep(model, batch, random, loss, grads, rec)
+        : this.weightStep(model, batch, random, loss, grads, rec);
     try {
-      this.headUpdates(model, batch, loss, blocks, grads, rec);
+      if (loss !== null) scaleHeadGradients(model, grads, loss, this.options);
+      this.finalUpdate(model, batch, blocks, grads, rec);
     } finally {
       tf.dispose(blocks);
     }
@@ -190,16 +192,33 @@ class ForwardGradientRule implements Algorithm {
    * The objective whose tangent drives the estimate: the replicated losses of every block (local,
    * each /B, REFERENCE 1.1), of the last block only (local without blockwise), or the final
    * classifier's per-example cross-entropy (global; FG-A sums over the batch, REFERENCE 1.6).
+   * Local rules also get every head's exact gradient here (REFERENCE 1.1: heads learn by backprop
+   * on detached features) from the same head evaluation (`replicasWithHeadGradient`): kept into
+   * `heads`, the local loss's value into `rec`; a block whose loss drives no tangent (local without
+   * blockwise) is evaluated with tangents suspended.
    */
   private lossTangentSources(
     model: Model,
     batch: StepBatch,
     loss: LocalLoss | null,
     blocks: tf.Tensor[],
+    heads: Map<string, tf.Tensor>,
+    rec: Recorder,
   ): tf.Tensor[] {
     if (loss !== null) {
-      const ks = this.blockwise ? blocks.map((_, k) => k) : [blocks.length - 1];
-      return ks.map((k) => tf.div(blockReplicas(model, loss, k, blocks[k], batch), batch.size));
+      const sources: tf.Tensor[] = [];
+      let local: tf.Tensor = tf.scalar(0);
+      blocks.forEach((h, k) => {
+        const drives = this.blockwise || k === blocks.length - 1;
+        const evaluate = () => blockReplicasWithHeadGradient(model, loss, k, h, batch);
+        const { replicas, dw, db } = drives ? evaluate() : suspended(evaluate);
+        heads.set(`head.${k}.w`, tf.keep(dw));
+        heads.set(`head.${k}.b`, tf.keep(db));
+        local = suspended(() => tf.add(local, loss.reduce(replicas)));
+        if (drives) sources.push(tf.div(replicas, batch.size));
+      });
+      suspended(() => rec.record('local', local));
+      return sources;
     }
     const { perRow } = finalPerRow(model, blocks[blocks.length - 1], false, batch);
     // FG-W: tangent of the batch-mean loss; FG-A: per-example tangents, not divided by B.
@@ -217,24 +236,35 @@ class ForwardGradientRule implements Algorithm {
     batch: StepBatch,
     loss: LocalLoss | null,
     ctx: LayerContext,
+    grads: Map<string, tf.Tensor>,
+    rec: Recorder,
     primals: tf.Tensor[] = [],
     directions: tf.Tensor[] = [],
   ): { blocks: tf.Tensor[]; tangentFor: (block: number) => tf.Tensor; dispose(): void } {
     const k = this.options.samples;
     const sites = linearSites(model.config);
-    const [outs, tans] = jvp(
-      (...flat: tf.Tensor[]) => {
-        const backbone =
-          flat.length === 0
-            ? model.params.backbone
-            : sites.map((_, i) => ({ w: flat[2 * i], b: flat[2 * i + 1] }));
-        const blocks = forwardBackbone(model.config, { backbone }, batch.x, ctx);
-        return [...this.lossTangentSources(model, batch, loss, blocks), ...blocks];
-      },
-      primals,
-      directions,
-      k > 1 ? { batched: true, k } : {},
-    );
+    const heads = new Map<string, tf.Tensor>();
+    let outs: tf.Tensor[];
+    let tans: tf.Tensor[];
+    try {
+      [outs, tans] = jvp(
+        (...flat: tf.Tensor[]) => {
+          const backbone =
+            flat.length === 0
+              ? model.params.backbone
+              : sites.map((_, i) => ({ w: flat[2 * i], b: flat[2 * i + 1] }));
+          const blocks = forwardBackbone(model.config, { backbone }, batch.x, ctx);
+          return [...this.lossTangentSources(model, batch, loss, blocks, heads, rec), ...blocks];
+        },
+        primals,
+        directions,
+        k > 1 ? { batched: true, k } : {},
+      );
+    } catch (e) {
+      tf.dispose([...heads.values()]);
+      throw e;
+    }
+    for (const [name, g] of heads) grads.set(name, g);
     const n = outs.length - model.config.blocks;
     tf.dispose([...outs.slice(0, n), ...tans.slice(n)]);
     const sources = tans.slice(0, n);
@@ -251,6 +281,7 @@ class ForwardGradientRule implements Algorithm {
     random: Random,
     loss: LocalLoss | null,
     grads: Map<string, tf.Tensor>,
+    rec: Recorder,
   ): tf.Tensor[] {
     const { options } = this;
     // Contrastive: both views see the same noise (REFERENCE 1.7), rows :B and B: of every site.
@@ -268,7 +299,7 @@ class ForwardGradientRule implements Algorithm {
     const ctx = activityContext(recorder, this.blockwise);
     const sites = new Map(linearSites(model.config).map((site) => [siteName(site), site]));
     const k = options.samples;
-    const pass = this.tangentPass(model, batch, loss, ctx);
+    const pass = this.tangentPass(model, batch, loss, ctx, grads, rec);
     try {
       for (const r of recorder.records) {
         const site = sites.get(r.name) as LinearSite;
@@ -305,6 +336,7 @@ class ForwardGradientRule implements Algorithm {
     random: Random,
     loss: LocalLoss | null,
     grads: Map<string, tf.Tensor>,
+    rec: Recorder,
   ): tf.Tensor[] {
     const { options } = this;
     const k = options.samples;
@@ -315,7 +347,7 @@ class ForwardGradientRule implements Algorithm {
       sampleNoise(random, k > 1 ? [k, ...p.shape] : p.shape, options.noise),
     );
     const ctx = exactContext({ stopGradientBetweenBlocks: this.blockwise });
-    const pass = this.tangentPass(model, batch, loss, ctx, primals, directions);
+    const pass = this.tangentPass(model, batch, loss, ctx, grads, rec, primals, directions);
     try {
       sites.forEach((site, i) => {
         const t = pass.tangentFor(site.block);
@@ -342,39 +374,38 @@ class ForwardGradientRule implements Algorithm {
     // no fixed state
   }
 
-  /** Exact gradients of the heads and the final classifier on detached features (REFERENCE 1.1). */
-  private headUpdates(
+  /**
+   * The final layer's exact gradient on the detached last block output (REFERENCE 1.1): the
+   * classifier (supervised); contrastive trains none here (the linear readout trains the classifier)
+   * but the final loss is still logged.
+   */
+  private finalUpdate(
     model: Model,
     batch: StepBatch,
-    loss: LocalLoss | null,
     blocks: tf.Tensor[],
     grads: Map<string, tf.Tensor>,
     rec: Recorder,
   ): void {
-    const names = namesOf(model, this.groups(model, false));
+    const names = namesOf(
+      model,
+      trainedGroups(model, { backbone: false, heads: false, final: !isContrastive(model) }),
+    );
     const objective = () => {
-      const detached = blocks.map((h) => stopGradient(h));
-      let total: tf.Scalar = tf.scalar(0);
-      if (loss !== null) {
-        let local: tf.Scalar = tf.scalar(0);
-        detached.forEach((h, k) => {
-          local = tf.add(local, loss.reduce(blockReplicas(model, loss, k, h, batch)));
-        });
-        rec.record('local', local);
-        total = local;
-      }
-      const { loss: fin, logits } = finalObjective(model, detached[detached.length - 1], true, batch);
+      const { loss: fin, logits } = finalObjective(
+        model,
+        stopGradient(blocks[blocks.length - 1]),
+        true,
+        batch,
+      );
       rec.record('loss', fin);
       if (logits !== null) rec.record('logits', logits);
-      return tf.add(total, fin) as tf.Scalar;
+      return fin;
     };
     if (names.length === 0) {
-      tf.tidy(objective); // global contrastive: nothing to train here, the losses are still logged
+      tf.tidy(objective); // contrastive: nothing to train here, the loss is still logged
       return;
     }
-    const headGrads = gradientsByName(model, names, objective);
-    if (loss !== null) scaleHeadGradients(model, headGrads, loss, this.options);
-    for (const [n, g] of headGrads) grads.set(n, g);
+    for (const [n, g] of gradientsByName(model, names, objective)) grads.set(n, g);
   }
 }
 

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createRandom } from '@fwdgrad/jvp-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createAlgorithm } from './registry.js';
-import { disposeBatch, syntheticBatch, tinyModel, trainTiny } from './testing.test-util.js';
+import { disposeBatch, syntheticBatch, syntheticViews, tinyModel, trainTiny } from './testing.test-util.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -73,4 +73,44 @@ describe('LG-FG-A is unbiased for the LG-BP gradient of the same local losses', 
     expect(signal / count).toBeGreaterThan(10);
     disposeBatch(batch);
   });
+});
+
+describe('forward-gradient rules: heads and the final layer get their exact gradients', () => {
+  // The local heads learn by backprop on detached block outputs, from the head evaluation of the one
+  // forward pass (`replicasWithHeadGradient`); the classifier by backprop on the detached last output.
+  // Both must equal LG-BP's, whose features are the same numbers.
+  const cases: [string, string, Record<string, unknown>, Record<string, unknown>][] = [
+    ['supervised', 'lg-fg-a', {}, {}],
+    ['supervised', 'lg-fg-w', {}, {}],
+    ['supervised', 'lg-fg-a', { headGradient: 'replicas', lossImpl: 'naive' }, {}],
+    ['supervised', 'lg-fg-a', { losses: { block: false, patch: true, group: false } }, {}],
+    ['contrastive', 'lg-fg-a', {}, { objective: 'contrastive', projectionDim: 8 }],
+  ];
+  for (const [objective, id, options, overrides] of cases) {
+    it(`${objective} ${id} ${JSON.stringify(options)}`, () => {
+      const model = tinyModel(21, overrides);
+      const batch = objective === 'contrastive' ? syntheticViews(model, 6) : syntheticBatch(model, 10);
+      // LG-BP with the same replication (block placement only changes the backbone's gradients)
+      const losses = (options.losses as Record<string, boolean> | undefined) ?? {};
+      const ref = createAlgorithm('lg-bp', model, {
+        ...options,
+        losses: { ...losses, block: true } as never,
+      });
+      const exact = ref.step(model, batch, createRandom(0));
+      const got = createAlgorithm(id, model, options).step(model, batch, createRandom(1));
+      const names = [...got.grads.keys()].filter((n) => !n.startsWith('backbone.'));
+      expect(names.filter((n) => n.startsWith('head.')).length).toBe(2 * model.config.blocks);
+      expect(names.some((n) => n.startsWith('classifier.'))).toBe(objective === 'supervised');
+      for (const n of names) {
+        const d = tf.max(tf.abs(tf.sub(got.grads.get(n) as tf.Tensor, exact.grads.get(n) as tf.Tensor)));
+        const scale = tf.max(tf.abs(exact.grads.get(n) as tf.Tensor));
+        expect(d.dataSync()[0]).toBeLessThan(1e-5 * Math.max(1, scale.dataSync()[0]));
+        expect(scale.dataSync()[0]).toBeGreaterThan(0);
+      }
+      expect(got.localLoss as number).toBeCloseTo(exact.localLoss as number, 5);
+      expect(got.loss).toBeCloseTo(exact.loss, 5);
+      tf.dispose([...got.grads.values(), ...exact.grads.values()]);
+      disposeBatch(batch);
+    });
+  }
 });
