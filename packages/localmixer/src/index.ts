@@ -36,7 +36,7 @@ export {
   projectFeatures,
   unpatchify,
 } from './model.js';
-export { normAxes, normalizeWith } from './norm.js';
+export { normAxes, normalizer, normalizeWith } from './norm.js';
 export {
   type LinearParams,
   type LocalMixerParamShapes,
