@@ -1,15 +1,6 @@
-import { customJvp } from '@fwdgrad/jvp-core';
 import * as tf from '@tensorflow/tfjs';
 import { poolFeatures, replicatedFeatures } from './aggregate.js';
-import {
-  type FusedGeometry,
-  fusedCotangents,
-  fusedTangent,
-  type HeadGradientOut,
-  naiveHeadGradient,
-  tileLoss,
-  withKeptHead,
-} from './fused.js';
+import { type FusedGeometry, fusedHeadLoss, type HeadGradientOut, naiveHeadGradient } from './fused.js';
 import type { ReplicatedLossOptions } from './types.js';
 import { checkHeadShapes, checkImpl, resolveReplication, toTargets } from './validate.js';
 
@@ -105,10 +96,7 @@ function ceHead(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, y: tf.Tensor2D) {
   return { xbar, loss, r };
 }
 
-/**
- * Paper Algorithm 1, fused: logits once, customJvp ∘ customGrad with the REFERENCE 3.1 rules. The head pass
- * (x̄, r) of the value is reused by the JVP rule and, with `head`, for the head's gradient.
- */
+/** Paper Algorithm 1, fused: logits once, customJvp ∘ customGrad with the REFERENCE 3.1 rules ({@link fusedHeadLoss}). */
 function fusedCrossEntropy(
   x: tf.Tensor,
   w: tf.Tensor,
@@ -123,39 +111,5 @@ function fusedCrossEntropy(
     patchwise,
     groupwise,
   };
-  return withKeptHead(geometry, head, (keep, kept) => {
-    const withGrad = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-      const [xi, wi, bi] = args as tf.Tensor[];
-      const save = args[3] as tf.GradSaveFunc;
-      const { xbar, loss, r } = ceHead(xi as tf.Tensor, wi as tf.Tensor, bi as tf.Tensor, y);
-      save([xbar, r, wi as tf.Tensor]);
-      keep(xbar, r);
-      return {
-        value: tileLoss(loss, geometry),
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          const [sx, sr, sw] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
-          const { dx, dw, db } = fusedCotangents({ geometry, dy, w: sw, xbar: sx, r: sr });
-          return [dx[0] as tf.Tensor, dw, db];
-        },
-      };
-    });
-    const fused = customJvp(
-      withGrad as (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.Tensor,
-      ({ inputs, tangents, batched }) =>
-        tf.tidy(() => {
-          const [xbar, r] = kept();
-          return fusedTangent({
-            geometry,
-            w: inputs[1] as tf.Tensor,
-            xbar,
-            r,
-            dx: [tangents[0] ?? null],
-            dw: tangents[1] ?? null,
-            db: tangents[2] ?? null,
-            batched,
-          });
-        }),
-    );
-    return fused(x, w, b);
-  });
+  return fusedHeadLoss(geometry, [x], w, b, ([xi], wi, bi) => ceHead(xi as tf.Tensor, wi, bi, y), head);
 }

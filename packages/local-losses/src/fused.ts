@@ -1,4 +1,4 @@
-import { suspended } from '@fwdgrad/jvp-core';
+import { customJvp, suspended } from '@fwdgrad/jvp-core';
 import * as tf from '@tensorflow/tfjs';
 
 /**
@@ -190,31 +190,69 @@ export function headGradientOfSum(
   out.db = tf.keep(grads.db);
 }
 
+/** A fused loss's head: the per-row losses ℓ [R], the pooled features x̄ [R, G·C′] and r = ∂ℓ/∂u [R, D]. */
+export type FusedHead = (
+  features: tf.Tensor[],
+  w: tf.Tensor,
+  b: tf.Tensor,
+) => { xbar: tf.Tensor; loss: tf.Tensor; r: tf.Tensor };
+
 /**
- * Runs a fused loss evaluation `run(keep)` whose head pass calls `keep(x̄, r)` once: the JVP rule then
- * reads them from `kept()` instead of evaluating the head a second time, and (when `head` is given) the
- * head gradient is built from them. Everything kept is freed when the evaluation returns.
+ * A fused replicated loss (paper Algorithm 1, REFERENCE 3.1): `head` runs once; the value is ℓ tiled to
+ * [R, P′, G′]; customGrad ∘ customJvp with {@link fusedCotangents} / {@link fusedTangent}. `features` are
+ * consecutive row blocks of the geometry's R rows (one block; the two contrastive views). The JVP rule
+ * reuses the value's x̄ and r instead of running the head again, and with `head` given the head's
+ * gradient of Σ(replicas) is built from them too ({@link headGradientOfSum}).
  */
-export function withKeptHead(
+export function fusedHeadLoss(
   g: FusedGeometry,
-  head: HeadGradientOut | undefined,
-  run: (keep: (xbar: tf.Tensor, r: tf.Tensor) => void, kept: () => [tf.Tensor, tf.Tensor]) => tf.Tensor,
+  features: tf.Tensor[],
+  w: tf.Tensor,
+  b: tf.Tensor,
+  headFn: FusedHead,
+  head?: HeadGradientOut,
 ): tf.Tensor {
-  let stash: [tf.Tensor, tf.Tensor] | null = null;
-  const keep = (xbar: tf.Tensor, r: tf.Tensor) => {
-    tf.dispose(stash ?? []);
-    stash = [tf.keep(xbar), tf.keep(r)];
-  };
-  const kept = (): [tf.Tensor, tf.Tensor] => {
-    if (stash === null) throw new Error('fused loss: the head pass did not run before its JVP rule');
-    return stash;
-  };
+  const blocks = features.length;
+  let kept: [tf.Tensor, tf.Tensor] | null = null;
+  const withGrad = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const inputs = args.slice(0, blocks + 2) as tf.Tensor[];
+    const save = args[blocks + 2] as tf.GradSaveFunc;
+    const wi = inputs[blocks];
+    const { xbar, loss, r } = headFn(inputs.slice(0, blocks), wi, inputs[blocks + 1]);
+    save([xbar, r, wi]);
+    tf.dispose(kept ?? []);
+    kept = [tf.keep(xbar), tf.keep(r)];
+    return {
+      value: tileLoss(loss, g),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sx, sr, sw] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+        const { dx, dw, db } = fusedCotangents({ geometry: g, dy, w: sw, xbar: sx, r: sr, blocks });
+        return [...dx, dw, db];
+      },
+    };
+  });
+  const fused = customJvp(withGrad as (...xs: tf.Tensor[]) => tf.Tensor, ({ inputs, tangents, batched }) =>
+    tf.tidy(() => {
+      if (kept === null) throw new Error('fused loss: the head pass did not run before its JVP rule');
+      const [xbar, r] = kept;
+      return fusedTangent({
+        geometry: g,
+        w: inputs[blocks] as tf.Tensor,
+        xbar,
+        r,
+        dx: tangents.slice(0, blocks),
+        dw: tangents[blocks] ?? null,
+        db: tangents[blocks + 1] ?? null,
+        batched,
+      });
+    }),
+  );
   try {
-    const out = run(keep, kept);
-    if (head !== undefined) headGradientOfSum(g, ...kept(), head);
+    const out = fused(...features, w, b);
+    if (head !== undefined && kept !== null) headGradientOfSum(g, kept[0], kept[1], head);
     return out;
   } finally {
-    tf.dispose(stash ?? []);
+    tf.dispose(kept ?? []);
   }
 }
 

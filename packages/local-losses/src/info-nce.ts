@@ -1,15 +1,7 @@
-import { customJvp, ops, stopGradient } from '@fwdgrad/jvp-core';
+import { ops, stopGradient } from '@fwdgrad/jvp-core';
 import * as tf from '@tensorflow/tfjs';
 import { poolFeatures, replicatedFeatures } from './aggregate.js';
-import {
-  type FusedGeometry,
-  fusedCotangents,
-  fusedTangent,
-  type HeadGradientOut,
-  naiveHeadGradient,
-  tileLoss,
-  withKeptHead,
-} from './fused.js';
+import { type FusedGeometry, fusedHeadLoss, type HeadGradientOut, naiveHeadGradient } from './fused.js';
 import type { ReplicatedInfoNceOptions } from './types.js';
 import { checkHeadShapes, checkImpl, resolveReplication } from './validate.js';
 
@@ -161,10 +153,7 @@ function ntXentHead(x: tf.Tensor, y: tf.Tensor, w: tf.Tensor, b: tf.Tensor, T: n
   return { xbar, loss, r };
 }
 
-/**
- * One similarity matrix, no P·G copies; customJvp ∘ customGrad with the rules of REFERENCE 3.1. The head pass
- * (x̄, r) of the value is reused by the JVP rule and, with `head`, for the head's gradient.
- */
+/** One similarity matrix, no P·G copies; customJvp ∘ customGrad with the rules of REFERENCE 3.1 ({@link fusedHeadLoss}). */
 function fusedInfoNce(
   x: tf.Tensor,
   y: tf.Tensor,
@@ -177,47 +166,14 @@ function fusedInfoNce(
 ): tf.Tensor {
   const [N, P, G, Cg] = x.shape as [number, number, number, number];
   const geometry: FusedGeometry = { xShape: [2 * N, P, G, Cg], patchwise, groupwise };
-  return withKeptHead(geometry, head, (keep, kept) => {
-    const withGrad = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-      const [xi, yi, wi, bi] = args as tf.Tensor[];
-      const save = args[4] as tf.GradSaveFunc;
-      const { xbar, loss, r } = ntXentHead(
-        xi as tf.Tensor,
-        yi as tf.Tensor,
-        wi as tf.Tensor,
-        bi as tf.Tensor,
-        T,
-      );
-      save([xbar, r, wi as tf.Tensor]);
-      keep(xbar, r);
-      return {
-        value: tileLoss(loss, geometry),
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          const [sx, sr, sw] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
-          const { dx, dw, db } = fusedCotangents({ geometry, dy, w: sw, xbar: sx, r: sr, blocks: 2 });
-          return [dx[0] as tf.Tensor, dx[1] as tf.Tensor, dw, db];
-        },
-      };
-    });
-    const fused = customJvp(
-      withGrad as (x: tf.Tensor, y: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.Tensor,
-      ({ inputs, tangents, batched }) =>
-        tf.tidy(() => {
-          const [xbar, r] = kept();
-          return fusedTangent({
-            geometry,
-            w: inputs[2] as tf.Tensor,
-            xbar,
-            r,
-            dx: [tangents[0] ?? null, tangents[1] ?? null],
-            dw: tangents[2] ?? null,
-            db: tangents[3] ?? null,
-            batched,
-          });
-        }),
-    );
-    return fused(x, y, w, b);
-  });
+  return fusedHeadLoss(
+    geometry,
+    [x, y],
+    w,
+    b,
+    ([xi, yi], wi, bi) => ntXentHead(xi as tf.Tensor, yi as tf.Tensor, wi, bi, T),
+    head,
+  );
 }
 
 /**
