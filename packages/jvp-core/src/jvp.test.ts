@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   createRandom,
   customJvp,
+  groupedMatMul,
   jvp,
   jvpActive,
   jvpBatched,
@@ -23,6 +24,13 @@ beforeAll(async () => {
 });
 
 const values = (t: tf.Tensor) => Array.from(t.dataSync());
+
+/** Elementwise |got − want| < 5e-5 (toBeCloseTo's 4 digits). */
+function expectNear(got: tf.Tensor, want: tf.Tensor): void {
+  expect(got.shape).toEqual(want.shape);
+  const w = values(want);
+  for (const [i, v] of values(got).entries()) expect(v).toBeCloseTo(w[i], 4);
+}
 
 describe('jvp semantics', () => {
   it('returns the value and the directional derivative', () => {
@@ -292,7 +300,7 @@ describe('extra ops', () => {
       const lin = layerNormLinearized(x, axes);
       const got = lin.vjp(g);
       expect(values(lin.y)).toEqual(values(yRef));
-      values(got).forEach((v, i) => expect(v).toBeCloseTo(values(expected)[i], 4));
+      expectNear(got, expected);
       lin.dispose();
       tf.dispose([lin.y, got]);
       expect(tf.memory().numTensors).toBe(before);
@@ -310,12 +318,14 @@ describe('extra ops', () => {
         [dx],
       );
       const [, dyRef] = jvp((a) => layerNorm(a, axes), [x], [dx]);
-      values(dy).forEach((v, i) => expect(v).toBeCloseTo(values(dyRef)[i], 4));
-      values(inner as unknown as tf.Tensor).forEach((v, i) => expect(v).toBeCloseTo(values(expected)[i], 4));
+      expectNear(dy, dyRef);
+      expectNear(inner as unknown as tf.Tensor, expected);
       expect(values(y)).toEqual(values(yRef));
     }
     const lin = layerNormLinearized(x, -1);
-    expect(() => lin.vjp(tf.zeros([3, 4]))).toThrow(/cotangent has shape \[3,4\] but the output has \[3,4,6\]/);
+    expect(() => lin.vjp(tf.zeros([3, 4]))).toThrow(
+      /cotangent has shape \[3,4\] but the output has \[3,4,6\]/,
+    );
     lin.dispose();
     const f = layerNormFunction(-1);
     expect(values(f(x))).toEqual(values(layerNorm(x, -1)));
@@ -334,6 +344,115 @@ describe('extra ops', () => {
     expect(() => softmaxCrossEntropy(tf.zeros([3]), x)).toThrow(
       /labels shape \[3\] must equal logits shape \[3,4\]/,
     );
+  });
+});
+
+describe('layerNorm over a middle axis', () => {
+  // token mixing normalises x[N, C, P] over the channels (axis 1): one fused kernel where the backend
+  // has it (statistics over C of [outer, C, inner]), the composite formula otherwise
+  const x = tf.add(rand([3, 5, 4], 21), 2); // an offset mean, as after a residual
+  const composite = (a: tf.Tensor) => {
+    const mu = tf.mean(a, 1, true);
+    const v = tf.sub(tf.mean(tf.square(a), 1, true), tf.square(mu));
+    return tf.mul(tf.sub(a, mu), tf.rsqrt(tf.add(v, 1e-5)));
+  };
+  it('equals the composite formula, and its JVP matches reverse mode, finite differences and batches', () => {
+    expectNear(layerNorm(x, 1), composite(x));
+    expectNear(layerNorm(x, -2), composite(x));
+    checkJvp((a) => layerNorm(a, 1), [x], { reference: composite });
+    checkBatched((a) => tf.mul(layerNorm(a, 1), a), [x], 3);
+  });
+  it('tf.grad through it equals tf.grad of the composite formula', () => {
+    const g = rand([3, 5, 4], 22);
+    const loss = (f: (a: tf.Tensor) => tf.Tensor) => (a: tf.Tensor) => tf.sum(tf.mul(tf.square(f(a)), g));
+    expectNear(tf.grad(loss((a) => layerNorm(a, 1)))(x), tf.grad(loss(composite))(x));
+  });
+});
+
+describe('groupedMatMul', () => {
+  const M = 5;
+  const G = 3;
+  const CI = 2;
+  const CO = 4;
+  /** The grouped products written out with transposes and a batched matMul (what wasm runs). */
+  const reference = (a: tf.Tensor, b: tf.Tensor, mode: 'nn' | 'nt' | 'tn') => {
+    if (mode === 'tn') {
+      const [ci, co] = [a.shape[a.rank - 1], b.shape[b.rank - 1]];
+      const ag = tf.transpose(tf.reshape(a, [-1, G, ci]), [1, 0, 2]);
+      return tf.matMul(ag, tf.transpose(tf.reshape(b, [-1, G, co]), [1, 0, 2]), true, false);
+    }
+    const lead = a.shape.slice(0, -2);
+    const ag = tf.transpose(tf.reshape(a, [-1, G, a.shape[a.rank - 1]]), [1, 0, 2]);
+    const y = tf.transpose(tf.matMul(ag, b, false, mode === 'nt'), [1, 0, 2]);
+    return tf.reshape(y, [...lead, G, y.shape[2] as number]);
+  };
+  const operands = {
+    nn: [
+      [M, G, CI],
+      [G, CI, CO],
+    ],
+    nt: [
+      [M, G, CO],
+      [G, CI, CO],
+    ],
+    tn: [
+      [M, G, CI],
+      [M, G, CO],
+    ],
+  } as const;
+  for (const mode of ['nn', 'nt', 'tn'] as const) {
+    const [aShape, bShape] = operands[mode];
+    const a = rand([...aShape], 31);
+    const b = rand([...bShape], 32);
+    it(`'${mode}': values equal the transpose formulation, also with several leading axes`, () => {
+      const y = groupedMatMul(a, b, mode);
+      expect(y.shape).toEqual(mode === 'tn' ? [G, CI, CO] : [M, G, mode === 'nn' ? CO : CI]);
+      expectNear(y, reference(a, b, mode));
+      // M = 5 as [5, 1] leading axes: kept in the output ('nn', 'nt'), shared by a and b ('tn')
+      const a2 = tf.reshape(a, [M, 1, G, aShape[2]]);
+      const b2 = mode === 'tn' ? tf.reshape(b, [M, 1, G, CO]) : b;
+      const y2 = groupedMatMul(a2, b2, mode);
+      expect(y2.shape).toEqual(mode === 'tn' ? [G, CI, CO] : [M, 1, G, mode === 'nn' ? CO : CI]);
+      expectNear(y2, reference(a2, b2, mode));
+      tf.dispose(b2 === b ? [y, y2, a2] : [y, y2, a2, b2]);
+    });
+    it(`'${mode}': JVP matches reverse mode and finite differences, batched = K single calls`, () => {
+      const f = (p: tf.Tensor, q: tf.Tensor) => groupedMatMul(p, q, mode);
+      checkJvp(f, [a, b], { seed: 3, reference: (p, q) => reference(p, q, mode) });
+      checkJvp(f, [a, b], { seed: 4 }); // reverse mode through groupedMatMul itself (the kernel's gradient)
+      checkBatched(f, [a, b], 3);
+      // a tangent on one side only, batched
+      checkBatched((p) => f(p, b), [a], 2);
+      checkBatched((q) => f(a, q), [b], 2);
+    });
+    it(`'${mode}': tf.grad through it equals tf.grad of the transpose formulation`, () => {
+      const w = rand(mode === 'tn' ? [G, CI, CO] : [M, G, mode === 'nn' ? CO : CI], 33);
+      const loss = (f: (p: tf.Tensor, q: tf.Tensor) => tf.Tensor) => (p: tf.Tensor, q: tf.Tensor) =>
+        tf.sum(tf.mul(tf.sin(f(p, q)), w));
+      const got = tf.grads(loss((p, q) => groupedMatMul(p, q, mode)))([a, b]);
+      const want = tf.grads(loss((p, q) => reference(p, q, mode)))([a, b]);
+      expectNear(got[0], want[0]);
+      expectNear(got[1], want[1]);
+      tf.dispose([w, ...got, ...want]);
+    });
+  }
+  it('forward-over-reverse through it (the gradient differentiated by jvp)', () => {
+    const [a, b] = [rand([M, G, CI], 34), rand([G, CI, CO], 35)];
+    const grad = (p: tf.Tensor) => tf.grad((q: tf.Tensor) => tf.sum(tf.square(groupedMatMul(q, b))))(p);
+    const gradRef = (p: tf.Tensor) => tf.grad((q: tf.Tensor) => tf.sum(tf.square(reference(q, b, 'nn'))))(p);
+    const u = rand([M, G, CI], 36);
+    const [, hv] = jvp(grad, [a], [u]);
+    const [, hvRef] = jvp(gradRef, [a], [u]);
+    expectNear(hv, hvRef);
+  });
+  it('errors name the shapes and the fix', () => {
+    const a = rand([M, G, CI], 37);
+    expect(() => groupedMatMul(a, rand([G, CI + 1, CO], 38), 'nn')).toThrow(
+      /groupedMatMul 'nn': a \[5,3,2\] and b \[3,3,4\] do not fit; expected a\[M, G, ci\] and b\[G, ci, co\]/,
+    );
+    expect(() => groupedMatMul(a, rand([M + 1, G, CO], 39), 'tn')).toThrow(/same M and G/);
+    expect(() => groupedMatMul(rand([G, CI], 40), rand([G, CI, CO], 41))).toThrow(/expected a\[M, G, ci\]/);
+    expect(() => groupedMatMul(a, a, 'xx' as 'nn')).toThrow(/mode must be 'nn', 'nt' or 'tn', got "xx"/);
   });
 });
 

@@ -1,37 +1,37 @@
 import * as tf from '@tensorflow/tfjs';
 import { customJvp, jvpActive, stopGradient, suspended } from './engine.js';
+import { groupedMatMul, kernelUsable } from './grouped.js';
 
 /**
  * Optional fused kernels a backend may register (`@fwdgrad/native` does, on tfjs's cpu backend):
- * `FwdgradLayerNorm` (inputs {x}, attrs {epsilon}) → [y, r] over the last axis, r = 1/√(var + ε) of
- * shape [..., 1]; `FwdgradLayerNormJvp` (inputs {t, y, r}) → r·((t − E[t]) − y·E[y·t]), t possibly
- * stacked [k, ...y.shape]. jvp-core has JVP rules for both (rules.ts), so nested jvp levels see
- * through them; under a recording tape `layerNorm` uses a kernel only if a gradient is registered
- * for it (@fwdgrad/native registers one for the forward kernel).
+ * `FwdgradLayerNorm` (inputs {x}, attrs {epsilon, axis}) → [y, r] over one axis of x (default −1), r =
+ * 1/√(var + ε) of x's shape with that axis set to 1; `FwdgradLayerNormJvp` (inputs {t, y, r}, attrs
+ * {axis}, relative to y) → r·((t − E[t]) − y·E[y·t]), t possibly stacked [k, ...y.shape]. jvp-core has
+ * JVP rules for both (rules.ts), so nested jvp levels see through them; under a recording tape
+ * `layerNorm` uses a kernel only if a gradient is registered for it (@fwdgrad/native registers one for
+ * the forward kernel).
  */
 export const FUSED_LAYER_NORM = 'FwdgradLayerNorm';
 export const FUSED_LAYER_NORM_JVP = 'FwdgradLayerNormJvp';
 
-function tapeRecording(): boolean {
-  return (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn();
-}
-
 /**
- * Whether the fused kernel `name` serves a layer norm of x over `axes`: the backend registered it,
- * the axis is the last one, and a recording tape (if any) has a gradient to use for it.
+ * Whether the fused kernel `name` serves a layer norm of x over `axes`: the backend registered it, the
+ * norm is over a single axis, and a recording tape (if any) has a gradient to use for it.
  */
 function fusedKernel(name: string, x: tf.Tensor, axes: number[]): boolean {
-  return (
-    x.dtype === 'float32' &&
-    axes.length === 1 &&
-    axes[0] === x.rank - 1 &&
-    tf.getKernel(name, tf.getBackend()) !== undefined &&
-    (!tapeRecording() || tf.getGradient(name) !== undefined)
-  );
+  return x.dtype === 'float32' && axes.length === 1 && x.rank > 0 && kernelUsable(name);
 }
 
-function fusedLayerNorm(x: tf.Tensor, epsilon: number): { y: tf.Tensor; r: tf.Tensor } {
-  const [y, r] = tf.engine().runKernel(FUSED_LAYER_NORM, { x }, { epsilon }) as tf.Tensor[];
+function fusedLayerNorm(x: tf.Tensor, axis: number, epsilon: number): { y: tf.Tensor; r: tf.Tensor } {
+  const [y, r] = tf.engine().runKernel(FUSED_LAYER_NORM, { x }, { epsilon, axis }) as tf.Tensor[];
+  if (r.rank !== x.rank || r.shape[axis] !== 1) {
+    // a backend whose kernel predates the axis attribute normalises the last axis whatever it is told
+    tf.dispose([y, r]);
+    throw new Error(
+      `layerNorm: the backend's ${FUSED_LAYER_NORM} kernel returned r [${r.shape}] for x [${x.shape}] over ` +
+        `axis ${axis}; it does not support the axis attribute: update @fwdgrad/native`,
+    );
+  }
   return { y, r };
 }
 
@@ -114,9 +114,15 @@ export function layerNormFunction(axes: number | number[], epsilon = 1e-5): Line
  * r·((t − E[t]) − y·E[y·t]) over `axes` of y: the layer norm's JVP, and (the Jacobian being
  * symmetric) its VJP. `t` may carry a leading stacked axis (`batched`).
  */
-function layerNormTangent(t: tf.Tensor, y: tf.Tensor, r: tf.Tensor, ax: number[], batched: boolean): tf.Tensor {
+function layerNormTangent(
+  t: tf.Tensor,
+  y: tf.Tensor,
+  r: tf.Tensor,
+  ax: number[],
+  batched: boolean,
+): tf.Tensor {
   if (fusedKernel(FUSED_LAYER_NORM_JVP, y, ax)) {
-    return tf.engine().runKernel(FUSED_LAYER_NORM_JVP, { t, y, r }) as tf.Tensor;
+    return tf.engine().runKernel(FUSED_LAYER_NORM_JVP, { t, y, r }, { axis: ax[0] }) as tf.Tensor;
   }
   const tAxes = batched ? ax.map((a) => a + 1) : ax;
   const centred = tf.sub(t, tf.mean(t, tAxes, true));
@@ -127,7 +133,9 @@ function layerNormTangent(t: tf.Tensor, y: tf.Tensor, r: tf.Tensor, ax: number[]
 /** The layer norm's output y and its r = 1/√(var + ε) (kept: the caller disposes it). */
 function layerNormWithScale(x: tf.Tensor, ax: number[], epsilon: number): { y: tf.Tensor; r: tf.Tensor } {
   const forward = (xi: tf.Tensor) =>
-    fusedKernel(FUSED_LAYER_NORM, xi, ax) ? fusedLayerNorm(xi, epsilon) : layerNormStats(xi, ax, epsilon);
+    fusedKernel(FUSED_LAYER_NORM, xi, ax)
+      ? fusedLayerNorm(xi, ax[0], epsilon)
+      : layerNormStats(xi, ax, epsilon);
   if (!jvpActive()) {
     const out = tf.tidy(() => forward(x));
     return { y: out.y, r: tf.keep(out.r) };
@@ -140,7 +148,8 @@ function layerNormWithScale(x: tf.Tensor, ax: number[], epsilon: number): { y: t
         scale = tf.keep(r);
         return y;
       }),
-    ({ tangents: [dx], output: y, batched }) => layerNormTangent(dx as tf.Tensor, y, scale as tf.Tensor, ax, batched),
+    ({ tangents: [dx], output: y, batched }) =>
+      layerNormTangent(dx as tf.Tensor, y, scale as tf.Tensor, ax, batched),
   );
   try {
     return { y: op(x), r: scale as unknown as tf.Tensor };
@@ -179,8 +188,8 @@ export function softmaxCrossEntropy(labels: tf.Tensor, logits: tf.Tensor): tf.Te
 /**
  * The ops forward-mode code is written with. Inside `jvp` every tfjs op is differentiated at the
  * kernel level, so these are the tfjs functions themselves (same names and signatures), plus
- * what tfjs lacks: `layerNorm`, `l2Normalize`, `softmaxCrossEntropy`, `stopGradient`. All of
- * them take plain tensors and work under `tf.grad` as well.
+ * what tfjs lacks: `layerNorm`, `l2Normalize`, `softmaxCrossEntropy`, `stopGradient`,
+ * `groupedMatMul`. All of them take plain tensors and work under `tf.grad` as well.
  */
 export const ops = {
   matMul: tf.matMul,
@@ -220,4 +229,5 @@ export const ops = {
   l2Normalize,
   softmaxCrossEntropy,
   stopGradient,
+  groupedMatMul,
 };

@@ -1,38 +1,63 @@
 import * as tf from '@tensorflow/tfjs';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { FUSED_LAYER_NORM, FUSED_LAYER_NORM_JVP, jvp, supportedKernels } from './index.js';
+import {
+  FUSED_GROUPED_MATMUL,
+  FUSED_LAYER_NORM,
+  FUSED_LAYER_NORM_JVP,
+  jvp,
+  supportedKernels,
+} from './index.js';
 import { checkBatched, checkJvp, rand } from './testing.test-util.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
-  registerReferenceLayerNormKernels();
+  registerReferenceKernels();
 });
 
-/** y and r of a layer norm over the last axis, with tfjs ops (the fused kernels' contract). */
-function composite(x: tf.Tensor, epsilon = 1e-5): [tf.Tensor, tf.Tensor] {
-  const mean = tf.mean(x, -1, true);
-  const r = tf.rsqrt(tf.add(tf.sub(tf.mean(tf.square(x), -1, true), tf.square(mean)), epsilon));
+/** y and r of a layer norm over one axis, with tfjs ops (the fused kernels' contract). */
+function composite(x: tf.Tensor, epsilon = 1e-5, axis = -1): [tf.Tensor, tf.Tensor] {
+  const mean = tf.mean(x, axis, true);
+  const r = tf.rsqrt(tf.add(tf.sub(tf.mean(tf.square(x), axis, true), tf.square(mean)), epsilon));
   return [tf.mul(tf.sub(x, mean), r), r];
 }
 
-function compositeJvp(t: tf.Tensor, y: tf.Tensor, r: tf.Tensor): tf.Tensor {
-  const centred = tf.sub(t, tf.mean(t, -1, true));
-  return tf.mul(tf.sub(centred, tf.mul(y, tf.mean(tf.mul(y, t), -1, true))), r);
+function compositeJvp(t: tf.Tensor, y: tf.Tensor, r: tf.Tensor, axis = -1): tf.Tensor {
+  const ax = axis < 0 ? axis + t.rank : axis + (t.rank - y.rank); // t may stack copies over y's shape
+  const centred = tf.sub(t, tf.mean(t, ax, true));
+  return tf.mul(tf.sub(centred, tf.mul(y, tf.mean(tf.mul(y, t), ax, true))), r);
+}
+
+/** The grouped product with transposes and batched matMul (the contract of FUSED_GROUPED_MATMUL). */
+function compositeGrouped(a: tf.Tensor, b: tf.Tensor, mode: 'nn' | 'nt' | 'tn'): tf.Tensor {
+  const ag = tf.transpose(a, [1, 0, 2]);
+  if (mode === 'nn') return tf.transpose(tf.matMul(ag, b), [1, 0, 2]);
+  if (mode === 'nt') return tf.transpose(tf.matMul(ag, b, false, true), [1, 0, 2]);
+  return tf.matMul(ag, tf.transpose(b, [1, 0, 2]), true, false);
+}
+
+type Info = { dataId: object; shape: number[]; dtype: string };
+type Cpu = {
+  data: { get(id: object): { values: Float32Array } };
+  makeTensorInfo(s: number[], d: string, v: Float32Array): Info;
+};
+
+/** [outer, n, inner] around `axis` (default −1) of `shape`. */
+function view(
+  shape: number[],
+  axisAttr: number | undefined,
+): { axis: number; outer: number; n: number; inner: number } {
+  const axis = (axisAttr ?? -1) < 0 ? (axisAttr ?? -1) + shape.length : (axisAttr as number);
+  const prod = (s: number[]) => s.reduce((a, b) => a * b, 1);
+  return { axis, outer: prod(shape.slice(0, axis)), n: shape[axis], inner: prod(shape.slice(axis + 1)) };
 }
 
 /**
- * The fused layer-norm kernels of ops.ts, in plain JavaScript on the cpu backend, unless a backend
- * package (@fwdgrad/native, under FWDGRAD_NATIVE_KERNELS=1) registered its own: the JVP rules are
- * tested against either.
+ * The fused layer-norm and grouped-product kernels of ops.ts / grouped.ts, in plain JavaScript on the cpu
+ * backend, unless a backend package (@fwdgrad/native, under FWDGRAD_NATIVE_KERNELS=1) registered its own:
+ * the JVP rules are tested against either.
  */
-function registerReferenceLayerNormKernels(): void {
-  type Info = { dataId: object; shape: number[]; dtype: string };
-  type Cpu = {
-    data: { get(id: object): { values: Float32Array } };
-    makeTensorInfo(s: number[], d: string, v: Float32Array): Info;
-  };
-  const rows = (x: Info) => x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+function registerReferenceKernels(): void {
   if (tf.getKernel(FUSED_LAYER_NORM, 'cpu') === undefined) {
     tf.registerKernel({
       kernelName: FUSED_LAYER_NORM,
@@ -43,27 +68,34 @@ function registerReferenceLayerNormKernels(): void {
         backend,
       }: {
         inputs: { x: Info };
-        attrs: { epsilon: number };
+        attrs: { epsilon: number; axis?: number };
         backend: Cpu;
       }) => {
         const x = backend.data.get(inputs.x.dataId).values;
-        const n = inputs.x.shape[inputs.x.shape.length - 1];
+        const { axis, outer, n, inner } = view(inputs.x.shape, attrs.axis);
         const y = new Float32Array(x.length);
-        const r = new Float32Array(rows(inputs.x));
-        for (let i = 0; i < r.length; i++) {
-          let s = 0;
-          let sq = 0;
-          for (let j = 0; j < n; j++) {
-            s += x[i * n + j];
-            sq += x[i * n + j] * x[i * n + j];
+        const r = new Float32Array(outer * inner);
+        for (let o = 0; o < outer; o++)
+          for (let i = 0; i < inner; i++) {
+            const at = (j: number) => (o * n + j) * inner + i;
+            let s = 0;
+            let sq = 0;
+            for (let j = 0; j < n; j++) {
+              s += x[at(j)];
+              sq += x[at(j)] * x[at(j)];
+            }
+            const mean = Math.fround(s / n);
+            const ri = 1 / Math.sqrt(Math.fround(sq / n) - mean * mean + attrs.epsilon);
+            r[o * inner + i] = ri;
+            for (let j = 0; j < n; j++) y[at(j)] = (x[at(j)] - mean) * ri;
           }
-          const mean = Math.fround(s / n);
-          r[i] = 1 / Math.sqrt(Math.fround(sq / n) - mean * mean + attrs.epsilon);
-          for (let j = 0; j < n; j++) y[i * n + j] = (x[i * n + j] - mean) * r[i];
-        }
         return [
           backend.makeTensorInfo(inputs.x.shape, 'float32', y),
-          backend.makeTensorInfo([...inputs.x.shape.slice(0, -1), 1], 'float32', r),
+          backend.makeTensorInfo(
+            inputs.x.shape.map((d, i) => (i === axis ? 1 : d)),
+            'float32',
+            r,
+          ),
         ];
       }) as unknown as tf.KernelFunc,
     });
@@ -72,22 +104,79 @@ function registerReferenceLayerNormKernels(): void {
     tf.registerKernel({
       kernelName: FUSED_LAYER_NORM_JVP,
       backendName: 'cpu',
-      kernelFunc: (({ inputs, backend }: { inputs: { t: Info; y: Info; r: Info }; backend: Cpu }) => {
+      kernelFunc: (({
+        inputs,
+        attrs,
+        backend,
+      }: {
+        inputs: { t: Info; y: Info; r: Info };
+        attrs: { axis?: number } | undefined;
+        backend: Cpu;
+      }) => {
         const [t, y, r] = [inputs.t, inputs.y, inputs.r].map((i) => backend.data.get(i.dataId).values);
-        const n = inputs.y.shape[inputs.y.shape.length - 1];
+        const { outer, n, inner } = view(inputs.y.shape, attrs?.axis);
         const out = new Float32Array(t.length);
-        for (let q = 0; q < t.length / n; q++) {
-          const i = q % r.length;
-          let st = 0;
-          let syt = 0;
-          for (let j = 0; j < n; j++) {
-            st += t[q * n + j];
-            syt += y[i * n + j] * t[q * n + j];
+        // t stacks copies of y's shape: [k·outer, n, inner]
+        for (let q = 0; q < t.length / (n * inner); q++)
+          for (let i = 0; i < inner; i++) {
+            const o = q % outer;
+            const tAt = (j: number) => (q * n + j) * inner + i;
+            const yAt = (j: number) => (o * n + j) * inner + i;
+            let st = 0;
+            let syt = 0;
+            for (let j = 0; j < n; j++) {
+              st += t[tAt(j)];
+              syt += y[yAt(j)] * t[tAt(j)];
+            }
+            for (let j = 0; j < n; j++)
+              out[tAt(j)] = (t[tAt(j)] - st / n - (y[yAt(j)] * syt) / n) * r[o * inner + i];
           }
-          for (let j = 0; j < n; j++)
-            out[q * n + j] = (t[q * n + j] - st / n - (y[i * n + j] * syt) / n) * r[i];
-        }
         return backend.makeTensorInfo(inputs.t.shape, 'float32', out);
+      }) as unknown as tf.KernelFunc,
+    });
+  }
+  if (tf.getKernel(FUSED_GROUPED_MATMUL, 'cpu') === undefined) {
+    tf.registerKernel({
+      kernelName: FUSED_GROUPED_MATMUL,
+      backendName: 'cpu',
+      kernelFunc: (({
+        inputs,
+        attrs,
+        backend,
+      }: {
+        inputs: { a: Info; b: Info };
+        attrs: { mode: 'nn' | 'nt' | 'tn' };
+        backend: Cpu;
+      }) => {
+        const [a, b] = [inputs.a, inputs.b].map((i) => backend.data.get(i.dataId).values);
+        const [m, g, ca] = inputs.a.shape;
+        const [, b1, b2] = inputs.b.shape;
+        if (attrs.mode === 'tn') {
+          // out[g, i, o] = Σ_m a[m, g, i]·b[m, g, o]
+          const out = new Float32Array(g * ca * b2);
+          for (let h = 0; h < g; h++)
+            for (let i = 0; i < ca; i++)
+              for (let o = 0; o < b2; o++) {
+                let s = 0;
+                for (let p = 0; p < m; p++) s += a[(p * g + h) * ca + i] * b[(p * g + h) * b2 + o];
+                out[(h * ca + i) * b2 + o] = s;
+              }
+          return backend.makeTensorInfo([g, ca, b2], 'float32', out);
+        }
+        // nn: out[m, g, o] = Σ_i a[m, g, i]·b[g, i, o]; nt: out[m, g, i] = Σ_o a[m, g, o]·b[g, i, o]
+        const width = attrs.mode === 'nn' ? b2 : b1;
+        const out = new Float32Array(m * g * width);
+        for (let p = 0; p < m; p++)
+          for (let h = 0; h < g; h++)
+            for (let q = 0; q < width; q++) {
+              let s = 0;
+              for (let j = 0; j < ca; j++)
+                s +=
+                  a[(p * g + h) * ca + j] *
+                  (attrs.mode === 'nn' ? b[(h * b1 + j) * b2 + q] : b[(h * b1 + q) * b2 + j]);
+              out[(p * g + h) * width + q] = s;
+            }
+        return backend.makeTensorInfo([m, g, width], 'float32', out);
       }) as unknown as tf.KernelFunc,
     });
   }
@@ -96,6 +185,8 @@ function registerReferenceLayerNormKernels(): void {
 type F = (...xs: tf.Tensor[]) => tf.Tensor;
 interface Case {
   kernel: string;
+  /** the test's name where one kernel has several cases (default: the kernel) */
+  name?: string;
   f: F;
   shapes: number[][];
   /** primal range; keep away from kinks and poles */
@@ -114,7 +205,76 @@ const fusedLayerNorm = (x: tf.Tensor) => {
   return tf.add(y, tf.mul(r, 0.5)); // both outputs' tangents count
 };
 
+const fusedLayerNormAxis1 = (x: tf.Tensor) => {
+  const [y, r] = tf.engine().runKernel(FUSED_LAYER_NORM, { x }, { epsilon: 1e-5, axis: 1 }) as tf.Tensor[];
+  return tf.add(y, tf.mul(r, 0.5));
+};
+
+/** The fused grouped product in `mode` (the kernel itself, whichever registered it). */
+const grouped =
+  (mode: 'nn' | 'nt' | 'tn'): F =>
+  (a, b) =>
+    tf.engine().runKernel(FUSED_GROUPED_MATMUL, { a, b }, { mode }) as tf.Tensor;
+
 const cases: Case[] = [
+  {
+    kernel: FUSED_LAYER_NORM,
+    name: `${FUSED_LAYER_NORM} (axis 1)`,
+    f: fusedLayerNormAxis1, // a middle axis: statistics over n of [outer, n, inner]
+    shapes: [[2, 5, 3]],
+    reference: (x) => {
+      const [y, r] = composite(x, 1e-5, 1);
+      return tf.add(y, tf.mul(r, 0.5));
+    },
+  },
+  {
+    kernel: FUSED_LAYER_NORM_JVP,
+    name: `${FUSED_LAYER_NORM_JVP} (axis 1)`,
+    f: (t, x) => {
+      const [y, r] = tf
+        .engine()
+        .runKernel(FUSED_LAYER_NORM, { x }, { epsilon: 1e-5, axis: 1 }) as tf.Tensor[];
+      return tf.engine().runKernel(FUSED_LAYER_NORM_JVP, { t, y, r }, { axis: 1 }) as tf.Tensor;
+    },
+    shapes: [
+      [2, 2, 5, 3],
+      [2, 5, 3],
+    ],
+    reference: (t, x) => {
+      const [y, r] = composite(x, 1e-5, 1);
+      return compositeJvp(t, y, r, 1);
+    },
+  },
+  {
+    kernel: FUSED_GROUPED_MATMUL,
+    name: `${FUSED_GROUPED_MATMUL} 'nn'`,
+    f: grouped('nn'),
+    shapes: [
+      [5, 3, 2],
+      [3, 2, 4],
+    ],
+    reference: (a, b) => compositeGrouped(a, b, 'nn'),
+  },
+  {
+    kernel: FUSED_GROUPED_MATMUL,
+    name: `${FUSED_GROUPED_MATMUL} 'nt'`,
+    f: grouped('nt'),
+    shapes: [
+      [5, 3, 4],
+      [3, 2, 4],
+    ],
+    reference: (a, b) => compositeGrouped(a, b, 'nt'),
+  },
+  {
+    kernel: FUSED_GROUPED_MATMUL,
+    name: `${FUSED_GROUPED_MATMUL} 'tn'`,
+    f: grouped('tn'),
+    shapes: [
+      [5, 3, 2],
+      [5, 3, 4],
+    ],
+    reference: (a, b) => compositeGrouped(a, b, 'tn'),
+  },
   {
     kernel: FUSED_LAYER_NORM,
     f: fusedLayerNorm,
@@ -320,7 +480,7 @@ describe('every JVP rule', () => {
   });
 
   for (const c of cases) {
-    it(`${c.kernel}: matches reverse mode and finite differences, unbatched and batched`, () => {
+    it(`${c.name ?? c.kernel}: matches reverse mode and finite differences, unbatched and batched`, () => {
       const primals = c.shapes.map((s, i) => rand(s, 100 + i, c.lo ?? -1, c.hi ?? 1));
       const opts = { reference: c.reference, reverse: c.reverse };
       checkJvp(c.f, primals, { seed: 3, ...opts });

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { FUSED_GROUPED_MATMUL, type GroupedMatMulMode, groupedMatMul } from './grouped.js';
 
 /**
  * JVP rules, one per tfjs kernel name — the forward-mode counterpart of tfjs's gradient
@@ -524,11 +525,12 @@ registerJvpRule('Einsum', (c) => {
 
 // ---------------------------------------------------------------------------------------------
 // Fused layer-norm kernels a backend may provide (see ops.ts: FUSED_LAYER_NORM). Written with tfjs
-// ops, so that nested jvp levels and tapes see through them.
+// ops, so that nested jvp levels and tapes see through them. Both normalise over one axis (attribute
+// `axis`, default −1), given relative to x (and y).
 
-/** Mean over the last axis, kept. */
-function lastMean(x: tf.Tensor): tf.Tensor {
-  return tf.mean(x, -1, true);
+function normAxis(axis: unknown, rank: number): number {
+  const a = axis === undefined || axis === null ? -1 : (axis as number);
+  return a < 0 ? a + rank : a;
 }
 
 // y = (x − μ)·r, r = 1/√(var + ε): dy = r·(dx − E[dx] − y·E[y·dx]), dr = −r²·E[y·dx]
@@ -536,8 +538,9 @@ registerJvpRule('FwdgradLayerNorm', (c) => {
   const dx = c.tangents.x;
   if (dx === null) return null;
   const [y, r] = c.outputs;
-  const proj = lastMean(tf.mul(y, dx));
-  const dy = tf.mul(tf.sub(tf.sub(dx, lastMean(dx)), tf.mul(y, proj)), r);
+  const ax = normAxis(c.attrs.axis, y.rank) + lead(c); // in dx's coordinates
+  const proj = tf.mean(tf.mul(y, dx), ax, true);
+  const dy = tf.mul(tf.sub(tf.sub(dx, tf.mean(dx, ax, true)), tf.mul(y, proj)), r);
   const dr = tf.neg(tf.mul(tf.square(r), proj));
   return [dy, dr];
 });
@@ -546,13 +549,16 @@ registerJvpRule('FwdgradLayerNorm', (c) => {
 registerJvpRule('FwdgradLayerNormJvp', (c) => {
   const { t, y, r } = c.inputs;
   const rank = t.rank;
+  const ax = normAxis(c.attrs.axis, y.rank) + (rank - y.rank); // in t's coordinates
+  const axT = ax + lead(c); // in the lifted tangents' coordinates
+  const mean = (v: tf.Tensor, a: number) => tf.mean(v, a, true);
   const dt = c.tangents.t === null ? null : lift(c, c.tangents.t, rank);
   const dy = c.tangents.y === null ? null : lift(c, c.tangents.y, rank);
   const dr = c.tangents.r === null ? null : lift(c, c.tangents.r, rank);
-  const yt = lastMean(tf.mul(y, t));
+  const yt = mean(tf.mul(y, t), ax);
   const terms: tf.Tensor[] = [];
-  if (dt !== null) terms.push(tf.sub(tf.sub(dt, lastMean(dt)), tf.mul(y, lastMean(tf.mul(y, dt)))));
-  if (dy !== null) terms.push(tf.neg(tf.add(tf.mul(dy, yt), tf.mul(y, lastMean(tf.mul(dy, t))))));
+  if (dt !== null) terms.push(tf.sub(tf.sub(dt, mean(dt, axT)), tf.mul(y, mean(tf.mul(y, dt), axT))));
+  if (dy !== null) terms.push(tf.neg(tf.add(tf.mul(dy, yt), tf.mul(y, mean(tf.mul(dy, t), axT)))));
   let out: tf.Tensor | null =
     terms.length === 0
       ? null
@@ -561,9 +567,54 @@ registerJvpRule('FwdgradLayerNormJvp', (c) => {
           r,
         );
   if (dr !== null) {
-    const base = tf.sub(tf.sub(t, lastMean(t)), tf.mul(y, yt));
+    const base = tf.sub(tf.sub(t, mean(t, ax)), tf.mul(y, yt));
     const fromR = tf.mul(dr, base);
     out = out === null ? fromR : tf.add(out, fromR);
   }
   return out === null ? null : fit(c, out);
+});
+
+// ---------------------------------------------------------------------------------------------
+// The grouped product a backend may provide (grouped.ts: FUSED_GROUPED_MATMUL). Bilinear:
+// d(a ⋆ b) = da ⋆ b + a ⋆ db in the same mode. With batched tangents K is folded into an axis the
+// product carries through (M of a for 'nn'/'nt'; ci or co otherwise), so each term is one product.
+
+/** [K, ...rest] laid out so that K sits before axis `at` of rest and merges with it. */
+function foldK(t: tf.Tensor, at: number): tf.Tensor {
+  const rest = t.shape.slice(1);
+  const perm = [...rest.map((_, i) => i + 1)];
+  perm.splice(at, 0, 0);
+  const shape = rest.slice();
+  shape[at] *= t.shape[0];
+  return tf.reshape(tf.transpose(t, perm), shape);
+}
+
+/** The inverse of {@link foldK} on a product whose axis `at` holds K·d: → [K, ...]. */
+function unfoldK(p: tf.Tensor, at: number, k: number): tf.Tensor {
+  const shape = p.shape.slice();
+  shape.splice(at, 1, k, p.shape[at] / k);
+  const perm = shape.map((_, i) => i).filter((i) => i !== at);
+  return tf.transpose(tf.reshape(p, shape), [at, ...perm]);
+}
+
+registerJvpRule(FUSED_GROUPED_MATMUL, (c) => {
+  const { a, b } = c.inputs;
+  const mode = (c.attrs.mode as GroupedMatMulMode | undefined) ?? 'nn';
+  const { a: da, b: db } = c.tangents;
+  let left: tf.Tensor | null = null;
+  let right: tf.Tensor | null = null;
+  if (da !== null) {
+    if (!c.batched || mode !== 'tn')
+      left = groupedMatMul(da, b, mode); // K joins M: [K, M, G, ·]
+    else left = unfoldK(groupedMatMul(foldK(da, 2), b, 'tn'), 1, c.k); // K·ci
+  }
+  if (db !== null) {
+    if (!c.batched) right = groupedMatMul(a, db, mode);
+    else if (mode === 'nn')
+      right = unfoldK(groupedMatMul(a, foldK(db, 2), 'nn'), 2, c.k); // K·co
+    else if (mode === 'nt')
+      right = unfoldK(groupedMatMul(a, foldK(db, 1), 'nt'), 2, c.k); // K·ci
+    else right = unfoldK(groupedMatMul(a, foldK(db, 2), 'tn'), 2, c.k); // K·co
+  }
+  return sumTerms(c, [left, right]);
 });

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { type Linearizable, stopGradient } from '@fwdgrad/jvp-core';
+import { groupedMatMul, type Linearizable, stopGradient } from '@fwdgrad/jvp-core';
 import { configSizes, type LocalMixerConfig } from './config.js';
 
 /**
@@ -89,13 +89,10 @@ function denseLinear(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor {
 }
 
 function groupedLinear(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor {
-  // 'npgc,gcd->npgd' without Einsum (the wasm backend has none): one batched matMul over the groups.
-  const lead = x.shape.slice(0, -2);
-  const [g, ci] = x.shape.slice(-2);
-  const co = w.shape[2] as number;
-  const xg = tf.transpose(tf.reshape(x, [-1, g, ci]), [1, 0, 2]); // [G, M, ci]
-  const y = tf.transpose(tf.matMul(xg, w), [1, 0, 2]); // [M, G, co]
-  return tf.add(tf.reshape(y, [...lead, g, co]), b);
+  // 'npgc,gcd->npgd' without Einsum (the wasm backend has none): jvp-core's grouped product, G strided
+  // products on x's own layout where the backend has the kernel (@fwdgrad/native), else transpose →
+  // batched matMul → transpose.
+  return tf.add(groupedMatMul(x, w, 'nn'), b);
 }
 
 /**

@@ -36,22 +36,40 @@ export interface NativeAddon {
   transpose(x: Float32Array, out: Float32Array, shape: Int32Array, perm: Int32Array): void;
   softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   addN(out: Float32Array, inputs: Float32Array[]): void;
+  /** Layer norm of x viewed as [outer, n, inner] over n; r [outer, inner]. */
   layerNorm(
     x: Float32Array,
     y: Float32Array,
     r: Float32Array,
-    rows: number,
+    outer: number,
     n: number,
+    inner: number,
     epsilon: number,
   ): void;
+  /** Its JVP for k stacked tangents t [k, outer, n, inner]. */
   layerNormJvp(
     t: Float32Array,
     y: Float32Array,
     r: Float32Array,
     out: Float32Array,
     k: number,
-    rows: number,
+    outer: number,
     n: number,
+    inner: number,
+  ): void;
+  /**
+   * Grouped product, mode 0 'nn' a[m,g,ci]·b[g,ci,co] → [m,g,co]; 1 'nt' a[m,g,co]·b[g,ci,co]ᵀ → [m,g,ci];
+   * 2 'tn' Σ_m a[m,g,ci]ᵀ·b[m,g,co] → [g,ci,co].
+   */
+  groupedGemm(
+    a: Float32Array,
+    b: Float32Array,
+    out: Float32Array,
+    mode: number,
+    m: number,
+    g: number,
+    ci: number,
+    co: number,
   ): void;
   fillNormal(
     out: Float32Array,
@@ -63,7 +81,7 @@ export interface NativeAddon {
   ): number;
   setThreads(threads: number, parallelMin?: number): void;
   setPrefetch(enabled: boolean): void;
-  info(): { blas: string | null; threads: number; blasThreads: number; openmp: boolean };
+  info(): { blas: string | null; threads: number; parallelMin: number; blasThreads: number; openmp: boolean };
   loadBlas(library: string): { blas: string | null; threads: number; blasThreads: number; openmp: boolean };
 }
 

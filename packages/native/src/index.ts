@@ -2,6 +2,8 @@ export { type LoadOptions, type NativeAddon, type NativeStatus, loadNative, nati
 export {
   broadcastLayout,
   collapsePermutation,
+  GROUPED_MATMUL_KERNEL,
+  groupedMatMulShapes,
   installedNativeKernels,
   installNativeKernels,
   LAYER_NORM_JVP_KERNEL,

@@ -1,9 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { loadNative } from './addon.js';
+import { loadNative, nativeAddon } from './addon.js';
 import {
   broadcastLayout,
   collapsePermutation,
+  GROUPED_MATMUL_KERNEL,
   installedNativeKernels,
   installNativeKernels,
   LAYER_NORM_JVP_KERNEL,
@@ -315,6 +316,170 @@ describe.runIf(expectAddon)('native kernels equal tfjs cpu kernels (relative 1e-
     )(x);
     expectClose(vjp.dataSync(), tf.slice(jvp, [0], [1]).dataSync(), 2e-5);
     tf.dispose([x, t, y, r, mean, rRef, yRef, jvp, centred, proj, jvpRef, vjp]);
+  });
+
+  it('fused layer norm over a middle or leading axis: [outer, n, inner] views, JVP with stacked tangents, gradient', () => {
+    installNativeKernels();
+    const composite = (v: tf.Tensor, axis: number) => {
+      const mean = tf.mean(v, axis, true);
+      const r = tf.rsqrt(tf.add(tf.sub(tf.mean(tf.square(v), axis, true), tf.square(mean)), 1e-5));
+      return { y: tf.mul(tf.sub(v, mean), r), r };
+    };
+    const native = nativeAddon();
+    const { threads, parallelMin } = native?.info() ?? { threads: 1, parallelMin: 0 };
+    const cases = [
+      [[4, 37, 6], 1], // token mixing's channel axis of x[N, C, P]
+      [[5, 3, 2, 7], 0],
+      [[3, 4, 9], -2],
+      [[3, 4, 9], 2], // the last axis, named: the same numbers as without the attribute
+    ] as [number[], number][];
+    // and again with the loops split across 2 threads from 64 elements (OpenMP paths)
+    for (const [pass, [shape, axis]] of [...cases.map((c) => [0, c]), ...cases.map((c) => [1, c])] as [
+      number,
+      [number[], number],
+    ][]) {
+      native?.setThreads(pass === 0 ? threads : 2, pass === 0 ? parallelMin : 64);
+      const x = tf.add(rand(shape, 90), 3);
+      const ax = axis < 0 ? axis + shape.length : axis;
+      const [y, r] = tf.engine().runKernel(LAYER_NORM_KERNEL, { x }, { epsilon: 1e-5, axis }) as tf.Tensor[];
+      const ref = composite(x, ax);
+      expect(r.shape).toEqual(shape.map((d, i) => (i === ax ? 1 : d)));
+      expectClose(ref.r.dataSync(), r.dataSync());
+      expectClose(ref.y.dataSync(), y.dataSync());
+      if (ax === shape.length - 1) {
+        const [y0, r0] = tf.engine().runKernel(LAYER_NORM_KERNEL, { x }, { epsilon: 1e-5 }) as tf.Tensor[];
+        expect(y.dataSync()).toEqual(y0.dataSync());
+        expect(r.dataSync()).toEqual(r0.dataSync());
+        tf.dispose([y0, r0]);
+      }
+      // three stacked tangents share y and r
+      const t = rand([3, ...shape], 91);
+      const jvp = tf.engine().runKernel(LAYER_NORM_JVP_KERNEL, { t, y, r }, { axis }) as tf.Tensor;
+      const ta = ax + 1;
+      const jvpRef = tf.mul(
+        tf.sub(tf.sub(t, tf.mean(t, ta, true)), tf.mul(y, tf.mean(tf.mul(y, t), ta, true))),
+        r,
+      );
+      expect(jvp.shape).toEqual(t.shape);
+      expectClose(jvpRef.dataSync(), jvp.dataSync());
+      // reverse mode through the kernel (both outputs) against tf.grad of the composite formula
+      const g = rand(shape, 92);
+      const loss = (f: (v: tf.Tensor) => { y: tf.Tensor; r: tf.Tensor }) => (v: tf.Tensor) => {
+        const o = f(v);
+        return tf.add(tf.sum(tf.mul(o.y, g)), tf.sum(tf.square(o.r)));
+      };
+      const fused = (v: tf.Tensor) => {
+        const [fy, fr] = tf
+          .engine()
+          .runKernel(LAYER_NORM_KERNEL, { x: v }, { epsilon: 1e-5, axis }) as tf.Tensor[];
+        return { y: fy, r: fr };
+      };
+      const gFused = tf.grad(loss(fused))(x);
+      const gRef = tf.grad(loss((v) => composite(v, ax)))(x);
+      expectClose(gRef.dataSync(), gFused.dataSync(), 5e-5);
+      tf.dispose([x, y, r, ref.y, ref.r, t, jvp, jvpRef, g, gFused, gRef]);
+    }
+    native?.setThreads(threads, parallelMin);
+    expect(native?.info()).toMatchObject({ threads, parallelMin });
+    const x = rand([2, 3], 93);
+    expect(() => tf.engine().runKernel(LAYER_NORM_KERNEL, { x }, { epsilon: 1e-5, axis: 2 })).toThrow(
+      /FwdgradLayerNorm: axis 2 is out of range for a tensor of shape \[2,3\]; pass an axis in \[-2, 1\]/,
+    );
+    x.dispose();
+  });
+
+  it('grouped matmul kernel equals the transpose formulation (odd sizes, every mode, BLAS and built-in product)', () => {
+    installNativeKernels();
+    const run = (a: tf.Tensor, b: tf.Tensor, mode: string) =>
+      tf.engine().runKernel(GROUPED_MATMUL_KERNEL, { a, b }, { mode }) as tf.Tensor;
+    /** The JS formulation jvp-core falls back to: transpose → batched matMul → transpose. */
+    const reference = (a: tf.Tensor, b: tf.Tensor, mode: string) => {
+      const ag = tf.transpose(a, [1, 0, 2]);
+      if (mode === 'nn') return tf.transpose(tf.matMul(ag, b), [1, 0, 2]);
+      if (mode === 'nt') return tf.transpose(tf.matMul(ag, b, false, true), [1, 0, 2]);
+      return tf.matMul(ag, tf.transpose(b, [1, 0, 2]), true, false);
+    };
+    const operands = (mode: string, [m, g, ci, co]: number[], seed: number) =>
+      mode === 'nn'
+        ? [rand([m, g, ci], seed), rand([g, ci, co], seed + 1)]
+        : mode === 'nt'
+          ? [rand([m, g, co], seed), rand([g, ci, co], seed + 1)]
+          : [rand([m, g, ci], seed), rand([m, g, co], seed + 1)];
+    const sizes = [
+      [7, 3, 5, 2],
+      [1, 1, 1, 1],
+      [33, 5, 3, 9],
+      [130, 4, 17, 11], // two row blocks (128 + 2): 'tn' accumulates across them
+      [300, 2, 64, 48], // row blocks over the built-in product's threading threshold
+      [0, 2, 3, 4], // no rows: 'tn' sums nothing
+    ];
+    const original = status.blas;
+    const products = original === null ? ['none'] : [original, 'none'];
+    try {
+      for (const blas of products) {
+        loadNative({ blas });
+        for (const mode of ['nn', 'nt', 'tn']) {
+          for (const [i, dims] of sizes.entries()) {
+            const [a, b] = operands(mode, dims, 100 + i);
+            const got = run(a, b, mode);
+            const want = reference(a, b, mode);
+            expect(got.shape).toEqual(want.shape);
+            // sums of up to 300 products of values in [-2, 2], in another order (row blocks): float32 rounding
+            expectClose(want.dataSync(), got.dataSync(), 5e-5);
+            tf.dispose([a, b, got, want]);
+          }
+        }
+      }
+    } finally {
+      loadNative({ blas: original ?? 'none' });
+    }
+    expect(loadNative().blas).toBe(original);
+    expect(() => run(rand([4, 3, 2], 1), rand([3, 5, 6], 2), 'nn')).toThrow(
+      /FwdgradGroupedMatMul 'nn': a \[4,3,2\] and b \[3,5,6\] do not fit; expected a\[M, G, ci\] and b\[G, ci, co\]/,
+    );
+    expect(() => run(rand([4, 3, 2], 1), rand([3, 2, 6], 2), 'tt')).toThrow(
+      /expected mode 'nn', 'nt' or 'tn'/,
+    );
+  });
+
+  it('grouped matmul gradient equals tf.grad of the transpose formulation, every mode', () => {
+    installNativeKernels();
+    const run = (a: tf.Tensor, b: tf.Tensor, mode: string) =>
+      tf.engine().runKernel(GROUPED_MATMUL_KERNEL, { a, b }, { mode }) as tf.Tensor;
+    const reference = (a: tf.Tensor, b: tf.Tensor, mode: string) => {
+      const ag = tf.transpose(a, [1, 0, 2]);
+      if (mode === 'nn') return tf.transpose(tf.matMul(ag, b), [1, 0, 2]);
+      if (mode === 'nt') return tf.transpose(tf.matMul(ag, b, false, true), [1, 0, 2]);
+      return tf.matMul(ag, tf.transpose(b, [1, 0, 2]), true, false);
+    };
+    const [m, g, ci, co] = [9, 3, 5, 4];
+    const shapes: Record<string, number[][]> = {
+      nn: [
+        [m, g, ci],
+        [g, ci, co],
+      ],
+      nt: [
+        [m, g, co],
+        [g, ci, co],
+      ],
+      tn: [
+        [m, g, ci],
+        [m, g, co],
+      ],
+    };
+    for (const mode of ['nn', 'nt', 'tn']) {
+      const [a, b] = shapes[mode].map((s, i) => rand(s, 120 + i));
+      const w = rand(mode === 'tn' ? [g, ci, co] : [m, g, mode === 'nn' ? co : ci], 130);
+      const loss = (f: (p: tf.Tensor, q: tf.Tensor) => tf.Tensor) => (p: tf.Tensor, q: tf.Tensor) =>
+        tf.sum(tf.mul(tf.sin(f(p, q)), w));
+      const got = tf.grads(loss((p, q) => run(p, q, mode)))([a, b]);
+      const want = tf.grads(loss((p, q) => reference(p, q, mode)))([a, b]);
+      for (let i = 0; i < 2; i++) {
+        expect(got[i].shape).toEqual(want[i].shape);
+        expectClose(want[i].dataSync(), got[i].dataSync());
+      }
+      tf.dispose([a, b, w, ...got, ...want]);
+    }
   });
 
   it('gradients through the replaced kernels match', () => {

@@ -463,7 +463,28 @@ function softmax(native: NativeAddon, args: KernelArgs): TensorInfo | undefined 
 export const LAYER_NORM_KERNEL = 'FwdgradLayerNorm';
 export const LAYER_NORM_JVP_KERNEL = 'FwdgradLayerNormJvp';
 
-/** inputs {x}, attrs {epsilon}: [y, r] over the last axis, r of shape [..., 1]. */
+/**
+ * The normalised axis of a layer norm (attribute `axis`, default −1: the last) and the [outer, n, inner]
+ * view of a tensor of `shape` around it: statistics over n, vectorised over the contiguous inner axis.
+ */
+function layerNormView(
+  kernel: string,
+  shape: number[],
+  axisAttr: unknown,
+): { axis: number; outer: number; n: number; inner: number } {
+  const rank = shape.length;
+  const given = axisAttr === undefined || axisAttr === null ? -1 : Number(axisAttr);
+  const axis = given < 0 ? given + rank : given;
+  if (!Number.isInteger(axis) || axis < 0 || axis >= rank) {
+    throw new Error(
+      `${kernel}: axis ${String(axisAttr)} is out of range for a tensor of shape [${shape}]; ` +
+        `pass an axis in [-${rank}, ${rank - 1}]`,
+    );
+  }
+  return { axis, outer: size(shape.slice(0, axis)), n: shape[axis], inner: size(shape.slice(axis + 1)) };
+}
+
+/** inputs {x}, attrs {epsilon, axis = −1}: [y, r] over `axis`, r of x's shape with that axis set to 1. */
 function layerNormKernel(native: NativeAddon, args: KernelArgs): TensorInfo[] {
   const { x } = named(args);
   const xv = f32(args.backend, x);
@@ -472,15 +493,18 @@ function layerNormKernel(native: NativeAddon, args: KernelArgs): TensorInfo[] {
       `${LAYER_NORM_KERNEL}: expected a float32 tensor of rank >= 1, got ${x.dtype} [${x.shape}]`,
     );
   }
-  const n = x.shape[x.shape.length - 1];
-  const rows = n === 0 ? 0 : xv.length / n;
+  const { axis, outer, n, inner } = layerNormView(LAYER_NORM_KERNEL, x.shape, args.attrs?.axis);
   const y = alloc(xv.length);
-  const r = alloc(rows);
-  if (xv.length > 0) native.layerNorm(xv, y, r, rows, n, Number(args.attrs.epsilon ?? 1e-5));
-  return [output(args.backend, x.shape, y), output(args.backend, [...x.shape.slice(0, -1), 1], r)];
+  const r = alloc(outer * inner);
+  if (xv.length > 0) native.layerNorm(xv, y, r, outer, n, inner, Number(args.attrs?.epsilon ?? 1e-5));
+  const rShape = x.shape.map((d, i) => (i === axis ? 1 : d));
+  return [output(args.backend, x.shape, y), output(args.backend, rShape, r)];
 }
 
-/** inputs {t, y, r}: r·((t − E[t]) − y·E[y·t]) over the last axis; t may stack k tangents ([k, ...y]). */
+/**
+ * inputs {t, y, r}, attrs {axis = −1, of y}: r·((t − E[t]) − y·E[y·t]) over `axis`; t may stack k
+ * tangents ([k, ...y]).
+ */
 function layerNormJvpKernel(native: NativeAddon, args: KernelArgs): TensorInfo {
   const { t, y, r } = named(args);
   const tv = f32(args.backend, t);
@@ -497,9 +521,15 @@ function layerNormJvpKernel(native: NativeAddon, args: KernelArgs): TensorInfo {
       `${LAYER_NORM_JVP_KERNEL}: expected float32 t [k, ...y], y and r, got [${t.shape}], [${y.shape}], [${r.shape}]`,
     );
   }
-  const n = y.shape[y.shape.length - 1];
+  const { outer, n, inner } = layerNormView(LAYER_NORM_JVP_KERNEL, y.shape, args.attrs?.axis);
+  if (rv.length !== outer * inner) {
+    throw new Error(
+      `${LAYER_NORM_JVP_KERNEL}: r [${r.shape}] does not fit y [${y.shape}] normalised over axis ` +
+        `${String(args.attrs?.axis ?? -1)}; pass the r of the FwdgradLayerNorm call that made y`,
+    );
+  }
   const out = alloc(tv.length);
-  if (tv.length > 0) native.layerNormJvp(tv, yv, rv, out, tv.length / yv.length, yv.length / n, n);
+  if (tv.length > 0) native.layerNormJvp(tv, yv, rv, out, tv.length / yv.length, outer, n, inner);
   return output(args.backend, t.shape, out);
 }
 
@@ -516,17 +546,18 @@ function tapeRecording(): boolean {
 const layerNormGradient: tf.GradConfig = {
   kernelName: 'FwdgradLayerNorm',
   outputsToSave: [true, true],
-  gradFunc: (dys, saved) => {
+  gradFunc: (dys, saved, attrs) => {
     const [dy, dr] = dys as tf.Tensor[];
     const [y, r] = saved;
+    const axisAttr = (attrs as { axis?: number } | undefined)?.axis;
+    const { axis, n } = layerNormView(LAYER_NORM_KERNEL, y.shape, axisAttr);
     return {
       x: () => {
-        const n = y.shape[y.shape.length - 1];
         const fromY =
           !tapeRecording() && tf.getKernel(LAYER_NORM_JVP_KERNEL, tf.getBackend()) !== undefined
-            ? (tf.engine().runKernel(LAYER_NORM_JVP_KERNEL, { t: dy, y, r }) as tf.Tensor)
+            ? (tf.engine().runKernel(LAYER_NORM_JVP_KERNEL, { t: dy, y, r }, { axis }) as tf.Tensor)
             : tf.mul(
-                tf.sub(tf.sub(dy, tf.mean(dy, -1, true)), tf.mul(y, tf.mean(tf.mul(y, dy), -1, true))),
+                tf.sub(tf.sub(dy, tf.mean(dy, axis, true)), tf.mul(y, tf.mean(tf.mul(y, dy), axis, true))),
                 r,
               );
         if (dr === undefined) return fromY;
@@ -536,9 +567,86 @@ const layerNormGradient: tf.GradConfig = {
   },
 };
 
+// ---------------------------------------------------------------------------------------------------
+// Grouped matrix product (a kernel of its own, used by @fwdgrad/jvp-core's groupedMatMul when registered)
+
+/** Kernel name @fwdgrad/jvp-core looks for (its `FUSED_GROUPED_MATMUL`). */
+export const GROUPED_MATMUL_KERNEL = 'FwdgradGroupedMatMul';
+
+const GROUPED_MODES: Record<string, number> = { nn: 0, nt: 1, tn: 2 };
+
+/**
+ * The sizes [m, g, ci, co] of a grouped product, and its output shape, or an error naming the shapes:
+ * 'nn' a[m,g,ci]·b[g,ci,co] → [m,g,co]; 'nt' a[m,g,co]·b[g,ci,co]ᵀ → [m,g,ci]; 'tn' Σ_m a[m,g,ci]ᵀ·b[m,g,co] →
+ * [g,ci,co].
+ */
+export function groupedMatMulShapes(
+  mode: string,
+  aShape: number[],
+  bShape: number[],
+): { m: number; g: number; ci: number; co: number; outShape: number[] } {
+  const fail = (expected: string): never => {
+    throw new Error(
+      `${GROUPED_MATMUL_KERNEL} '${mode}': a [${aShape}] and b [${bShape}] do not fit; expected ${expected}`,
+    );
+  };
+  if (!(mode in GROUPED_MODES)) fail("mode 'nn', 'nt' or 'tn'");
+  if (aShape.length !== 3 || bShape.length !== 3) fail('two rank-3 tensors');
+  const [m, g] = aShape;
+  if (mode === 'nn') {
+    const [, , ci] = aShape;
+    if (bShape[0] !== g || bShape[1] !== ci) fail('a[M, G, ci] and b[G, ci, co]');
+    return { m, g, ci, co: bShape[2], outShape: [m, g, bShape[2]] };
+  }
+  if (mode === 'nt') {
+    const co = aShape[2];
+    if (bShape[0] !== g || bShape[2] !== co) fail('a[M, G, co] and b[G, ci, co]');
+    return { m, g, ci: bShape[1], co, outShape: [m, g, bShape[1]] };
+  }
+  const ci = aShape[2];
+  if (bShape[0] !== m || bShape[1] !== g) fail('a[M, G, ci] and b[M, G, co]');
+  return { m, g, ci, co: bShape[2], outShape: [g, ci, bShape[2]] };
+}
+
+/** inputs {a, b}, attrs {mode}: G strided BLAS products on the interleaved layouts (no transposes). */
+function groupedMatMulKernel(native: NativeAddon, args: KernelArgs): TensorInfo {
+  const { a, b } = named(args);
+  const mode = String(args.attrs?.mode ?? 'nn');
+  const av = f32(args.backend, a);
+  const bv = f32(args.backend, b);
+  if (av === undefined || bv === undefined) {
+    throw new Error(`${GROUPED_MATMUL_KERNEL}: expected float32 a and b, got ${a.dtype} and ${b.dtype}`);
+  }
+  const { m, g, ci, co, outShape } = groupedMatMulShapes(mode, a.shape, b.shape);
+  const out = alloc(size(outShape));
+  if (out.length > 0) native.groupedGemm(av, bv, out, GROUPED_MODES[mode], m, g, ci, co);
+  return output(args.backend, outShape, out);
+}
+
+/**
+ * Reverse mode through the grouped product, each cotangent itself a grouped product:
+ * nn (y = a·b): da = nt(dy, b), db = tn(a, dy); nt (y = a·bᵀ): da = nn(dy, b), db = tn(dy, a);
+ * tn (y = Σ aᵀ·b): da = nt(b, dy), db = nn(a, dy).
+ */
+const groupedMatMulGradient: tf.GradConfig = {
+  kernelName: GROUPED_MATMUL_KERNEL,
+  inputsToSave: ['a', 'b'],
+  gradFunc: (dy, saved, attrs) => {
+    const [a, b] = saved;
+    const g = dy as tf.Tensor;
+    const run = (x: tf.Tensor, y: tf.Tensor, mode: string) =>
+      tf.engine().runKernel(GROUPED_MATMUL_KERNEL, { a: x, b: y }, { mode }) as tf.Tensor;
+    const mode = String((attrs as { mode?: string } | undefined)?.mode ?? 'nn');
+    if (mode === 'nt') return { a: () => run(g, b, 'nn'), b: () => run(g, a, 'tn') };
+    if (mode === 'tn') return { a: () => run(b, g, 'nt'), b: () => run(a, g, 'nn') };
+    return { a: () => run(g, b, 'nt'), b: () => run(a, g, 'tn') };
+  },
+};
+
 const EXTRA_KERNELS: Record<string, (native: NativeAddon, args: KernelArgs) => TensorInfo | TensorInfo[]> = {
   [LAYER_NORM_KERNEL]: layerNormKernel,
   [LAYER_NORM_JVP_KERNEL]: layerNormJvpKernel,
+  [GROUPED_MATMUL_KERNEL]: groupedMatMulKernel,
 };
 
 // ---------------------------------------------------------------------------------------------------
@@ -613,7 +721,7 @@ export function nativeFallbackCounts(): Record<string, number> {
   return Object.fromEntries(fallbackCounts);
 }
 
-/** Kernels currently replaced on a backend, then the fused kernels added (layer norm). */
+/** Kernels currently replaced on a backend, then the fused kernels added (layer norm, grouped product). */
 export function installedNativeKernels(backendName = 'cpu'): string[] {
   const replaced = [...(originals.get(backendName)?.keys() ?? [])];
   const added = Object.keys(EXTRA_KERNELS).filter((k) => tf.getKernel(k, backendName) !== undefined);
@@ -661,6 +769,7 @@ export function installNativeKernels(backendName = 'cpu'): string[] {
     tf.registerKernel({ kernelName, backendName, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
   }
   tf.registerGradient(layerNormGradient);
+  tf.registerGradient(groupedMatMulGradient);
   return installedNativeKernels(backendName);
 }
 

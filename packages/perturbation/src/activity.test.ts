@@ -119,25 +119,28 @@ describe('activityPerturbedGradient (FG-A, eq. 3)', () => {
   it.each([
     ['re-run under tf.grad', false],
     ['reused from the forward pass (linearisable norms)', true],
-  ])('one-hot noise over all units of a site (K = units): K·estimate is the exact gradient, every layout, through LN (norm VJP %s)', (_how, linearizable) => {
-    const m = smallMixer(5, linearizable);
-    const exact = m.exact();
-    const sites = ['token', 'grouped', 'dense', 'out'];
-    sites.forEach((site, si) => {
-      const k = m.units[site].reduce((a, b) => a * b, 1);
-      const res = activityPerturbedGradient(m.forward, m.params, { noise: oneHotAt(site), samples: k });
-      for (const pi of [2 * si, 2 * si + 1]) {
-        const got = values(res.grads[pi]).map((v) => v * k);
-        const want = values(exact[pi]);
-        got.forEach((v, j) => {
-          expect(v).toBeCloseTo(want[j], 4);
-        });
-      }
-      tf.dispose([res.value, ...res.grads]);
-    });
-    tf.dispose(exact);
-    m.dispose();
-  });
+  ])(
+    'one-hot noise over all units of a site (K = units): K·estimate is the exact gradient, every layout, through LN (norm VJP %s)',
+    (_how, linearizable) => {
+      const m = smallMixer(5, linearizable);
+      const exact = m.exact();
+      const sites = ['token', 'grouped', 'dense', 'out'];
+      sites.forEach((site, si) => {
+        const k = m.units[site].reduce((a, b) => a * b, 1);
+        const res = activityPerturbedGradient(m.forward, m.params, { noise: oneHotAt(site), samples: k });
+        for (const pi of [2 * si, 2 * si + 1]) {
+          const got = values(res.grads[pi]).map((v) => v * k);
+          const want = values(exact[pi]);
+          got.forEach((v, j) => {
+            expect(v).toBeCloseTo(want[j], 4);
+          });
+        }
+        tf.dispose([res.value, ...res.grads]);
+      });
+      tf.dispose(exact);
+      m.dispose();
+    },
+  );
 
   it('"NG" (normGradient: false) skips the LN VJP: no longer the exact gradient, equals the identity-norm backward', () => {
     const m = smallMlp(13);

@@ -167,9 +167,9 @@ export function activityWeightGradient(input: ActivityWeightGradientInput): { dw
         ? input.normalizeVjp(gz)
         : normalize !== undefined
           ? tf.grad((z: tf.Tensor) => {
-            const y = normalize(z);
-            // an identity "normalisation" (placements without a post-linear norm) returns z
-            // itself, which tf.grad cannot differentiate: its VJP is the cotangent
+              const y = normalize(z);
+              // an identity "normalisation" (placements without a post-linear norm) returns z
+              // itself, which tf.grad cannot differentiate: its VJP is the cotangent
               return y === z ? tf.mul(z, 1) : y;
             })(prenorm, gz)
           : gz;

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { groupedMatMul } from '@fwdgrad/jvp-core';
 import { shapeString } from './util.js';
 
 /**
@@ -66,7 +67,9 @@ export function checkLinearShapes(
 
 /**
  * The plain linear map of a layout (see {@link LinearLayout}); `b` may be null (no bias). Written with
- * reshape/transpose/matMul only (the wasm backend has no Einsum kernel), so jvp-core differentiates it.
+ * reshape/matMul and jvp-core's `groupedMatMul` (the wasm backend has no Einsum kernel; the grouped product
+ * runs as transpose → matMul → transpose there, and as one strided kernel where `@fwdgrad/native` registered
+ * it), so jvp-core differentiates it.
  */
 export function applyLinear(
   layout: LinearLayout,
@@ -79,11 +82,7 @@ export function applyLinear(
   return tf.tidy(() => {
     let y: tf.Tensor;
     if (layout === 'grouped') {
-      const lead = x.shape.slice(0, -2);
-      const [g, ci] = x.shape.slice(-2);
-      const co = w.shape[2] as number;
-      const xg = tf.transpose(tf.reshape(x, [-1, g, ci]), [1, 0, 2]); // [G, M, in/G]
-      y = tf.reshape(tf.transpose(tf.matMul(xg, w), [1, 0, 2]), [...lead, g, co]);
+      y = groupedMatMul(x, w, 'nn'); // [..., G, out/G]
     } else {
       const lead = x.shape.slice(0, -1);
       const inDim = x.shape[x.rank - 1];
@@ -105,11 +104,12 @@ export function linearParamGradients(
 ): { dw: tf.Tensor; db: tf.Tensor } {
   return tf.tidy(() => {
     if (layout === 'grouped') {
-      const [g, ci] = pre.shape.slice(-2);
-      const co = gOut.shape[gOut.rank - 1];
-      const preG = tf.transpose(tf.reshape(pre, [-1, g, ci]), [1, 0, 2]); // [G, M, in/G]
-      const outG = tf.transpose(tf.reshape(gOut, [-1, g, co]), [1, 0, 2]); // [G, M, out/G]
-      return { dw: tf.matMul(preG, outG, true, false), db: tf.sum(outG, 1) };
+      const g = pre.shape[pre.rank - 2] as number;
+      const co = gOut.shape[gOut.rank - 1] as number;
+      return {
+        dw: groupedMatMul(pre, gOut, 'tn'), // Σ_M pre[M, g]ᵀ·gOut[M, g]: [G, in/G, out/G]
+        db: tf.sum(tf.reshape(gOut, [-1, g, co]), 0), // [G, out/G]
+      };
     }
     const inDim = pre.shape[pre.rank - 1];
     const outDim = gOut.shape[gOut.rank - 1];

@@ -174,7 +174,12 @@ export function createActivityRecorder(options: ActivityRecorderOptions = {}): A
       // Normalise once: a linearisable normalisation also hands back its VJP at prenorm (REFERENCE 1.6
       // step 3) built from this forward pass, so the estimate does not run it again under tf.grad.
       const lin = args.normalize?.linearize?.(args.prenorm);
-      const z = lin !== undefined ? lin.y : args.normalize === undefined ? args.prenorm : args.normalize(args.prenorm);
+      const z =
+        lin !== undefined
+          ? lin.y
+          : args.normalize === undefined
+            ? args.prenorm
+            : args.normalize(args.prenorm);
       if (!sameShape(z.shape, args.prenorm.shape)) {
         lin?.dispose();
         throw new Error(
@@ -237,7 +242,8 @@ export function createActivityRecorder(options: ActivityRecorderOptions = {}): A
       return post;
     },
     dispose() {
-      for (const r of records) tf.dispose([r.pre, r.prenorm, r.post, r.noise, ...(r.active ? [r.active] : [])]);
+      for (const r of records)
+        tf.dispose([r.pre, r.prenorm, r.post, r.noise, ...(r.active ? [r.active] : [])]);
       for (const lin of linearizations) lin.dispose();
       records.length = 0;
       linearizations.length = 0;

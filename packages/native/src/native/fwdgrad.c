@@ -542,56 +542,182 @@ static napi_value js_softmax(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* layerNorm(x, y, r, rows, n, eps): over the last axis, y = (x − μ)·r, r = 1/√(E[x²] − μ² + ε) — the
- * same formula and float32 steps as @fwdgrad/jvp-core's composite layer norm (sums in double). */
+/* layerNorm(x, y, r, outer, n, inner, eps): x viewed as [outer, n, inner], statistics over n:
+ * y = (x − μ)·r, r = 1/√(E[x²] − μ² + ε) of shape [outer, inner] — the same formula and float32 steps as
+ * @fwdgrad/jvp-core's composite layer norm (sums in double, in the order j = 0..n−1). inner == 1 is the
+ * last axis (one row at a time); inner > 1 (e.g. token mixing's channel axis of x[N, C, P]) keeps `inner`
+ * running sums and walks x in memory order, so the inner loops are contiguous and vectorise. */
 static napi_value js_layer_norm(napi_env env, napi_callback_info info) {
-  ARGS(6);
+  ARGS(7);
   float *x, *y, *r;
   if (!get_f32(env, argv[0], &x, NULL) || !get_f32(env, argv[1], &y, NULL) || !get_f32(env, argv[2], &r, NULL))
     return NULL;
-  int64_t rows = get_int(env, argv[3]), n = get_int(env, argv[4]);
-  float eps = (float)get_double(env, argv[5]);
+  int64_t outer = get_int(env, argv[3]), n = get_int(env, argv[4]), inner = get_int(env, argv[5]);
+  float eps = (float)get_double(env, argv[6]);
+  if (inner == 1) {
+    int64_t rows = outer;
 #pragma omp parallel for schedule(static) if (rows * n > PAR_MIN && n_threads > 1) num_threads(n_threads)
-  for (int64_t i = 0; i < rows; i++) {
-    const float *xi = x + i * n;
-    float *yi = y + i * n;
-    double s = 0, sq = 0;
-    for (int64_t j = 0; j < n; j++) {
-      s += xi[j];
-      sq += (double)(xi[j] * xi[j]);
+    for (int64_t i = 0; i < rows; i++) {
+      const float *xi = x + i * n;
+      float *yi = y + i * n;
+      double s = 0, sq = 0;
+      for (int64_t j = 0; j < n; j++) {
+        s += xi[j];
+        sq += (double)(xi[j] * xi[j]);
+      }
+      float mean = (float)(s / (double)n), meansq = (float)(sq / (double)n);
+      float var = meansq - mean * mean;
+      float ri = 1.0f / sqrtf(var + eps);
+      r[i] = ri;
+      for (int64_t j = 0; j < n; j++) yi[j] = (xi[j] - mean) * ri;
     }
-    float mean = (float)(s / (double)n), meansq = (float)(sq / (double)n);
-    float var = meansq - mean * mean;
-    float ri = 1.0f / sqrtf(var + eps);
-    r[i] = ri;
-    for (int64_t j = 0; j < n; j++) yi[j] = (xi[j] - mean) * ri;
+    return NULL;
+  }
+#pragma omp parallel for schedule(static) if (outer * n * inner > PAR_MIN && outer > 1 && n_threads > 1) num_threads(n_threads)
+  for (int64_t o = 0; o < outer; o++) {
+    const float *xo = x + o * n * inner;
+    float *yo = y + o * n * inner, *ro = r + o * inner;
+    double *acc = (double *)malloc(sizeof(double) * 2 * inner);
+    float *mean = (float *)malloc(sizeof(float) * inner);
+    double *s = acc, *sq = acc + inner;
+    for (int64_t i = 0; i < inner; i++) s[i] = sq[i] = 0;
+    for (int64_t j = 0; j < n; j++) {
+      const float *xj = xo + j * inner;
+      for (int64_t i = 0; i < inner; i++) {
+        s[i] += xj[i];
+        sq[i] += (double)(xj[i] * xj[i]);
+      }
+    }
+    for (int64_t i = 0; i < inner; i++) {
+      float m = (float)(s[i] / (double)n), meansq = (float)(sq[i] / (double)n);
+      float var = meansq - m * m;
+      mean[i] = m;
+      ro[i] = 1.0f / sqrtf(var + eps);
+    }
+    for (int64_t j = 0; j < n; j++) {
+      const float *xj = xo + j * inner;
+      float *yj = yo + j * inner;
+      for (int64_t i = 0; i < inner; i++) yj[i] = (xj[i] - mean[i]) * ro[i];
+    }
+    free(mean);
+    free(acc);
   }
   return NULL;
 }
 
-/* layerNormJvp(t, y, r, out, k, rows, n): out = r·((t − E[t]) − y·E[y·t]) per row of the last axis, for
- * k stacked tangents t [k, rows, n] sharing y [rows, n] and r [rows]. The layer norm's Jacobian is
- * symmetric, so this is also its vector-Jacobian product. */
+/* layerNormJvp(t, y, r, out, k, outer, n, inner): out = r·((t − E[t]) − y·E[y·t]) with expectations over
+ * n, for k stacked tangents t [k, outer, n, inner] sharing y [outer, n, inner] and r [outer, inner]. The
+ * layer norm's Jacobian is symmetric, so this is also its vector-Jacobian product. */
 static napi_value js_layer_norm_jvp(napi_env env, napi_callback_info info) {
-  ARGS(7);
+  ARGS(8);
   float *t, *y, *r, *o;
   if (!get_f32(env, argv[0], &t, NULL) || !get_f32(env, argv[1], &y, NULL) || !get_f32(env, argv[2], &r, NULL) ||
       !get_f32(env, argv[3], &o, NULL))
     return NULL;
-  int64_t k = get_int(env, argv[4]), rows = get_int(env, argv[5]), n = get_int(env, argv[6]);
-  int64_t total = k * rows;
+  int64_t k = get_int(env, argv[4]), outer = get_int(env, argv[5]), n = get_int(env, argv[6]),
+          inner = get_int(env, argv[7]);
+  int64_t total = k * outer;
+  if (inner == 1) {
+    int64_t rows = outer;
 #pragma omp parallel for schedule(static) if (total * n > PAR_MIN && n_threads > 1) num_threads(n_threads)
-  for (int64_t q = 0; q < total; q++) {
-    int64_t i = q % rows;
-    const float *tq = t + q * n, *yi = y + i * n;
-    float *oq = o + q * n;
-    double st = 0, syt = 0;
-    for (int64_t j = 0; j < n; j++) {
-      st += tq[j];
-      syt += (double)(yi[j] * tq[j]);
+    for (int64_t q = 0; q < total; q++) {
+      int64_t i = q % rows;
+      const float *tq = t + q * n, *yi = y + i * n;
+      float *oq = o + q * n;
+      double st = 0, syt = 0;
+      for (int64_t j = 0; j < n; j++) {
+        st += tq[j];
+        syt += (double)(yi[j] * tq[j]);
+      }
+      float mt = (float)(st / (double)n), p = (float)(syt / (double)n), ri = r[i];
+      for (int64_t j = 0; j < n; j++) oq[j] = ((tq[j] - mt) - yi[j] * p) * ri;
     }
-    float mt = (float)(st / (double)n), p = (float)(syt / (double)n), ri = r[i];
-    for (int64_t j = 0; j < n; j++) oq[j] = ((tq[j] - mt) - yi[j] * p) * ri;
+    return NULL;
+  }
+#pragma omp parallel for schedule(static) if (total * n * inner > PAR_MIN && total > 1 && n_threads > 1) num_threads(n_threads)
+  for (int64_t q = 0; q < total; q++) {
+    int64_t i0 = q % outer;
+    const float *tq = t + q * n * inner, *yq = y + i0 * n * inner, *rq = r + i0 * inner;
+    float *oq = o + q * n * inner;
+    double *acc = (double *)malloc(sizeof(double) * 2 * inner);
+    float *mp = (float *)malloc(sizeof(float) * 2 * inner);
+    double *st = acc, *syt = acc + inner;
+    float *mt = mp, *p = mp + inner;
+    for (int64_t i = 0; i < inner; i++) st[i] = syt[i] = 0;
+    for (int64_t j = 0; j < n; j++) {
+      const float *tj = tq + j * inner, *yj = yq + j * inner;
+      for (int64_t i = 0; i < inner; i++) {
+        st[i] += tj[i];
+        syt[i] += (double)(yj[i] * tj[i]);
+      }
+    }
+    for (int64_t i = 0; i < inner; i++) {
+      mt[i] = (float)(st[i] / (double)n);
+      p[i] = (float)(syt[i] / (double)n);
+    }
+    for (int64_t j = 0; j < n; j++) {
+      const float *tj = tq + j * inner, *yj = yq + j * inner;
+      float *oj = oq + j * inner;
+      for (int64_t i = 0; i < inner; i++) oj[i] = ((tj[i] - mt[i]) - yj[i] * p[i]) * rq[i];
+    }
+    free(mp);
+    free(acc);
+  }
+  return NULL;
+}
+
+/* groupedGemm(a, b, out, mode, m, g, ci, co): the grouped product of a layer with G independent maps,
+ * as G strided products straight on the interleaved layouts (no transposes, no copies):
+ *   mode 0 'nn': a[m, g, ci] · b[g, ci, co] → out[m, g, co]
+ *   mode 1 'nt': a[m, g, co] · b[g, ci, co]ᵀ → out[m, g, ci]
+ *   mode 2 'tn': a[m, g, ci]ᵀ · b[m, g, co], summed over m → out[g, ci, co]
+ * Group h of a [m, g, c] is the matrix at a + h·c with leading dimension g·c. Each group's product goes
+ * through sgemm (and so through its small-product single-thread rule). */
+#define GROUPED_ROWS 128
+
+static napi_value js_grouped_gemm(napi_env env, napi_callback_info info) {
+  ARGS(8);
+  float *a, *b, *c;
+  size_t la, lb, lc;
+  if (!get_f32(env, argv[0], &a, &la) || !get_f32(env, argv[1], &b, &lb) || !get_f32(env, argv[2], &c, &lc))
+    return NULL;
+  int mode = (int)get_int(env, argv[3]);
+  int64_t m = get_int(env, argv[4]), g = get_int(env, argv[5]), ci = get_int(env, argv[6]),
+          co = get_int(env, argv[7]);
+  size_t na, nb, nc;
+  switch (mode) {
+    case 0: na = m * g * ci; nb = g * ci * co; nc = m * g * co; break;
+    case 1: na = m * g * co; nb = g * ci * co; nc = m * g * ci; break;
+    case 2: na = m * g * ci; nb = m * g * co; nc = g * ci * co; break;
+    default:
+      napi_throw_range_error(env, NULL, "fwdgrad native groupedGemm: mode must be 0 (nn), 1 (nt) or 2 (tn)");
+      return NULL;
+  }
+  if (m < 0 || g < 0 || ci < 0 || co < 0 || na > la || nb > lb || nc > lc) {
+    napi_throw_range_error(env, NULL, "fwdgrad native groupedGemm: buffer too small for the given sizes");
+    return NULL;
+  }
+  /* Rows in blocks of GROUPED_ROWS, all groups per block: the block of a (and of out) stays in cache while
+   * its G strided products run, where one pass per group would stream all of a G times at a stride of
+   * G·c floats (measured on [2048, 16, 32]·[16, 32, 32], one thread: 0.91 ms unblocked, 0.79 ms in blocks
+   * of 128 rows, 0.65 ms for the same product on contiguous operands). Products big enough for several
+   * BLAS threads are left whole. In 'tn' the blocks accumulate (beta = 1 after the first). */
+  int64_t mb = m;
+  if (m > GROUPED_ROWS && (n_threads == 1 || (double)m * ci * co < GEMM_PAR_MIN)) mb = GROUPED_ROWS;
+  int64_t blocks = m == 0 ? 1 : (m + mb - 1) / mb;
+  for (int64_t blk = 0; blk < blocks; blk++) {
+    int64_t m0 = blk * mb, mm = m - m0 < mb ? m - m0 : mb;
+    for (int64_t h = 0; h < g; h++) {
+      if (mode == 0)
+        sgemm(0, 0, (int)mm, (int)co, (int)ci, a + (m0 * g + h) * ci, (int)(g * ci), b + h * ci * co, (int)co, 0.0f,
+              c + (m0 * g + h) * co, (int)(g * co));
+      else if (mode == 1)
+        sgemm(0, 1, (int)mm, (int)ci, (int)co, a + (m0 * g + h) * co, (int)(g * co), b + h * ci * co, (int)co, 0.0f,
+              c + (m0 * g + h) * ci, (int)(g * ci));
+      else
+        sgemm(1, 0, (int)ci, (int)co, (int)mm, a + (m0 * g + h) * ci, (int)(g * ci), b + (m0 * g + h) * co,
+              (int)(g * co), blk == 0 ? 0.0f : 1.0f, c + h * ci * co, (int)co);
+    }
   }
   return NULL;
 }
@@ -893,6 +1019,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setPrefetch", NULL, js_set_prefetch, NULL, NULL, NULL, napi_default, NULL},
       {"layerNorm", NULL, js_layer_norm, NULL, NULL, NULL, napi_default, NULL},
       {"layerNormJvp", NULL, js_layer_norm_jvp, NULL, NULL, NULL, napi_default, NULL},
+      {"groupedGemm", NULL, js_grouped_gemm, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, js_set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, js_info, NULL, NULL, NULL, napi_default, NULL},
       {"loadBlas", NULL, js_load_blas, NULL, NULL, NULL, napi_default, NULL},
