@@ -26,6 +26,8 @@ export {
 } from './ops.js';
 export {
   createRandom,
+  NORMAL_BLOCK,
+  NORMAL_STRIDE,
   type NormalFiller,
   normalFiller,
   type Random,

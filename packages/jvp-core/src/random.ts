@@ -96,10 +96,11 @@ function fillNormal(out: Float32Array, nextInt: () => number, nextUniform: () =>
 
 /**
  * A faster implementation of `normal(shape)` (e.g. native code), given the generator's state (the
- * splitmix32 counter) and the ziggurat tables. It must draw exactly the stream `fillNormal` draws —
- * same integers, same rejections — and return the float32 tensor of the draws with the counter after
- * the last integer it consumed, so that results do not depend on whether it is installed. (It creates
- * the tensor itself so that it can use memory its backend recycles.)
+ * splitmix32 counter) and the ziggurat tables. It must draw exactly what the JavaScript sampler draws —
+ * blocks of {@link NORMAL_BLOCK} draws, block b on the stream from counter `state + b·NORMAL_STRIDE`, same
+ * integers, same rejections — and return the float32 tensor of the draws with the counter after the
+ * request (`state + blocks·NORMAL_STRIDE` increments), so that results do not depend on whether it is
+ * installed. (It creates the tensor itself so that it can use memory its backend recycles.)
  */
 export type NormalFiller = (
   shape: number[],
@@ -131,6 +132,35 @@ export function normalFiller(): NormalFiller | undefined {
   return filler;
 }
 
+/**
+ * Normal draws come in blocks of `NORMAL_BLOCK`: block b of a request drawn at counter `state` is the
+ * ziggurat on the splitmix32 stream that starts at counter `state + b·NORMAL_STRIDE` (in units of the
+ * generator's increment), and the request moves the generator on by `blocks · NORMAL_STRIDE`. Blocks are
+ * independent, so a native filler can draw them in parallel; their counter ranges are disjoint (a block
+ * would need ~4000 slow-path integers beyond its 4096 draws to reach the next one, against ~100 on
+ * average), so no two units of one request share a draw.
+ */
+export const NORMAL_BLOCK = 4096;
+/** Counter distance between the starts of consecutive blocks of one normal request (see {@link NORMAL_BLOCK}). */
+export const NORMAL_STRIDE = 2 * NORMAL_BLOCK;
+
+/** Fills `out` with blocked normal draws from counter `start`; returns the counter after the request. */
+function fillNormalBlocks(out: Float32Array, start: number): number {
+  const blocks = Math.ceil(out.length / NORMAL_BLOCK);
+  const sub = { a: 0 };
+  const nextInt = splitmix32Int(sub);
+  const uniform = () => (nextInt() >>> 0) / 4294967296;
+  for (let b = 0; b < blocks; b++) {
+    sub.a = (start + Math.imul(b * NORMAL_STRIDE, 0x9e3779b9)) >>> 0;
+    fillNormal(
+      out.subarray(b * NORMAL_BLOCK, Math.min(out.length, (b + 1) * NORMAL_BLOCK)),
+      nextInt,
+      uniform,
+    );
+  }
+  return (start + Math.imul(blocks * NORMAL_STRIDE, 0x9e3779b9)) >>> 0;
+}
+
 /** Creates a {@link Random} from an integer seed. */
 export function createRandom(seed: number): Random {
   if (!Number.isFinite(seed)) throw new Error(`createRandom: seed must be a finite number, got ${seed}`);
@@ -147,7 +177,7 @@ export function createRandom(seed: number): Random {
         return drawn.tensor;
       }
       const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
-      fillNormal(values, nextInt, uniform);
+      state.a = fillNormalBlocks(values, state.a);
       return tf.tensor(values, shape, 'float32');
     },
     rademacher: (shape) => {

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRandom, normalFiller } from '@fwdgrad/jvp-core';
+import { nativeAddon } from '@fwdgrad/native';
 import { describeSelection, selectBackend } from './backend.js';
 
 describe('selectBackend', () => {
@@ -77,11 +78,11 @@ describe('selectBackend', () => {
     expect(mismatches).toBe(0);
     expect(tail).toBeGreaterThan(500);
     tf.dispose([a, b]);
-    // a sequence of requests, as a forward-gradient step makes them: the native filler serves the
-    // follow-ups from draws made ahead on a background thread, and uniform() calls in between move
-    // the stream without it
-    // requests from 256K draws on are drawn ahead; smaller ones then take from the rest
-    const sizes = [1000, 300000, 5000, 3, 300000, 300000, 70000, 256, 1, 12];
+    // a sequence of requests, as a forward-gradient step makes them. On one thread the native filler
+    // serves follow-ups from blocks drawn ahead on a background thread (requests from 256K draws on
+    // are drawn ahead; smaller ones then take from the rest); on several it draws a request's blocks
+    // in parallel. uniform() calls in between move the stream without it.
+    const sizes = [1000, 300000, 5000, 3, 300000, 300000, 70000, 256, 1, 12, 4096, 8192, 262144, 262144];
     const draw = (r: ReturnType<typeof createRandom>) =>
       sizes.flatMap((n, i) => {
         const t = r.normal([n]);
@@ -89,12 +90,20 @@ describe('selectBackend', () => {
         t.dispose();
         return i % 4 === 3 ? [...v, r.uniform()] : v;
       });
-    const natSeq = draw(createRandom(5));
+    const addon = nativeAddon();
+    const threads = addon?.info().threads ?? 1;
+    const natSeqs = [1, 2].map((t) => {
+      addon?.setThreads(t);
+      return draw(createRandom(5));
+    });
+    addon?.setThreads(threads);
     await selectBackend('cpu');
     expect(normalFiller()).toBeUndefined();
     const jsSeq = draw(createRandom(5));
-    expect(natSeq.length).toBe(jsSeq.length);
-    expect(natSeq.every((v, i) => v === jsSeq[i])).toBe(true);
+    for (const natSeq of natSeqs) {
+      expect(natSeq.length).toBe(jsSeq.length);
+      expect(natSeq.every((v, i) => v === jsSeq[i])).toBe(true);
+    }
   });
 
   it('rejects an unknown backend with the list of valid ones', async () => {

@@ -747,12 +747,17 @@ static napi_value js_addn(napi_env env, napi_callback_info info) {
 }
 
 /* ------------------------------------------------------------------------------------------------ */
-/* fillNormal(out, state, kn, wn, fn, r) -> state: the ziggurat sampler of @fwdgrad/jvp-core's
- * random.ts on its splitmix32 stream, draw for draw (same integers, same rejections; the tables come
- * from JavaScript so they are bit-identical). Returns the stream's counter after the last draw. */
+/* fillNormal(out, state, kn, wn, fn, r) -> state: the normal sampler of @fwdgrad/jvp-core's random.ts,
+ * draw for draw. A request is cut into blocks of NORMAL_BLOCK draws; block b is the ziggurat on the
+ * splitmix32 stream that starts at counter state + b·NORMAL_STRIDE (same integers, same rejections; the
+ * tables come from JavaScript so they are bit-identical), and the request returns
+ * state + blocks·NORMAL_STRIDE. Blocks are independent: large requests draw them on all threads. */
+
+enum { NORMAL_BLOCK = 4096, NORMAL_STRIDE = 2 * NORMAL_BLOCK };
+#define GOLDEN 0x9e3779b9u
 
 static inline int32_t sm_next(uint32_t *state) {
-  *state += 0x9e3779b9u;
+  *state += GOLDEN;
   uint32_t z = *state;
   z = (z ^ (z >> 16)) * 0x21f0aaadu;
   z = (z ^ (z >> 15)) * 0x735a2d97u;
@@ -766,104 +771,113 @@ static int32_t zkn[128];
 static double zwn[128], zfn[128], zr;
 static int ztables = 0;
 
-/* n normal draws from `state` into out; returns the state after the last. With `ends`, also the state
- * after each draw (so that a prefetched run can be cut anywhere). splitmix32 is counter-based: the j-th
- * next integer is a pure function of state + j·golden, so the integers of a block are hashed in a
- * vectorisable loop and the ziggurat's fast path (one integer per draw, ~99% of draws) runs over them in
- * order; at the first rejection the state is set to just after that integer and the scalar slow path
- * continues exactly as sm_next() would. */
-static int pf_cancel = 0;   /* set by the JavaScript thread: stop after the current block */
-static size_t pf_done = 0;  /* draws finished by the background thread (published per block) */
-
-static uint32_t gen_normals(uint32_t state, float *out, uint32_t *ends, size_t n, int background) {
-  enum { BLOCK = 256 };
-  int32_t hzs[BLOCK];
-  size_t i = 0;
-  while (i < n) {
-    if (background) {
-      __atomic_store_n(&pf_done, i, __ATOMIC_RELEASE);
-      if (__atomic_load_n(&pf_cancel, __ATOMIC_ACQUIRE)) return state;
+/* The slow path of a draw whose first integer `hz` failed the fast test; `state` is the counter after
+ * hz. Consumes integers exactly as random.ts does; returns the counter after the draw. */
+static uint32_t zig_slow(uint32_t state, int32_t hz, float *o) {
+  int iz = hz & 127;
+  for (;;) {
+    if (iz == 0) {
+      double x, y;
+      do {
+        x = -log(1 - sm_uniform(&state)) / zr;
+        y = -log(1 - sm_uniform(&state));
+      } while (y + y < x * x);
+      *o = (float)(hz > 0 ? zr + x : -zr - x);
+      return state;
     }
-    size_t m = n - i < BLOCK ? n - i : BLOCK;
-    uint32_t base = state;
-    for (size_t j = 0; j < m; j++) {
-      uint32_t z = base + (uint32_t)(j + 1) * 0x9e3779b9u;
-      z = (z ^ (z >> 16)) * 0x21f0aaadu;
-      z = (z ^ (z >> 15)) * 0x735a2d97u;
-      hzs[j] = (int32_t)(z ^ (z >> 15));
+    double x = hz * zwn[iz];
+    if (zfn[iz] + sm_uniform(&state) * (zfn[iz - 1] - zfn[iz]) < exp(-0.5 * x * x)) {
+      *o = (float)x;
+      return state;
     }
-    size_t j = 0;
-    for (; j < m; j++) {
-      int32_t h = hzs[j];
-      int iz = h & 127;
-      if (llabs((long long)h) >= zkn[iz]) break;
-      if (ends) ends[i] = base + (uint32_t)(j + 1) * 0x9e3779b9u;
-      out[i++] = (float)(h * zwn[iz]);
+    hz = sm_next(&state);
+    iz = hz & 127;
+    if (llabs((long long)hz) < zkn[iz]) {
+      *o = (float)(hz * zwn[iz]);
+      return state;
     }
-    if (j == m) {
-      state = base + (uint32_t)m * 0x9e3779b9u;
-      continue;
-    }
-    /* hzs[j] was drawn and rejected by the fast test: the slow path of draw i starts from it */
-    state = base + (uint32_t)(j + 1) * 0x9e3779b9u;
-    int32_t hz = hzs[j];
-    int iz = hz & 127;
-    for (;;) {
-      if (iz == 0) {
-        double x, y;
-        do {
-          x = -log(1 - sm_uniform(&state)) / zr;
-          y = -log(1 - sm_uniform(&state));
-        } while (y + y < x * x);
-        out[i] = (float)(hz > 0 ? zr + x : -zr - x);
-        break;
-      }
-      double x = hz * zwn[iz];
-      if (zfn[iz] + sm_uniform(&state) * (zfn[iz - 1] - zfn[iz]) < exp(-0.5 * x * x)) {
-        out[i] = (float)x;
-        break;
-      }
-      hz = sm_next(&state);
-      iz = hz & 127;
-      if (llabs((long long)hz) < zkn[iz]) {
-        out[i] = (float)(hz * zwn[iz]);
-        break;
-      }
-    }
-    if (ends) ends[i] = state;
-    i++;
   }
-  if (background) __atomic_store_n(&pf_done, i, __ATOMIC_RELEASE);
-  return state;
 }
 
+/* One block: n ≤ NORMAL_BLOCK draws from counter `state`. splitmix32 is counter-based (the j-th next
+ * integer is a pure function of state + j·GOLDEN), so the integers are hashed in a vectorisable loop
+ * and the ziggurat's fast path (one integer per draw, ~98% of draws) runs over them; a slow path
+ * consumes integers with sm_next, after which the fast path resumes at the next hashed integer. */
+static void zig_block(uint32_t state, float *out, size_t n) {
+  enum { H = NORMAL_BLOCK };
+  int32_t hz[H];
+  size_t i = 0;
+  while (i < n) {
+    size_t m = n - i < H ? n - i : H;
+    for (size_t j = 0; j < m; j++) {
+      uint32_t z = state + (uint32_t)(j + 1) * GOLDEN;
+      z = (z ^ (z >> 16)) * 0x21f0aaadu;
+      z = (z ^ (z >> 15)) * 0x735a2d97u;
+      hz[j] = (int32_t)(z ^ (z >> 15));
+    }
+    size_t p = 0; /* integers of this batch consumed */
+    while (p < m && i < n) {
+      int32_t h = hz[p];
+      int iz = h & 127;
+      if (llabs((long long)h) < zkn[iz]) {
+        out[i++] = (float)(h * zwn[iz]);
+        p++;
+        continue;
+      }
+      uint32_t at = state + (uint32_t)(p + 1) * GOLDEN;
+      uint32_t after = zig_slow(at, h, out + i++);
+      /* the slow path took (after − at)/GOLDEN more integers: skip them (GOLDEN is odd, so the
+       * count is recovered with its inverse mod 2^32) */
+      p += 1 + (size_t)((after - at) * 0x144cbc89u);
+    }
+    state += (uint32_t)p * GOLDEN;
+  }
+}
+
+/* Blocks [b0, b1) of a request of n draws from counter `start`. */
+static void zig_blocks(uint32_t start, float *out, size_t n, size_t b0, size_t b1, int threads) {
+#pragma omp parallel for schedule(static) if (threads > 1 && b1 - b0 > 1) num_threads(threads)
+  for (size_t b = b0; b < b1; b++) {
+    size_t lo = b * NORMAL_BLOCK, len = n - lo < NORMAL_BLOCK ? n - lo : NORMAL_BLOCK;
+    zig_block(start + (uint32_t)(b * NORMAL_STRIDE) * GOLDEN, out + lo, len);
+  }
+}
+
+static inline size_t zig_count(size_t n) { return (n + NORMAL_BLOCK - 1) / NORMAL_BLOCK; }
+
 /* Draws ahead on a background thread. A forward-gradient step asks one stream for noise site after
- * site; after serving a request the next draws of the same stream are generated while the step
- * computes, and handed out if the next request starts where this one ended (same state). The stream
- * is the same either way: the prefetch is only a cache keyed by the state it starts from. */
+ * site; after serving a request the next blocks of the same stream are drawn while the step computes,
+ * and handed out if the next request starts where this one ended (same counter). The stream is the
+ * same either way: the prefetch is only a cache keyed by the counter it starts from. Used when the
+ * kernels run on one thread (another core is free); with several, requests are drawn in parallel. */
 typedef struct {
-  uint32_t start; /* state the prefetched draws start from */
-  size_t n, cap, off;
+  uint32_t start; /* counter of the first prefetched block */
+  size_t blocks, cap, off; /* blocks drawn (or asked for), capacity and first unused, in blocks */
   float *buf;
-  uint32_t *ends;
 } prefetch_t;
-static prefetch_t pf = {0, 0, 0, 0, NULL, NULL};
+static prefetch_t pf = {0, 0, 0, 0, NULL};
 static pthread_t pf_thread;
 static int pf_running = 0, pf_enabled = 1;
+static int pf_cancel = 0;  /* set by the JavaScript thread: stop after the current block */
+static size_t pf_done = 0; /* blocks finished by the background thread */
 
 static void *pf_main(void *arg) {
   (void)arg;
-  gen_normals(pf.start, pf.buf, pf.ends, pf.n, 1);
+  for (size_t b = 0; b < pf.blocks; b++) {
+    if (__atomic_load_n(&pf_cancel, __ATOMIC_ACQUIRE)) break;
+    zig_block(pf.start + (uint32_t)(b * NORMAL_STRIDE) * GOLDEN, pf.buf + b * NORMAL_BLOCK, NORMAL_BLOCK);
+    __atomic_store_n(&pf_done, b + 1, __ATOMIC_RELEASE);
+  }
   return NULL;
 }
 
-/* Stops the background thread after its current block; what it finished stays usable (pf.n shrinks). */
+/* Stops the background thread after its current block; what it finished stays usable. */
 static void pf_wait(void) {
   if (pf_running) {
     __atomic_store_n(&pf_cancel, 1, __ATOMIC_RELEASE);
     pthread_join(pf_thread, NULL);
     pf_running = 0;
-    pf.n = __atomic_load_n(&pf_done, __ATOMIC_ACQUIRE);
+    pf.blocks = __atomic_load_n(&pf_done, __ATOMIC_ACQUIRE);
   }
 }
 
@@ -872,22 +886,21 @@ static void pf_wait(void) {
 #define PF_MIN (1 << 18)
 
 static void pf_launch(uint32_t state, size_t n) {
-  if (!pf_enabled || n < PF_MIN) return;
-  if (n > pf.cap) {
+  if (!pf_enabled || n_threads > 1 || n < PF_MIN) return;
+  size_t blocks = zig_count(n);
+  if (blocks > pf.cap) {
     free(pf.buf);
-    free(pf.ends);
-    pf.buf = (float *)malloc(sizeof(float) * n);
-    pf.ends = (uint32_t *)malloc(sizeof(uint32_t) * n);
-    pf.cap = (pf.buf && pf.ends) ? n : 0;
+    pf.buf = (float *)malloc(sizeof(float) * blocks * NORMAL_BLOCK);
+    pf.cap = pf.buf ? blocks : 0;
     if (pf.cap == 0) return;
   }
   pf.start = state;
-  pf.n = n;
+  pf.blocks = blocks;
   pf.off = 0;
   pf_done = 0;
   pf_cancel = 0;
   if (pthread_create(&pf_thread, NULL, pf_main, NULL) == 0) pf_running = 1;
-  else pf.n = 0;
+  else pf.blocks = 0;
 }
 
 static napi_value js_fill_normal(napi_env env, napi_callback_info info) {
@@ -915,21 +928,23 @@ static napi_value js_fill_normal(napi_env env, napi_callback_info info) {
     memcpy(zfn, pf_, sizeof(zfn));
     zr = r;
     ztables = 1;
-    pf.n = 0; /* drawn with other tables */
+    pf.blocks = 0; /* drawn with other tables */
   }
   uint32_t state = (uint32_t)get_int(env, argv[1]);
-  size_t i = 0;
-  if (pf.n > pf.off && pf.start == state) {
-    size_t m = pf.n - pf.off < n ? pf.n - pf.off : n;
-    memcpy(out, pf.buf + pf.off, sizeof(float) * m);
-    state = pf.ends[pf.off + m - 1];
-    pf.off += m;
-    pf.start = state;
-    i = m;
+  size_t blocks = zig_count(n), from = 0;
+  if (pf.blocks > pf.off && pf.start == state) {
+    /* the prefetched blocks are this request's first blocks (a short last block is a prefix of a full one) */
+    from = pf.blocks - pf.off < blocks ? pf.blocks - pf.off : blocks;
+    size_t m = from * NORMAL_BLOCK < n ? from * NORMAL_BLOCK : n;
+    memcpy(out, pf.buf + pf.off * NORMAL_BLOCK, sizeof(float) * m);
+    pf.off += from;
+    pf.start = state + (uint32_t)(from * NORMAL_STRIDE) * GOLDEN;
   }
-  if (i < n) state = gen_normals(state, out + i, NULL, n - i, 0);
+  int threads = n >= (size_t)(PAR_MIN / 64) ? n_threads : 1;
+  zig_blocks(state, out, n, from, blocks, threads);
+  state += (uint32_t)(blocks * NORMAL_STRIDE) * GOLDEN;
   /* what is left of the prefetch continues from `state`; otherwise draw the next n ahead */
-  if (!(pf.n > pf.off && pf.start == state)) pf_launch(state, n);
+  if (!(pf.blocks > pf.off && pf.start == state)) pf_launch(state, n);
   napi_value result;
   CHECK(napi_create_uint32(env, state, &result));
   return result;
@@ -944,7 +959,7 @@ static napi_value js_set_prefetch(napi_env env, napi_callback_info info) {
   napi_get_value_bool(env, argv[0], &on);
   pf_wait();
   pf_enabled = on;
-  pf.n = 0;
+  pf.blocks = 0;
   return NULL;
 }
 

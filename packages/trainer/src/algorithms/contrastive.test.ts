@@ -24,7 +24,10 @@ describe('contrastive objective (InfoNCE with stop-gradient keys, two views)', (
       // FA at 0.05 sits where 30 steps are chaotic: float32 rounding order alone (OpenBLAS's AVX-512 vs
       // AVX2 kernels under the native backend) moved its loss ratio from 0.86 to 1.02; at 0.03 it is
       // 0.73-0.83 in every configuration measured
-      const lr = id === 'fa' ? 0.03 : 0.05;
+      // The forward-gradient rules at 0.05 were chaotic too once the noise stream was drawn in blocks
+      // (LG-FG-A's ratio 0.77-1.11 over four noise seeds); at 0.02 LG-FG-A is 0.81-0.97 and FG-A
+      // 0.90-1.00 (0.95 on this test's seed) with tfjs's and the native kernels
+      const lr = id === 'fa' ? 0.03 : id === 'lg-fg-a' || id === 'fg-a' ? 0.02 : 0.05;
       const losses: number[] = [];
       for (let s = 0; s < 30; s++) {
         const r = algo.step(model, batch, createRandom(100 + s));
