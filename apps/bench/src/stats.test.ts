@@ -1,8 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { mean, median, round, std } from './stats.js';
+import { mean, median, quantile, round, std } from './stats.js';
 import { formatBytes, formatCell, markdownTable, textTable } from './table.js';
 
 describe('stats and tables', () => {
+  it('quantiles interpolate between order statistics', () => {
+    expect(quantile([4, 1, 3, 2], 0.5)).toBe(2.5);
+    expect(quantile([4, 1, 3, 2, 5], 0.25)).toBe(2);
+    expect(quantile([1, 2], 0.25)).toBe(1.25);
+    expect(quantile([7], 0.75)).toBe(7);
+    expect(quantile([Number.NaN], 0.5)).toBeNaN();
+  });
+
   it('median, mean and sample std', () => {
     expect(median([3, 1, 2])).toBe(2);
     expect(median([4, 1, 3, 2])).toBe(2.5);

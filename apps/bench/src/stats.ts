@@ -8,6 +8,19 @@ export function median(values: readonly number[]): number {
   return v.length % 2 === 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
 }
 
+/**
+ * The q-quantile (0 ≤ q ≤ 1) of finite numbers, linear between order statistics (NaN for none):
+ * quantile(v, 0.5) is the median; 0.25 and 0.75 bound the middle half.
+ */
+export function quantile(values: readonly number[], q: number): number {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return Number.NaN;
+  const pos = Math.min(1, Math.max(0, q)) * (v.length - 1);
+  const lo = Math.floor(pos);
+  const hi = Math.min(v.length - 1, lo + 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - lo);
+}
+
 /** Arithmetic mean (NaN for none). */
 export function mean(values: readonly number[]): number {
   if (values.length === 0) return Number.NaN;
