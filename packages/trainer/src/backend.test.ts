@@ -78,10 +78,10 @@ describe('selectBackend', () => {
     expect(mismatches).toBe(0);
     expect(tail).toBeGreaterThan(500);
     tf.dispose([a, b]);
-    // a sequence of requests, as a forward-gradient step makes them. On one thread the native filler
-    // serves follow-ups from blocks drawn ahead on a background thread (requests from 256K draws on
-    // are drawn ahead; smaller ones then take from the rest); on several it draws a request's blocks
-    // in parallel. uniform() calls in between move the stream without it.
+    // a sequence of requests, as a forward-gradient step makes them: the native filler serves
+    // follow-ups from blocks drawn ahead on a background thread (requests from 256K draws on are drawn
+    // ahead; smaller ones then take from the rest) and, on two threads, draws what the prefetch did not
+    // cover block-parallel (from 128K draws). uniform() calls in between move the stream without it.
     const sizes = [1000, 300000, 5000, 3, 300000, 300000, 70000, 256, 1, 12, 4096, 8192, 262144, 262144];
     const draw = (r: ReturnType<typeof createRandom>) =>
       sizes.flatMap((n, i) => {
