@@ -74,6 +74,18 @@ function check(f: () => tf.Tensor, tol = 1e-5): void {
   expectClose(ref, got, tol);
 }
 
+/** The grouped-matmul kernel, run directly. */
+const runGrouped = (a: tf.Tensor, b: tf.Tensor, mode: string) =>
+  tf.engine().runKernel(GROUPED_MATMUL_KERNEL, { a, b }, { mode }) as tf.Tensor;
+
+/** The JS formulation jvp-core falls back to: transpose → batched matMul → transpose. */
+const groupedReference = (a: tf.Tensor, b: tf.Tensor, mode: string) => {
+  const ag = tf.transpose(a, [1, 0, 2]);
+  if (mode === 'nn') return tf.transpose(tf.matMul(ag, b), [1, 0, 2]);
+  if (mode === 'nt') return tf.transpose(tf.matMul(ag, b, false, true), [1, 0, 2]);
+  return tf.matMul(ag, tf.transpose(b, [1, 0, 2]), true, false);
+};
+
 describe('addon', () => {
   it('loads with a matrix-product implementation it names', () => {
     if (!expectAddon) return;
@@ -390,15 +402,6 @@ describe.runIf(expectAddon)('native kernels equal tfjs cpu kernels (relative 1e-
 
   it('grouped matmul kernel equals the transpose formulation (odd sizes, every mode, BLAS and built-in product)', () => {
     installNativeKernels();
-    const run = (a: tf.Tensor, b: tf.Tensor, mode: string) =>
-      tf.engine().runKernel(GROUPED_MATMUL_KERNEL, { a, b }, { mode }) as tf.Tensor;
-    /** The JS formulation jvp-core falls back to: transpose → batched matMul → transpose. */
-    const reference = (a: tf.Tensor, b: tf.Tensor, mode: string) => {
-      const ag = tf.transpose(a, [1, 0, 2]);
-      if (mode === 'nn') return tf.transpose(tf.matMul(ag, b), [1, 0, 2]);
-      if (mode === 'nt') return tf.transpose(tf.matMul(ag, b, false, true), [1, 0, 2]);
-      return tf.matMul(ag, tf.transpose(b, [1, 0, 2]), true, false);
-    };
     const operands = (mode: string, [m, g, ci, co]: number[], seed: number) =>
       mode === 'nn'
         ? [rand([m, g, ci], seed), rand([g, ci, co], seed + 1)]
@@ -421,8 +424,8 @@ describe.runIf(expectAddon)('native kernels equal tfjs cpu kernels (relative 1e-
         for (const mode of ['nn', 'nt', 'tn']) {
           for (const [i, dims] of sizes.entries()) {
             const [a, b] = operands(mode, dims, 100 + i);
-            const got = run(a, b, mode);
-            const want = reference(a, b, mode);
+            const got = runGrouped(a, b, mode);
+            const want = groupedReference(a, b, mode);
             expect(got.shape).toEqual(want.shape);
             // sums of up to 300 products of values in [-2, 2], in another order (row blocks): float32 rounding
             expectClose(want.dataSync(), got.dataSync(), 5e-5);
@@ -434,24 +437,16 @@ describe.runIf(expectAddon)('native kernels equal tfjs cpu kernels (relative 1e-
       loadNative({ blas: original ?? 'none' });
     }
     expect(loadNative().blas).toBe(original);
-    expect(() => run(rand([4, 3, 2], 1), rand([3, 5, 6], 2), 'nn')).toThrow(
+    expect(() => runGrouped(rand([4, 3, 2], 1), rand([3, 5, 6], 2), 'nn')).toThrow(
       /FwdgradGroupedMatMul 'nn': a \[4,3,2\] and b \[3,5,6\] do not fit; expected a\[M, G, ci\] and b\[G, ci, co\]/,
     );
-    expect(() => run(rand([4, 3, 2], 1), rand([3, 2, 6], 2), 'tt')).toThrow(
+    expect(() => runGrouped(rand([4, 3, 2], 1), rand([3, 2, 6], 2), 'tt')).toThrow(
       /expected mode 'nn', 'nt' or 'tn'/,
     );
   });
 
   it('grouped matmul gradient equals tf.grad of the transpose formulation, every mode', () => {
     installNativeKernels();
-    const run = (a: tf.Tensor, b: tf.Tensor, mode: string) =>
-      tf.engine().runKernel(GROUPED_MATMUL_KERNEL, { a, b }, { mode }) as tf.Tensor;
-    const reference = (a: tf.Tensor, b: tf.Tensor, mode: string) => {
-      const ag = tf.transpose(a, [1, 0, 2]);
-      if (mode === 'nn') return tf.transpose(tf.matMul(ag, b), [1, 0, 2]);
-      if (mode === 'nt') return tf.transpose(tf.matMul(ag, b, false, true), [1, 0, 2]);
-      return tf.matMul(ag, tf.transpose(b, [1, 0, 2]), true, false);
-    };
     const [m, g, ci, co] = [9, 3, 5, 4];
     const shapes: Record<string, number[][]> = {
       nn: [
@@ -472,8 +467,8 @@ describe.runIf(expectAddon)('native kernels equal tfjs cpu kernels (relative 1e-
       const w = rand(mode === 'tn' ? [g, ci, co] : [m, g, mode === 'nn' ? co : ci], 130);
       const loss = (f: (p: tf.Tensor, q: tf.Tensor) => tf.Tensor) => (p: tf.Tensor, q: tf.Tensor) =>
         tf.sum(tf.mul(tf.sin(f(p, q)), w));
-      const got = tf.grads(loss((p, q) => run(p, q, mode)))([a, b]);
-      const want = tf.grads(loss((p, q) => reference(p, q, mode)))([a, b]);
+      const got = tf.grads(loss((p, q) => runGrouped(p, q, mode)))([a, b]);
+      const want = tf.grads(loss((p, q) => groupedReference(p, q, mode)))([a, b]);
       for (let i = 0; i < 2; i++) {
         expect(got[i].shape).toEqual(want[i].shape);
         expectClose(want[i].dataSync(), got[i].dataSync());
