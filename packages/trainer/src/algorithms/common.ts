@@ -84,6 +84,34 @@ export function finalPerRow(
   return { perRow: ntXent(linear(pooled, proj.w, proj.b)), logits: null };
 }
 
+/**
+ * The supervised classifier's exact gradient on the detached last block output, without a tape
+ * (forward-gradient rules: the final layer learns by backprop on detached features, REFERENCE 1.1):
+ * logits = f·W + b on f = finalFeatures(last); loss = mean_n CE(y_n, logits_n); with
+ * r = softmax·Σy − y (∂CE_n/∂logits_n), dW = fᵀ·r / B and db = Σ_n r_n / B — what `tf.grads` of
+ * {@link finalObjective} gives, at a fraction of its bookkeeping on small steps. The caller owns
+ * everything returned.
+ */
+export function classifierGradient(
+  model: Model,
+  last: tf.Tensor,
+  batch: StepBatch,
+): { loss: tf.Scalar; logits: tf.Tensor; dw: tf.Tensor; db: tf.Tensor } {
+  if (isContrastive(model))
+    throw new Error('classifierGradient: the model is contrastive (no supervised head)');
+  return tf.tidy(() => {
+    const { w, b } = model.params.classifier;
+    const f = finalFeatures(model.config, stopGradient(last));
+    const logits = tf.add(tf.matMul(f, w), b);
+    const logp = tf.logSoftmax(logits);
+    const y = batch.labels;
+    const n = f.shape[0] as number;
+    const loss = tf.div(tf.neg(tf.sum(tf.mul(y, logp))), n) as tf.Scalar;
+    const r = tf.div(tf.sub(tf.mul(tf.exp(logp), tf.sum(y, 1, true)), y), n);
+    return { loss, logits, dw: tf.matMul(f, r, true, false), db: tf.sum(r, 0) };
+  });
+}
+
 /** The batch mean of {@link finalPerRow}, and the logits (supervised). */
 export function finalObjective(
   model: Model,

@@ -19,9 +19,9 @@ import {
 import type { Model } from '../model.js';
 import {
   blockReplicasWithHeadGradient,
+  classifierGradient,
   finalObjective,
   finalPerRow,
-  gradientsByName,
   isContrastive,
   localLossOf,
   namesOf,
@@ -386,26 +386,18 @@ class ForwardGradientRule implements Algorithm {
     grads: Map<string, tf.Tensor>,
     rec: Recorder,
   ): void {
-    const names = namesOf(
-      model,
-      trainedGroups(model, { backbone: false, heads: false, final: !isContrastive(model) }),
-    );
-    const objective = () => {
-      const { loss: fin, logits } = finalObjective(
-        model,
-        stopGradient(blocks[blocks.length - 1]),
-        true,
-        batch,
-      );
-      rec.record('loss', fin);
-      if (logits !== null) rec.record('logits', logits);
-      return fin;
-    };
-    if (names.length === 0) {
-      tf.tidy(objective); // contrastive: nothing to train here, the loss is still logged
+    const last = blocks[blocks.length - 1];
+    if (isContrastive(model)) {
+      // nothing to train here (the linear readout trains the classifier); the loss is still logged
+      tf.tidy(() => rec.record('loss', finalObjective(model, stopGradient(last), true, batch).loss));
       return;
     }
-    for (const [n, g] of gradientsByName(model, names, objective)) grads.set(n, g);
+    const { loss, logits, dw, db } = classifierGradient(model, last, batch);
+    rec.record('loss', loss);
+    rec.record('logits', logits);
+    tf.dispose([loss, logits]);
+    grads.set('classifier.w', dw);
+    grads.set('classifier.b', db);
   }
 }
 

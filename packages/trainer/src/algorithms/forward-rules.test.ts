@@ -25,13 +25,16 @@ describe('forward-gradient rules lower the training loss on a small synthetic pr
     // lr 0.01 with tfjs's own kernels); 8 samples give 0.55-0.61
     ['fg-a', { samples: 8 }],
     ['lg-fg-w', {}],
-    ['fg-w', { samples: 8 }],
+    // global FG-W with 8 samples was chaotic at lr 0.01 (ratio 0.75-1.11 as rounding changed: tfjs
+    // vs native kernels, the classifier's gradient with or without a tape); 16 samples at lr 0.003
+    // give 0.64 with both kernel sets
+    ['fg-w', { samples: 16 }],
   ] as const) {
     it(`${id} ${JSON.stringify(options)}`, () => {
       // lr 0.01, not 0.02: at 0.02 several curves were chaotic (float32 rounding order alone — native
       // vs JavaScript kernels, AVX-512 vs AVX2 BLAS — changed whether a run ended lower); at 0.01 the
       // loss ratios were 0.32-0.67 in all three configurations, against the 0.95 asked here
-      const { losses, leaked } = trainLosses(id, 40, 0.01, options);
+      const { losses, leaked } = trainLosses(id, 40, id === 'fg-w' ? 0.003 : 0.01, options);
       expect(mean(losses.slice(-5))).toBeLessThan(mean(losses.slice(0, 5)) * 0.95);
       expect(leaked).toBe(0);
     });
