@@ -79,6 +79,12 @@ export interface NativeAddon {
     fn: Float64Array,
     r: number,
   ): number;
+  /**
+   * Starts drawing `buf.length` normals from counter `state` into `buf` on a background thread, for
+   * the next `fillNormal(buf, state, ...)`; false (buf untouched) when drawing ahead is off or the
+   * request is small. `buf` must not be read or reused before that `fillNormal` returns.
+   */
+  prefetchInto(buf: Float32Array, state: number): boolean;
   setThreads(threads: number, parallelMin?: number): void;
   setPrefetch(enabled: boolean): void;
   info(): { blas: string | null; threads: number; parallelMin: number; blasThreads: number; openmp: boolean };

@@ -798,18 +798,30 @@ export interface NormalTables {
 
 /**
  * The native normal sampler for @fwdgrad/jvp-core's `setNormalFiller`: the same splitmix32 + ziggurat
- * stream as its JavaScript sampler, draw for draw, several times faster — draws are made ahead on a
- * background thread while the caller computes, and the tensor's memory comes from the kernels' buffer
- * pool (fresh pages cost about as much as the drawing). Undefined without the addon.
+ * stream as its JavaScript sampler, draw for draw, several times faster. After each request it hands
+ * the addon a buffer of the same size, into which the stream's next draws are made on a background
+ * thread while the caller computes; the next request of that size from that counter takes the buffer
+ * as its tensor's memory (no copy) and draws only what is missing. Buffers come from the kernels' pool
+ * (fresh pages cost about as much as the drawing). Undefined without the addon.
  */
 export function nativeNormalFiller():
   | ((shape: number[], state: number, t: NormalTables) => { tensor: tf.Tensor; state: number })
   | undefined {
   const native = nativeAddon();
   if (native === undefined) return undefined;
+  // the buffer being drawn into ahead, if any (not to be touched until fillNormal has returned)
+  let ahead: Float32Array | undefined;
   return (shape, state, t) => {
-    const values = alloc(size(shape));
+    const n = size(shape);
+    const spare = ahead !== undefined && ahead.length !== n ? ahead : undefined;
+    const values = ahead !== undefined && ahead.length === n ? ahead : alloc(n);
+    ahead = undefined;
+    // keeps what was drawn ahead into `values` if it started at `state`; stops the thread either way
     const next = native.fillNormal(values, state, t.kn, t.wn, t.fn, t.r);
+    if (spare !== undefined) pool.release(spare);
+    const buffer = alloc(n);
+    if (native.prefetchInto(buffer, next)) ahead = buffer;
+    else pool.release(buffer);
     return { tensor: pool.output(values, (v) => tf.tensor(v, shape, 'float32')), state: next };
   };
 }

@@ -849,18 +849,21 @@ static void zig_blocks(uint32_t start, float *out, size_t n, size_t b0, size_t b
 
 static inline size_t zig_count(size_t n) { return (n + NORMAL_BLOCK - 1) / NORMAL_BLOCK; }
 
-/* Draws ahead on a background thread. A forward-gradient step asks one stream for noise site after
- * site; after serving a request the next blocks of the same stream are drawn while the step computes,
- * and handed out if the next request starts where this one ended (same counter). The stream is the
- * same either way: the prefetch is only a cache keyed by the counter it starts from. Most kernels of a
- * step run on one thread, so the second core is mostly free: on 2 threads this beat drawing each
- * request block-parallel in the foreground (M/8/16 batch 8: 1.9 vs 4.1 ms of sampling per step). */
+/* Draws ahead on a background thread, into the buffer that will hold the next request's draws.
+ * A forward-gradient step asks one stream for noise site after site, usually of one size; after a
+ * request, JavaScript hands over a buffer of the same size (prefetchInto) and the next blocks of the
+ * stream are drawn into it while the step computes. If the next request uses that buffer and starts
+ * at the counter where this one ended, the finished blocks are kept and only the rest is drawn: no
+ * copy. Otherwise everything is drawn anew. The stream is the same either way. Most kernels of a step
+ * run on one thread, so the second core is mostly free; the thread runs at SCHED_IDLE so that it
+ * never takes a core from the BLAS or OpenMP threads. */
 typedef struct {
-  uint32_t start; /* counter of the first prefetched block */
-  size_t blocks, cap, off; /* blocks drawn (or asked for), capacity and first unused, in blocks */
-  float *buf;
+  uint32_t start;   /* counter of the first block */
+  size_t n, blocks; /* draws and blocks asked for */
+  float *buf;       /* the JavaScript buffer being filled (NULL: none) */
+  napi_ref ref;     /* keeps that buffer alive while the thread writes */
 } prefetch_t;
-static prefetch_t pf = {0, 0, 0, 0, NULL};
+static prefetch_t pf = {0, 0, 0, NULL, NULL};
 static pthread_t pf_thread;
 static int pf_running = 0, pf_enabled = 1;
 static int pf_cancel = 0;  /* set by the JavaScript thread: stop after the current block */
@@ -869,50 +872,40 @@ static size_t pf_done = 0; /* blocks finished by the background thread */
 static void *pf_main(void *arg) {
   (void)arg;
 #ifdef SCHED_IDLE
-  /* only idle cycles: with SCHED_IDLE the thread never takes a core from the BLAS or OpenMP threads
-   * (drawing ahead at normal priority made M/8/16 batch-128 steps slower on 2 threads) */
   struct sched_param idle = {0};
   pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
 #endif
   for (size_t b = 0; b < pf.blocks; b++) {
     if (__atomic_load_n(&pf_cancel, __ATOMIC_ACQUIRE)) break;
-    zig_block(pf.start + (uint32_t)(b * NORMAL_STRIDE) * GOLDEN, pf.buf + b * NORMAL_BLOCK, NORMAL_BLOCK);
+    size_t lo = b * NORMAL_BLOCK, len = pf.n - lo < NORMAL_BLOCK ? pf.n - lo : NORMAL_BLOCK;
+    zig_block(pf.start + (uint32_t)(b * NORMAL_STRIDE) * GOLDEN, pf.buf + lo, len);
     __atomic_store_n(&pf_done, b + 1, __ATOMIC_RELEASE);
   }
   return NULL;
 }
 
-/* Stops the background thread after its current block; what it finished stays usable. */
-static void pf_wait(void) {
+/* Stops the background thread after its current block; returns the blocks it finished. */
+static size_t pf_wait(void) {
   if (pf_running) {
     __atomic_store_n(&pf_cancel, 1, __ATOMIC_RELEASE);
     pthread_join(pf_thread, NULL);
     pf_running = 0;
-    pf.blocks = __atomic_load_n(&pf_done, __ATOMIC_ACQUIRE);
   }
+  return __atomic_load_n(&pf_done, __ATOMIC_ACQUIRE);
+}
+
+/* Forgets the buffer being drawn into (after the thread stopped). */
+static void pf_drop(napi_env env) {
+  if (pf.ref != NULL) napi_delete_reference(env, pf.ref);
+  pf.ref = NULL;
+  pf.buf = NULL;
+  pf.blocks = 0;
+  pf_done = 0;
 }
 
 /* Requests below this many draws are not drawn ahead: starting and joining a thread (tens of µs) cost
  * more than it saved on M/1/16's 65K-draw requests (measured 5.3-5.7 vs 5.2 ms per step). */
 #define PF_MIN (1 << 18)
-
-static void pf_launch(uint32_t state, size_t n) {
-  if (!pf_enabled || n < PF_MIN) return;
-  size_t blocks = zig_count(n);
-  if (blocks > pf.cap) {
-    free(pf.buf);
-    pf.buf = (float *)malloc(sizeof(float) * blocks * NORMAL_BLOCK);
-    pf.cap = pf.buf ? blocks : 0;
-    if (pf.cap == 0) return;
-  }
-  pf.start = state;
-  pf.blocks = blocks;
-  pf.off = 0;
-  pf_done = 0;
-  pf_cancel = 0;
-  if (pthread_create(&pf_thread, NULL, pf_main, NULL) == 0) pf_running = 1;
-  else pf.blocks = 0;
-}
 
 static napi_value js_fill_normal(napi_env env, napi_callback_info info) {
   ARGS(6);
@@ -930,37 +923,60 @@ static napi_value js_fill_normal(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "fwdgrad native fillNormal: expected 128-entry kn (Int32Array), wn, fn (Float64Array)");
     return NULL;
   }
-  pf_wait();
+  size_t done = pf_wait();
+  uint32_t state = (uint32_t)get_int(env, argv[1]);
   double r = get_double(env, argv[5]);
-  if (!ztables || zr != r || memcmp(zkn, kn, sizeof(zkn)) != 0 || memcmp(zwn, pw, sizeof(zwn)) != 0 ||
-      memcmp(zfn, pf_, sizeof(zfn)) != 0) {
+  int same_tables = ztables && zr == r && memcmp(zkn, kn, sizeof(zkn)) == 0 && memcmp(zwn, pw, sizeof(zwn)) == 0 &&
+                    memcmp(zfn, pf_, sizeof(zfn)) == 0;
+  if (!same_tables) {
     memcpy(zkn, kn, sizeof(zkn));
     memcpy(zwn, pw, sizeof(zwn));
     memcpy(zfn, pf_, sizeof(zfn));
     zr = r;
     ztables = 1;
-    pf.blocks = 0; /* drawn with other tables */
   }
-  uint32_t state = (uint32_t)get_int(env, argv[1]);
   size_t blocks = zig_count(n), from = 0;
-  if (pf.blocks > pf.off && pf.start == state) {
-    /* the prefetched blocks are this request's first blocks (a short last block is a prefix of a full one) */
-    from = pf.blocks - pf.off < blocks ? pf.blocks - pf.off : blocks;
-    size_t m = from * NORMAL_BLOCK < n ? from * NORMAL_BLOCK : n;
-    memcpy(out, pf.buf + pf.off * NORMAL_BLOCK, sizeof(float) * m);
-    pf.off += from;
-    pf.start = state + (uint32_t)(from * NORMAL_STRIDE) * GOLDEN;
-  }
-  /* what the prefetch did not cover (a step's first request), block-parallel from 128K draws: waking
-   * the OpenMP workers cost more than it saved on the 65K-draw requests of an M/1/16 step (0.40 vs
-   * 0.25 ms of sampling per step on 2 threads) */
-  int threads = n >= (size_t)(PAR_MIN / 16) ? n_threads : 1;
+  /* the blocks already drawn into this very buffer, for this counter and size, with these tables */
+  if (same_tables && pf.buf == out && pf.start == state && pf.n == n) from = done < blocks ? done : blocks;
+  pf_drop(env);
+  /* the rest (a step's first request), block-parallel from 128K draws: waking the OpenMP workers cost
+   * more than it saved on the 65K-draw requests of an M/1/16 step (0.40 vs 0.25 ms per step) */
+  int threads = n - from * NORMAL_BLOCK >= (size_t)(PAR_MIN / 16) ? n_threads : 1;
   zig_blocks(state, out, n, from, blocks, threads);
   state += (uint32_t)(blocks * NORMAL_STRIDE) * GOLDEN;
-  /* what is left of the prefetch continues from `state`; otherwise draw the next n ahead */
-  if (!(pf.blocks > pf.off && pf.start == state)) pf_launch(state, n);
   napi_value result;
   CHECK(napi_create_uint32(env, state, &result));
+  return result;
+}
+
+/* prefetchInto(buf, state) -> boolean: starts drawing buf.length normals from counter `state` into
+ * buf on the background thread (for the next fillNormal with buf and state). False when drawing ahead
+ * is off or the request is small; then buf is untouched. */
+static napi_value js_prefetch_into(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  float *buf;
+  size_t n;
+  if (!get_f32(env, argv[0], &buf, &n)) return NULL;
+  uint32_t state = (uint32_t)get_int(env, argv[1]);
+  pf_wait();
+  pf_drop(env);
+  int ok = pf_enabled && n >= PF_MIN && ztables;
+  if (ok) {
+    CHECK(napi_create_reference(env, argv[0], 1, &pf.ref));
+    pf.buf = buf;
+    pf.n = n;
+    pf.blocks = zig_count(n);
+    pf.start = state;
+    pf_done = 0;
+    pf_cancel = 0;
+    if (pthread_create(&pf_thread, NULL, pf_main, NULL) == 0) pf_running = 1;
+    else {
+      pf_drop(env);
+      ok = 0;
+    }
+  }
+  napi_value result;
+  CHECK(napi_get_boolean(env, ok, &result));
   return result;
 }
 
@@ -972,8 +988,8 @@ static napi_value js_set_prefetch(napi_env env, napi_callback_info info) {
   bool on = true;
   napi_get_value_bool(env, argv[0], &on);
   pf_wait();
+  pf_drop(env);
   pf_enabled = on;
-  pf.blocks = 0;
   return NULL;
 }
 
@@ -1045,6 +1061,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"softmax", NULL, js_softmax, NULL, NULL, NULL, napi_default, NULL},
       {"addN", NULL, js_addn, NULL, NULL, NULL, napi_default, NULL},
       {"fillNormal", NULL, js_fill_normal, NULL, NULL, NULL, napi_default, NULL},
+      {"prefetchInto", NULL, js_prefetch_into, NULL, NULL, NULL, napi_default, NULL},
       {"setPrefetch", NULL, js_set_prefetch, NULL, NULL, NULL, napi_default, NULL},
       {"layerNorm", NULL, js_layer_norm, NULL, NULL, NULL, napi_default, NULL},
       {"layerNormJvp", NULL, js_layer_norm_jvp, NULL, NULL, NULL, napi_default, NULL},
