@@ -150,7 +150,9 @@ async function exportTiny([file, backend = 'cpu']) {
   const params = new Map(model.entries.map((e) => [e.name, e.variable]));
   const grads = {};
   for (const id of ['lg-bp', 'lg-fg-a']) {
-    const res = createAlgorithm(id, model).step(model, data, createRandom(0));
+    // localmixer_step.py follows REFERENCE.md's update literally: each local head learns from the sum of
+    // its P·G replicas; fwdgrad's default ('pooled', what the authors' code applies) divides that by P·G
+    const res = createAlgorithm(id, model, { headGradient: 'replicas' }).step(model, data, createRandom(0));
     grads[id] = dump(res.grads);
     tf.dispose([...res.grads.values()]);
   }
