@@ -78,11 +78,15 @@ describe('selectBackend', () => {
     expect(mismatches).toBe(0);
     expect(tail).toBeGreaterThan(500);
     tf.dispose([a, b]);
-    // a sequence of requests, as a forward-gradient step makes them: the native filler serves
-    // follow-ups from blocks drawn ahead on a background thread (requests from 256K draws on are drawn
-    // ahead; smaller ones then take from the rest) and, on two threads, draws what the prefetch did not
-    // cover block-parallel (from 128K draws). uniform() calls in between move the stream without it.
-    const sizes = [1000, 300000, 5000, 3, 300000, 300000, 70000, 256, 1, 12, 4096, 8192, 262144, 262144];
+    // a sequence of requests, as a forward-gradient step makes them: after a request of 64K draws or
+    // more the native filler draws the next one ahead into the buffer a same-size request will get
+    // (back-to-back requests catch it part-way: the rest is drawn then) and, on two threads, draws what
+    // the prefetch did not cover block-parallel (from 128K draws). uniform() calls in between move the
+    // stream without it; a request of another size discards what was drawn ahead.
+    const sizes = [
+      1000, 300000, 5000, 3, 300000, 300000, 70000, 256, 1, 12, 4096, 8192, 262144, 262144, 65536, 65536,
+      65536, 70000,
+    ];
     const draw = (r: ReturnType<typeof createRandom>) =>
       sizes.flatMap((n, i) => {
         const t = r.normal([n]);

@@ -864,10 +864,15 @@ typedef struct {
   napi_ref ref;     /* keeps that buffer alive while the thread writes */
 } prefetch_t;
 static prefetch_t pf = {0, 0, 0, NULL, NULL};
-static pthread_t pf_thread;
-static int pf_running = 0, pf_enabled = 1;
+static int pf_enabled = 1;
 static int pf_cancel = 0;  /* set by the JavaScript thread: stop after the current block */
 static size_t pf_done = 0; /* blocks finished by the background thread */
+/* One worker thread, started on first use and woken per request (starting a thread per request cost
+ * tens of µs, more than drawing a 65K request saves). */
+static pthread_t pf_worker;
+static int pf_started = 0, pf_pending = 0, pf_busy = 0;
+static pthread_mutex_t pf_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pf_wake = PTHREAD_COND_INITIALIZER, pf_idle = PTHREAD_COND_INITIALIZER;
 
 static void *pf_main(void *arg) {
   (void)arg;
@@ -875,23 +880,50 @@ static void *pf_main(void *arg) {
   struct sched_param idle = {0};
   pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
 #endif
-  for (size_t b = 0; b < pf.blocks; b++) {
-    if (__atomic_load_n(&pf_cancel, __ATOMIC_ACQUIRE)) break;
-    size_t lo = b * NORMAL_BLOCK, len = pf.n - lo < NORMAL_BLOCK ? pf.n - lo : NORMAL_BLOCK;
-    zig_block(pf.start + (uint32_t)(b * NORMAL_STRIDE) * GOLDEN, pf.buf + lo, len);
-    __atomic_store_n(&pf_done, b + 1, __ATOMIC_RELEASE);
+  for (;;) {
+    pthread_mutex_lock(&pf_mu);
+    while (!pf_pending) pthread_cond_wait(&pf_wake, &pf_mu);
+    pf_pending = 0;
+    pf_busy = 1;
+    pthread_mutex_unlock(&pf_mu);
+    for (size_t b = 0; b < pf.blocks; b++) {
+      if (__atomic_load_n(&pf_cancel, __ATOMIC_ACQUIRE)) break;
+      size_t lo = b * NORMAL_BLOCK, len = pf.n - lo < NORMAL_BLOCK ? pf.n - lo : NORMAL_BLOCK;
+      zig_block(pf.start + (uint32_t)(b * NORMAL_STRIDE) * GOLDEN, pf.buf + lo, len);
+      __atomic_store_n(&pf_done, b + 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_lock(&pf_mu);
+    pf_busy = 0;
+    pthread_cond_signal(&pf_idle);
+    pthread_mutex_unlock(&pf_mu);
   }
   return NULL;
 }
 
-/* Stops the background thread after its current block; returns the blocks it finished. */
+/* Stops the background work after its current block (a job not yet started is dropped); returns the
+ * blocks it finished. */
 static size_t pf_wait(void) {
-  if (pf_running) {
-    __atomic_store_n(&pf_cancel, 1, __ATOMIC_RELEASE);
-    pthread_join(pf_thread, NULL);
-    pf_running = 0;
-  }
+  __atomic_store_n(&pf_cancel, 1, __ATOMIC_RELEASE);
+  pthread_mutex_lock(&pf_mu);
+  pf_pending = 0;
+  while (pf_busy) pthread_cond_wait(&pf_idle, &pf_mu);
+  pthread_mutex_unlock(&pf_mu);
   return __atomic_load_n(&pf_done, __ATOMIC_ACQUIRE);
+}
+
+/* Hands the job in `pf` to the worker (starting it on first use); false if no thread could start. */
+static int pf_start(void) {
+  if (!pf_started) {
+    if (pthread_create(&pf_worker, NULL, pf_main, NULL) != 0) return 0;
+    pthread_detach(pf_worker);
+    pf_started = 1;
+  }
+  __atomic_store_n(&pf_cancel, 0, __ATOMIC_RELEASE);
+  pthread_mutex_lock(&pf_mu);
+  pf_pending = 1;
+  pthread_cond_signal(&pf_wake);
+  pthread_mutex_unlock(&pf_mu);
+  return 1;
 }
 
 /* Forgets the buffer being drawn into (after the thread stopped). */
@@ -903,9 +935,10 @@ static void pf_drop(napi_env env) {
   pf_done = 0;
 }
 
-/* Requests below this many draws are not drawn ahead: starting and joining a thread (tens of µs) cost
- * more than it saved on M/1/16's 65K-draw requests (measured 5.3-5.7 vs 5.2 ms per step). */
-#define PF_MIN (1 << 18)
+/* Requests below this many draws are not drawn ahead (drawing them takes less than handing a buffer
+ * over). With one persistent worker, 64K-draw requests gain: the second noise request of an M/1/16
+ * step went from 0.11 to 0.02 ms; with a thread started per request it had been a loss. */
+#define PF_MIN (1 << 16)
 
 static napi_value js_fill_normal(napi_env env, napi_callback_info info) {
   ARGS(6);
@@ -968,9 +1001,7 @@ static napi_value js_prefetch_into(napi_env env, napi_callback_info info) {
     pf.blocks = zig_count(n);
     pf.start = state;
     pf_done = 0;
-    pf_cancel = 0;
-    if (pthread_create(&pf_thread, NULL, pf_main, NULL) == 0) pf_running = 1;
-    else {
+    if (!pf_start()) {
       pf_drop(env);
       ok = 0;
     }
