@@ -161,6 +161,8 @@ export function fusedCotangents(args: {
  * disposes.
  */
 export interface HeadGradientOut {
+  /** Multiplies the gradient (e.g. 1/B for the block objective Σ replicas / B). Default 1. */
+  scale?: number;
   dw?: tf.Tensor;
   db?: tf.Tensor;
 }
@@ -177,12 +179,12 @@ export function headGradientOfSum(
   out: HeadGradientOut,
 ): void {
   const [, P2, G2] = replicaShape(g);
-  const copies = P2 * G2;
+  const factor = P2 * G2 * (out.scale ?? 1);
   const grads = suspended(() =>
     tf.tidy(() => {
       const dw = tf.matMul(xbar, r, true, false);
       const db = tf.sum(r, 0);
-      return copies === 1 ? { dw, db } : { dw: tf.mul(dw, copies), db: tf.mul(db, copies) };
+      return factor === 1 ? { dw, db } : { dw: tf.mul(dw, factor), db: tf.mul(db, factor) };
     }),
   );
   // kept: the evaluation may run inside the caller's tidy, and `out` outlives it
@@ -266,8 +268,9 @@ export function naiveHeadGradient(
   b: tf.Tensor,
   out: HeadGradientOut,
 ): void {
+  const scale = out.scale ?? 1;
   const [dw, db] = suspended(() =>
-    tf.tidy(() => tf.grads((wi: tf.Tensor, bi: tf.Tensor) => tf.sum(loss(wi, bi)))([w, b])),
+    tf.tidy(() => tf.grads((wi: tf.Tensor, bi: tf.Tensor) => tf.mul(tf.sum(loss(wi, bi)), scale))([w, b])),
   );
   out.dw = tf.keep(dw);
   out.db = tf.keep(db);

@@ -66,14 +66,11 @@ export function createLocalLoss(options: LocalLossOptions): LocalLoss {
     batchSize,
     replicas: (features, w, b, labels) => evaluate(features, w, b, labels),
     replicasWithHeadGradient(features, w, b, labels) {
-      const head: HeadGradientOut = {};
+      // reduce = Σ replicas / B (REFERENCE 1.1); B from the rows the features have
+      const head: HeadGradientOut = { scale: 1 / batchSize(features.shape[0] as number) };
       const replicas = evaluate(features, w, b, labels, head);
       const { dw, db } = head as Required<HeadGradientOut>;
-      // reduce = Σ replicas / B (REFERENCE 1.1)
-      const B = batchSize(replicas.shape[0] as number);
-      const scaled = tf.tidy(() => ({ dw: tf.div(dw, B), db: tf.div(db, B) }));
-      tf.dispose([dw, db]);
-      return { replicas, ...scaled };
+      return { replicas, dw, db };
     },
     reduce(replicas) {
       const B = batchSize(replicas.shape[0] as number);

@@ -1,11 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
-import { layerNorm } from '@fwdgrad/jvp-core';
+import { type Linearizable, layerNorm } from '@fwdgrad/jvp-core';
 import { configSizes, type LocalMixerConfig } from './config.js';
 import { exactContext, type LayerContext, type LinearSite, linearSites } from './context.js';
 import { normalizer, normalizeWith } from './norm.js';
 
-/** The post-linear "normalisation" of placements without one. */
-const identity = (z: tf.Tensor) => z;
+/**
+ * The post-linear "normalisation" of placements without one; its VJP is the cotangent itself (an alias),
+ * so an activity estimate never differentiates it with `tf.grad`.
+ */
+const identity: Linearizable = Object.assign((z: tf.Tensor) => z, {
+  linearize: (z: tf.Tensor) => ({ y: z, vjp: (g: tf.Tensor) => tf.reshape(g, g.shape), dispose: () => {} }),
+});
 import { type LinearParams, type LocalMixerParams, paramShapes } from './params.js';
 
 const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;

@@ -77,6 +77,22 @@ function checkPrePrenorm(where: string, layout: LinearLayout, pre: tf.Tensor, pr
 }
 
 /**
+ * The VJP of the layer's normalisation at `prenorm` applied to `g`: the one kept from the forward pass if
+ * any, else `tf.grad` of `normalize` (re-running it), else (no normalisation) `g` itself.
+ */
+function normalizationVjp(input: ActivityWeightGradientInput, g: tf.Tensor): tf.Tensor {
+  const { normalize, normalizeVjp, prenorm } = input;
+  if (normalizeVjp !== undefined) return normalizeVjp(g);
+  if (normalize === undefined) return g;
+  return tf.grad((z: tf.Tensor) => {
+    const y = normalize(z);
+    // an identity "normalisation" (placements without a post-linear norm) returns z itself, which
+    // tf.grad cannot differentiate: its VJP is the cotangent
+    return y === z ? tf.mul(z, 1) : y;
+  })(prenorm, g);
+}
+
+/**
  * The activity-perturbed weight estimate of one linear layer (paper eq. 3, REFERENCE 1.6 steps 2–4):
  * ĝ_z = mean_K(unitTangent ⊙ noise) ⊙ 1[post > 0]; ĝ_pre = VJP of `normalize` at `prenorm` applied to ĝ_z (or
  * ĝ_z itself with `normGradient: false` or no normalisation); dW = Σ pre ⊗ ĝ_pre per layout, db = Σ ĝ_pre.
@@ -88,7 +104,7 @@ function checkPrePrenorm(where: string, layout: LinearLayout, pre: tf.Tensor, pr
  */
 export function activityWeightGradient(input: ActivityWeightGradientInput): { dw: tf.Tensor; db: tf.Tensor } {
   const where = layerName(input.name);
-  const { layout, pre, prenorm, post, noise, unitTangent, normalize } = input;
+  const { layout, pre, prenorm, post, noise, unitTangent } = input;
   checkLayout(where, layout);
   checkPrePrenorm(where, layout, pre, prenorm);
   const batchedNoise = noise.rank === prenorm.rank + 1;
@@ -160,19 +176,7 @@ export function activityWeightGradient(input: ActivityWeightGradientInput): { dw
     // 1[post > 0] as one Step kernel (greater + cast costs three times more on wasm)
     if (reluMask) gz = tf.mul(gz, active ?? tf.step(post as tf.Tensor));
     // Step 3: the exact VJP of the parameter-free normalisation at prenorm (skipped for "NG").
-    const normGradient = input.normGradient ?? true;
-    const gPre = !normGradient
-      ? gz
-      : input.normalizeVjp !== undefined
-        ? input.normalizeVjp(gz)
-        : normalize !== undefined
-          ? tf.grad((z: tf.Tensor) => {
-              const y = normalize(z);
-              // an identity "normalisation" (placements without a post-linear norm) returns z
-              // itself, which tf.grad cannot differentiate: its VJP is the cotangent
-              return y === z ? tf.mul(z, 1) : y;
-            })(prenorm, gz)
-          : gz;
+    const gPre = (input.normGradient ?? true) ? normalizationVjp(input, gz) : gz;
     // Step 4.
     return linearParamGradients(layout, pre, gPre);
   });

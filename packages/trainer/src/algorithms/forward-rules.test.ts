@@ -117,3 +117,26 @@ describe('forward-gradient rules: heads and the final layer get their exact grad
     });
   }
 });
+
+describe('placements without a post-linear norm', () => {
+  it("LG-FG-A's estimate through the identity normalisation equals the NG estimate (its VJP is the cotangent)", () => {
+    const model = tinyModel(31, { placement: 'begin' });
+    expect(model.config.placement.postLinear).toBe(false);
+    const batch = syntheticBatch(model, 8);
+    const withVjp = createAlgorithm('lg-fg-a', model).step(model, batch, createRandom(3));
+    const without = createAlgorithm('lg-fg-a', model, { normGradient: false }).step(
+      model,
+      batch,
+      createRandom(3),
+    );
+    const names = [...withVjp.grads.keys()].filter((n) => n.startsWith('backbone.'));
+    expect(names.length).toBeGreaterThan(0);
+    for (const n of names) {
+      const a = withVjp.grads.get(n) as tf.Tensor;
+      expect(tf.max(tf.abs(a)).dataSync()[0]).toBeGreaterThan(0);
+      expect(Array.from(a.dataSync())).toEqual(Array.from((without.grads.get(n) as tf.Tensor).dataSync()));
+    }
+    tf.dispose([...withVjp.grads.values(), ...without.grads.values()]);
+    disposeBatch(batch);
+  });
+});
