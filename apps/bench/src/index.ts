@@ -21,15 +21,6 @@ export { mean, median, std } from './stats.js';
 export { SUITES } from './suites/index.js';
 export { M816_SHAPE } from './suites/fused.js';
 export { localMixerBlockLoss, M816_BLOCK } from './suites/jvp-overhead.js';
-export {
-  type BarPlotOptions,
-  type BarSeries,
-  barPlot,
-  learningCurves,
-  type LinePlotOptions,
-  type LineSeries,
-  linePlot,
-} from './svg.js';
 export type { Column, Row } from './table.js';
 export {
   BUDGETS,

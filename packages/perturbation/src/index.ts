@@ -33,7 +33,6 @@ export {
   type WeightPerturbationResult,
   weightPerturbedGradient,
 } from './weight.js';
-export { runVarianceCommand, type VarianceCommandOptions, type VarianceCommandResult } from './command.js';
 export {
   allocateLabEstimates,
   allocateLabNoise,
@@ -58,4 +57,3 @@ export {
   type VarianceRow,
   varianceJsonLines,
 } from './lab.js';
-export { type VariancePlotOptions, varianceLabSvg } from './plot.js';

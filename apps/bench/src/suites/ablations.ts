@@ -1,7 +1,7 @@
 import type { LocalMixerOptions, NormKind, NormPlacementName } from '@fwdgrad/localmixer';
 import { type AlgorithmId, type AlgorithmOptions, PRESETS } from '@fwdgrad/trainer';
 import { type ErrorPair, TABLE5_SUPERVISED, TABLE6_SUPERVISED, paperErrors } from '../paper.js';
-import { barPlot, learningCurves, linePlot, PALETTE } from '../svg.js';
+import { barPlot, learningCurves, linePlot, PALETTE } from '@fwdgrad/plot';
 import { markdownTable, pct, type Row } from '../table.js';
 import { meanStd, mixerLabel, pctMeanStd, trainRow } from '../training.js';
 import type { Budget, RowSpec, Suite, SuiteOptions, SuitePlan } from '../types.js';

@@ -1,7 +1,7 @@
 import type { LocalMixerOptions } from '@fwdgrad/localmixer';
 import { type AlgorithmId, type ExperimentOverrides, PRESETS } from '@fwdgrad/trainer';
 import { TABLE4_CIFAR_M816, paperErrors } from '../paper.js';
-import { barPlot } from '../svg.js';
+import { barPlot } from '@fwdgrad/plot';
 import { markdownTable, pct, type Row } from '../table.js';
 import { meanStd, pctMeanStd, trainRow } from '../training.js';
 import type { Budget, RowSpec, Suite, SuiteOptions, SuitePlan } from '../types.js';

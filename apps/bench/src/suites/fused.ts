@@ -8,7 +8,7 @@ import {
 } from '@fwdgrad/local-losses';
 import { type Measured, measure, randn, randomLabels } from '../measure.js';
 import { round } from '../stats.js';
-import { linePlot } from '../svg.js';
+import { linePlot } from '@fwdgrad/plot';
 import { cellsOf, formatBytes, markdownTable, type Row } from '../table.js';
 import type { Budget, RowSpec, Suite, SuitePlan } from '../types.js';
 

@@ -4,7 +4,7 @@ import { applyLinear } from '@fwdgrad/localmixer';
 import { type BackendName, selectBackend } from '@fwdgrad/trainer';
 import { type Measured, measureInterleaved, randn, randomLabels } from '../measure.js';
 import { round } from '../stats.js';
-import { barPlot } from '../svg.js';
+import { barPlot } from '@fwdgrad/plot';
 import { cellsOf, markdownTable, type Row } from '../table.js';
 import type { Budget, RowSpec, Suite, SuiteOptions, SuitePlan } from '../types.js';
 

@@ -1,6 +1,6 @@
 import { ALGORITHM_IDS, PRESETS } from '@fwdgrad/trainer';
 import { TABLE3_MNIST, paperErrors } from '../paper.js';
-import { barPlot, learningCurves } from '../svg.js';
+import { barPlot, learningCurves } from '@fwdgrad/plot';
 import { markdownTable, pct, type Row } from '../table.js';
 import { meanStd, pctMeanStd, trainRow } from '../training.js';
 import type { Budget, RowSpec, Suite, SuiteOptions, SuitePlan } from '../types.js';

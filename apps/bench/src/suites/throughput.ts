@@ -4,7 +4,7 @@ import { type LocalMixerOptions, type PresetName, patchify, resolveConfig } from
 import { ALGORITHM_IDS, type AlgorithmId, createAlgorithm, createModel } from '@fwdgrad/trainer';
 import { failureText, randomLabels } from '../measure.js';
 import { median, quantile, round } from '../stats.js';
-import { barPlot } from '../svg.js';
+import { barPlot } from '@fwdgrad/plot';
 import { cellsOf, markdownTable, type Row } from '../table.js';
 import type { Budget, RowSpec, Suite, SuitePlan } from '../types.js';
 

@@ -1,4 +1,5 @@
-import { type LabSweep, runVarianceLab, type VarianceRow, varianceLabSvg } from '@fwdgrad/perturbation';
+import { type LabSweep, labEstimators, runVarianceLab, type VarianceRow } from '@fwdgrad/perturbation';
+import { varianceFigure } from '@fwdgrad/plot';
 import { round } from '../stats.js';
 import { markdownTable, type Row } from '../table.js';
 import type { Budget, Figures, RowSpec, Suite, SuitePlan } from '../types.js';
@@ -193,7 +194,8 @@ function report(rows: Row[]) {
           {
             name: 'figure8',
             title: 'Figure 8: empirical (solid) vs theoretical (dashed) variance',
-            svg: varianceLabSvg(labRows, {
+            svg: varianceFigure(labRows, {
+              estimators: labEstimators,
               title: 'Figure 8: gradient-estimator variance, empirical vs Table 1',
             }),
           },

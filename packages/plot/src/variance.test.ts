@@ -1,5 +1,38 @@
 import { describe, expect, it } from 'vitest';
-import { runVarianceLab, type VarianceRow, varianceLabSvg } from './index.js';
+import { type VariancePoint, type VarianceSweep, varianceFigure } from './index.js';
+
+const estimators = [
+  'weight-shared',
+  'weight-independent',
+  'activity-shared',
+  'activity-independent',
+  'backprop',
+];
+
+/**
+ * Rows shaped like the variance lab's: every estimator on each sweep, variances that fall as 1/N on the batch
+ * sweep and grow with p and q, theory for all but backprop (which has it on the batch sweep only, as in the paper).
+ */
+function labRows(batchSizes: number[], fanIns: number[], fanOuts: number[]): VariancePoint[] {
+  const rows: VariancePoint[] = [];
+  const add = (sweep: VarianceSweep, N: number, p: number, q: number) =>
+    estimators.forEach((estimator, i) => {
+      const v = ((i + 1) * p * q) / N;
+      rows.push({
+        estimator,
+        N,
+        p,
+        q,
+        empirical: v * 1.05,
+        theory: estimator === 'backprop' && sweep !== 'batch' ? null : v,
+        sweeps: [sweep],
+      });
+    });
+  for (const N of batchSizes) add('batch', N, 4, 4);
+  for (const p of fanIns) add('fan-in', 4, p, 4);
+  for (const q of fanOuts) add('fan-out', 4, 4, q);
+  return rows;
+}
 
 /** A minimal XML well-formedness check: tags balance and nest. */
 function wellFormed(svg: string): boolean {
@@ -14,17 +47,11 @@ function wellFormed(svg: string): boolean {
   return stack.length === 0;
 }
 
-describe('varianceLabSvg (Figure 8)', () => {
-  const rows = runVarianceLab({
-    batchSizes: [1, 2, 4, 8],
-    fanIns: [1, 4, 16],
-    fanOuts: [1, 4, 16],
-    samples: 200,
-    dataSize: 100,
-  });
+describe('varianceFigure (Figure 8)', () => {
+  const rows = labRows([1, 2, 4, 8], [1, 4, 16], [1, 4, 16]);
 
   it('draws one log–log panel per sweep, empirical solid and theory dashed for each estimator', () => {
-    const svg = varianceLabSvg(rows, { title: 'lab <test> & "quotes"' });
+    const svg = varianceFigure(rows, { title: 'lab <test> & "quotes"' });
     expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
     expect(wellFormed(svg)).toBe(true);
     expect(svg).toContain('lab &lt;test&gt; &amp; &quot;quotes&quot;');
@@ -40,7 +67,7 @@ describe('varianceLabSvg (Figure 8)', () => {
   });
 
   it('puts larger variances higher (log scale, SVG y grows downwards)', () => {
-    const batchPanel = varianceLabSvg(rows.filter((r) => r.sweeps.includes('batch')));
+    const batchPanel = varianceFigure(rows.filter((r) => r.sweeps.includes('batch')));
     const line = batchPanel.match(/class="empirical" data-estimator="activity-independent" points="([^"]+)"/);
     const ys = (line?.[1] ?? '').split(' ').map((pt) => Number(pt.split(',')[1]));
     // The independent estimator's variance falls with N: its line goes down the page, i.e. y increases.
@@ -49,10 +76,10 @@ describe('varianceLabSvg (Figure 8)', () => {
   });
 
   it('leaves out panels without rows', () => {
-    const only: VarianceRow[] = rows.filter(
+    const only: VariancePoint[] = rows.filter(
       (r) => r.sweeps.includes('fan-out') && !r.sweeps.includes('batch'),
     );
-    const svg = varianceLabSvg(only);
+    const svg = varianceFigure(only);
     expect(svg.match(/class="panel"/g)?.length).toBe(1);
     expect(wellFormed(svg)).toBe(true);
   });

@@ -1,31 +1,41 @@
-import { type LabEstimator, type LabSweep, labEstimators, type VarianceRow } from './lab.js';
+import { escapeXml, PALETTE } from './svg.js';
 
-/** Options of {@link varianceLabSvg}. */
-export interface VariancePlotOptions {
+/** The sweeps of the variance lab (paper appendix 10): batch size N, fan-in p, fan-out q. */
+export type VarianceSweep = 'batch' | 'fan-in' | 'fan-out';
+
+/**
+ * One measured point of the variance lab, as `@fwdgrad/perturbation`'s `runVarianceLab` returns it
+ * (its `VarianceRow` fits this shape; the plot needs nothing else).
+ */
+export interface VariancePoint {
+  estimator: string;
+  N: number;
+  p: number;
+  q: number;
+  /** Measured variance (drawn solid with dots; non-positive values are left out on the log axis). */
+  empirical: number;
+  /** Table 1's prediction (dashed), or null where there is none. */
+  theory: number | null;
+  /** The sweeps this point belongs to. */
+  sweeps: readonly VarianceSweep[];
+}
+
+/** Options of {@link varianceFigure}. */
+export interface VarianceFigureOptions {
   /** Width and height of one panel in px. Default 340 × 300. */
   panelWidth?: number;
   panelHeight?: number;
   /** A title above the panels. */
   title?: string;
+  /** Legend order and colours (by position in {@link PALETTE}); default: the estimators in order of appearance. */
+  estimators?: readonly string[];
 }
 
-const colors: Record<LabEstimator, string> = {
-  'weight-shared': '#1f77b4',
-  'weight-independent': '#ff7f0e',
-  'activity-shared': '#2ca02c',
-  'activity-independent': '#d62728',
-  backprop: '#444444',
-};
-
-const panels: { sweep: LabSweep; axis: 'N' | 'p' | 'q'; label: string }[] = [
+const panels: { sweep: VarianceSweep; axis: 'N' | 'p' | 'q'; label: string }[] = [
   { sweep: 'batch', axis: 'N', label: 'batch size N' },
   { sweep: 'fan-in', axis: 'p', label: 'fan-in p' },
   { sweep: 'fan-out', axis: 'q', label: 'fan-out q' },
 ];
-
-function escapeXml(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-}
 
 const fmt = (v: number) => (Math.round(v * 10) / 10).toString();
 
@@ -54,7 +64,9 @@ function superscript(exp: number): string {
  * variance of each estimator as a solid line with dots and Table 1's prediction as a dashed line of the same
  * colour. Pure string building, no dependency. Panels without rows are left out.
  */
-export function varianceLabSvg(rows: readonly VarianceRow[], options: VariancePlotOptions = {}): string {
+export function varianceFigure(rows: readonly VariancePoint[], options: VarianceFigureOptions = {}): string {
+  const estimators = options.estimators ?? [...new Set(rows.map((r) => r.estimator))];
+  const colorOf = (estimator: string) => PALETTE[Math.max(0, estimators.indexOf(estimator)) % PALETTE.length];
   const pw = options.panelWidth ?? 340;
   const ph = options.panelHeight ?? 300;
   const margin = { left: 62, right: 14, top: 34, bottom: 46 };
@@ -62,7 +74,7 @@ export function varianceLabSvg(rows: readonly VarianceRow[], options: VariancePl
   const titleHeight = options.title === undefined ? 0 : 28;
   const width = Math.max(1, used.length) * pw;
   const perRow = Math.max(1, Math.floor((width - 20) / 170));
-  const legendRows = Math.ceil(labEstimators.length / perRow) + 1;
+  const legendRows = Math.ceil(estimators.length / perRow) + 1;
   const legendHeight = 14 + legendRows * 20;
   const height = titleHeight + ph + legendHeight;
   const out: string[] = [];
@@ -132,11 +144,11 @@ export function varianceLabSvg(rows: readonly VarianceRow[], options: VariancePl
       `<text x="${fmt(x0 - 46)}" y="${fmt(y0 + h / 2)}" text-anchor="middle" ` +
         `transform="rotate(-90 ${fmt(x0 - 46)} ${fmt(y0 + h / 2)})">variance</text>`,
     );
-    for (const estimator of labEstimators) {
+    for (const estimator of estimators) {
       const line = sel.filter((r) => r.estimator === estimator).sort((a, b) => a[panel.axis] - b[panel.axis]);
       const emp = line.filter((r) => r.empirical > 0);
       const th = line.filter((r) => r.theory !== null && r.theory > 0);
-      const color = colors[estimator];
+      const color = colorOf(estimator);
       if (th.length > 1) {
         const pts = th.map((r) => `${fmt(sx(r[panel.axis]))},${fmt(sy(r.theory as number))}`).join(' ');
         out.push(
@@ -162,11 +174,11 @@ export function varianceLabSvg(rows: readonly VarianceRow[], options: VariancePl
   // Legend: one entry per estimator, then the line styles.
   const ly0 = titleHeight + ph + 14;
   const entries: string[] = [];
-  labEstimators.forEach((estimator, i) => {
+  estimators.forEach((estimator, i) => {
     const x = 20 + (i % perRow) * 170;
     const y = ly0 + Math.floor(i / perRow) * 20;
     entries.push(
-      `<line x1="${x}" y1="${y}" x2="${x + 22}" y2="${y}" stroke="${colors[estimator]}" stroke-width="2"/>` +
+      `<line x1="${x}" y1="${y}" x2="${x + 22}" y2="${y}" stroke="${colorOf(estimator)}" stroke-width="2"/>` +
         `<text x="${x + 28}" y="${y}" dominant-baseline="middle">${estimator}</text>`,
     );
   });

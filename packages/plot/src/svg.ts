@@ -1,7 +1,7 @@
 /**
- * A tiny, dependency-free SVG plotting module for the bench reports: line plots with linear or
- * log axes (Figure 5's memory/time lines, Figure 8's log-log variance lines, learning curves) and
- * grouped bar charts (Table 3 errors, step times). Output is a standalone SVG document string.
+ * A tiny, dependency-free SVG plotting module (the CLI's, the bench's and the web app's): line plots
+ * with linear or log axes (Figure 5's memory/time lines, learning curves) and grouped bar charts
+ * (Table 3 errors, step times). Output is a standalone SVG document string; no DOM, no Node API.
  */
 
 /** Colour-blind-friendly palette (Tableau 10), cycled over series. */

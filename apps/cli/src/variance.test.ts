@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { runVarianceCommand } from './index.js';
+import { runVarianceCommand } from './variance.js';
 
 it('runVarianceCommand prints one JSON object per line and writes the plot and the rows', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'fwdgrad-variance-'));

@@ -1,0 +1,20 @@
+export {
+  type BarPlotOptions,
+  type BarSeries,
+  barPlot,
+  escapeXml,
+  formatTick,
+  learningCurves,
+  type LinePlotOptions,
+  type LineSeries,
+  linearTicks,
+  linePlot,
+  logTicks,
+  PALETTE,
+} from './svg.js';
+export {
+  type VarianceFigureOptions,
+  type VariancePoint,
+  type VarianceSweep,
+  varianceFigure,
+} from './variance.js';
