@@ -11,6 +11,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { registerData } from './data.js';
 import { registerEval } from './eval.js';
 import { registerTrain } from './train.js';
+import { registerSweep } from './sweep.js';
 import { registerVariance } from './variance.js';
 
 /** Exit code for usage errors (unknown flag, bad value), as in most Unix tools. */
@@ -89,6 +90,7 @@ export function createProgram(): Command {
   registerEval(program, backendOption, positiveInt);
   registerData(program);
   registerVariance(program, positiveInt);
+  registerSweep(program, positiveInt);
   return program;
 }
 

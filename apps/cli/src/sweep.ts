@@ -1,0 +1,109 @@
+import { existsSync } from 'node:fs';
+import { basename, extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  expandGrid,
+  type JobOutcome,
+  loadSpec,
+  runLocal,
+  type SweepJob,
+  type SweepSpec,
+  type TrainCommand,
+} from '@fwdgrad/sweep';
+import type { Command } from 'commander';
+
+/** This CLI's `train` command as a process: `node <fwdgrad bin> train`. */
+export function cliTrainCommand(): TrainCommand {
+  for (const rel of ['./bin.js', '../dist/bin.js']) {
+    const file = fileURLToPath(new URL(rel, import.meta.url));
+    if (existsSync(file)) return { command: process.execPath, args: [file, 'train'] };
+  }
+  throw new Error('cannot find the fwdgrad command (dist/bin.js); build the CLI first (pnpm build)');
+}
+
+/** A sweep's default root: `sweeps/<spec file name without extension>`. */
+function defaultRoot(specFile: string): string {
+  return join('sweeps', basename(specFile, extname(specFile)));
+}
+
+/**
+ * Checks every spec key against the train command's flags, so a typo fails once, before any run
+ * starts, instead of in every run.
+ */
+export function checkSpecFlags(spec: SweepSpec, train: Command): void {
+  const longs = new Set(train.options.map((o) => o.long).filter((l): l is string => l !== undefined));
+  for (const [key, value] of Object.entries(spec)) {
+    const values = Array.isArray(value) ? value : [value];
+    for (const v of values) {
+      const flag = v === false ? (key.startsWith('no-') ? `--${key.slice(3)}` : `--no-${key}`) : `--${key}`;
+      if (!longs.has(flag)) {
+        throw new Error(
+          `sweep spec: '${key}'${typeof v === 'boolean' ? ` = ${v}` : ''} is not a flag of fwdgrad train (${flag}); see fwdgrad train --help`,
+        );
+      }
+    }
+  }
+}
+
+function describeOutcome(o: JobOutcome): string {
+  if (o.status === 'failed') return `${o.job.name}: FAILED (${o.error}); log: ${o.runDir}/train.log`;
+  const r = o.result ?? {};
+  const pct = (x: unknown) => (typeof x === 'number' ? `${(100 * x).toFixed(2)}%` : '—');
+  return `${o.job.name}: ${o.status === 'skipped' ? 'already finished' : 'finished'}, test error ${pct(r.test_error)}, train error ${pct(r.train_error)}`;
+}
+
+interface SweepRunFlags {
+  workers: number;
+  root?: string;
+}
+
+/** Loads a spec and expands it, checking its flags against `train`. */
+function loadJobs(specFile: string, program: Command): SweepJob[] {
+  const spec = loadSpec(specFile);
+  const train = program.commands.find((c) => c.name() === 'train');
+  if (train !== undefined) checkSpecFlags(spec, train);
+  return expandGrid(spec);
+}
+
+export function registerSweep(program: Command, positiveInt: (v: string) => number): void {
+  const sweep = program
+    .command('sweep')
+    .description('sweeps of training runs: a grid of train flags, one run folder per run');
+  sweep
+    .command('run')
+    .description(
+      'run every point of a spec (JSON or YAML: train flags without dashes; a list is a grid axis) ' +
+        'on this machine; finished runs are skipped, interrupted ones resumed',
+    )
+    .argument('<spec>', 'the spec file (.json, .yaml or .yml)')
+    .option('--workers <n>', 'train processes at once', positiveInt, 1)
+    .option('--root <dir>', 'folder of the run folders (default sweeps/<spec name>)')
+    .action(async (specFile: string, flags: SweepRunFlags) => {
+      const jobs = loadJobs(specFile, program);
+      const root = flags.root ?? defaultRoot(specFile);
+      process.stderr.write(
+        `sweep ${specFile}: ${jobs.length} run${jobs.length === 1 ? '' : 's'} under ${root}, ${flags.workers} worker${flags.workers === 1 ? '' : 's'}\n`,
+      );
+      let done = 0;
+      const outcomes = await runLocal(jobs, {
+        root,
+        workers: flags.workers,
+        train: cliTrainCommand(),
+        onStart: (job) => process.stderr.write(`started ${job.name}\n`),
+        onEnd: (o) => {
+          done++;
+          process.stderr.write(`[${done}/${jobs.length}] ${describeOutcome(o)}\n`);
+        },
+      });
+      const failed = outcomes.filter((o) => o.status === 'failed');
+      const skipped = outcomes.filter((o) => o.status === 'skipped').length;
+      process.stderr.write(
+        `sweep done: ${outcomes.length - failed.length} finished (${skipped} earlier), ${failed.length} failed\n`,
+      );
+      if (failed.length > 0) {
+        throw new Error(
+          `${failed.length} run${failed.length === 1 ? '' : 's'} failed (${failed.map((o) => o.job.name).join('; ')}); see their train.log, fix, and run the same command again to retry them`,
+        );
+      }
+    });
+}

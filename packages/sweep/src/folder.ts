@@ -1,0 +1,100 @@
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { listCheckpoints, readConfig, readMetrics } from '@fwdgrad/trainer';
+import type { SweepJob } from './spec.js';
+
+/*
+ * A sweep's run folders are ordinary `fwdgrad train --run-dir` folders (config.json,
+ * metrics.jsonl, checkpoint-<E>.bin) plus what the runner adds:
+ *
+ *   job.json     the job: its name, flag values and the train command's flags
+ *   train.log    the train command's output (appended across attempts)
+ *   result.json  the train command's JSON summary; present = the run is finished
+ *   error.txt    why the last attempt failed (removed when an attempt starts)
+ */
+
+/** The train command's JSON summary (`fwdgrad train --json`), as recorded in result.json. */
+export type RunResult = Record<string, unknown> & { test_error?: number; train_error?: number };
+
+/** Where a run of a sweep stands. */
+export type RunState = 'finished' | 'partial' | 'failed' | 'pending';
+
+/** What the run folder of a job says about it. */
+export interface RunStatus {
+  job: SweepJob;
+  runDir: string;
+  state: RunState;
+  /** Epochs completed (newest checkpoint). */
+  epoch: number;
+  /** Planned epochs (config.json), when the run has started. */
+  epochs: number | null;
+  result: RunResult | null;
+  /** Why the last attempt failed. */
+  error: string | null;
+}
+
+/** The run folder of a job under a sweep's root. */
+export function runDirOf(root: string, job: SweepJob): string {
+  return join(root, job.name);
+}
+
+/** Writes a file atomically (temporary file + rename), so readers on shared folders never see half of it. */
+export function writeFileAtomic(file: string, text: string): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, file);
+}
+
+function readJson<T>(file: string): T | null {
+  if (!existsSync(file)) return null;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as T;
+  } catch {
+    return null;
+  }
+}
+
+/** The result of a finished run, or null. */
+export function readResult(runDir: string): RunResult | null {
+  return readJson<RunResult>(join(runDir, 'result.json'));
+}
+
+/** Reads a run folder's state. */
+export function runStatus(root: string, job: SweepJob): RunStatus {
+  const runDir = runDirOf(root, job);
+  const result = readResult(runDir);
+  const checkpoints = listCheckpoints(runDir);
+  const epoch = checkpoints.length ? checkpoints[checkpoints.length - 1].epoch : 0;
+  const config = readConfig<{ experiment?: { epochs?: number } }>(runDir);
+  const epochs = config?.experiment?.epochs ?? null;
+  const errorFile = join(runDir, 'error.txt');
+  const error = existsSync(errorFile) ? readFileSync(errorFile, 'utf8').trim() : null;
+  const state: RunState =
+    result !== null ? 'finished' : error !== null ? 'failed' : epoch > 0 ? 'partial' : 'pending';
+  return { job, runDir, state, epoch, epochs, result, error };
+}
+
+/**
+ * Prepares a job's run folder for an attempt and says whether the train command must resume:
+ * with a checkpoint it resumes from the newest; without one, leftovers of an attempt that died
+ * in its first epoch are removed so the run starts clean.
+ */
+export function prepareRunDir(root: string, job: SweepJob): { runDir: string; resume: boolean } {
+  const runDir = runDirOf(root, job);
+  mkdirSync(runDir, { recursive: true });
+  rmSync(join(runDir, 'error.txt'), { force: true });
+  const resume = listCheckpoints(runDir).length > 0;
+  if (!resume) {
+    for (const f of ['config.json', 'metrics.jsonl']) rmSync(join(runDir, f), { force: true });
+  }
+  writeFileAtomic(
+    join(runDir, 'job.json'),
+    `${JSON.stringify({ name: job.name, values: job.values, args: job.args }, null, 2)}\n`,
+  );
+  return { runDir, resume };
+}
+
+/** Per-epoch metrics of a run (metrics.jsonl). */
+export function runCurve(runDir: string): { epoch: number; test_error: number; train_error: number }[] {
+  return readMetrics<{ epoch: number; test_error: number; train_error: number }>(runDir);
+}
