@@ -65,6 +65,13 @@ export interface LocalMixerConfig {
   objective: Objective;
   /** Width of the contrastive projections (128 in the paper). */
   projectionDim: number;
+  /**
+   * Set only on a slice of a deeper network ({@link sliceConfig}): the index of this config's first block in
+   * that network. Above 0 the network starts with a residual mixer block whose input is the previous block's
+   * output [N, P, G, C′] (no patch embedding), and `blocks` counts the slice's blocks. Absent or 0: a whole
+   * LocalMixer from patches.
+   */
+  firstBlock?: number;
 }
 
 /**
@@ -87,7 +94,7 @@ export interface LocalMixerSizes {
   groupChannels: number;
   /** Hidden channels per group, Hd/G. */
   groupHidden: number;
-  /** Backbone linear layers NL = 2 + 3·(NBLK−1). */
+  /** Backbone linear layers NL = 2 + 3·(NBLK−1) (3·NBLK for a slice without block 0). */
   numLayers: number;
 }
 
@@ -278,6 +285,12 @@ export function validateConfig(config: LocalMixerConfig): void {
         .join(', ')}.`,
     );
   }
+  const first = config.firstBlock;
+  if (first !== undefined && !(Number.isInteger(first) && first >= 0)) {
+    throw new Error(
+      `LocalMixer config: firstBlock ${JSON.stringify(first)} must be a non-negative integer (make slices with sliceConfig).`,
+    );
+  }
   for (const key of ['interLn', 'lastLayerLn'] as const) {
     if (typeof config[key] !== 'boolean') {
       throw new Error(`LocalMixer config: ${key} ${JSON.stringify(config[key])} must be true or false.`);
@@ -363,6 +376,42 @@ export function configSizes(config: LocalMixerConfig): LocalMixerSizes {
     patchDim: ph * pw * c,
     groupChannels: config.channels / config.groups,
     groupHidden: config.hidden / config.groups,
-    numLayers: 2 + 3 * (config.blocks - 1),
+    numLayers: startsMidway(config) ? 3 * config.blocks : 2 + 3 * (config.blocks - 1),
   };
+}
+
+/** True for a slice of a deeper network that does not contain block 0 (see {@link LocalMixerConfig.firstBlock}). */
+export function startsMidway(config: LocalMixerConfig): boolean {
+  return (config.firstBlock ?? 0) > 0;
+}
+
+/**
+ * Blocks `first`…`first + count − 1` of `config` as a network of their own (a pipeline stage, a block
+ * trained elsewhere): the same sizes with `blocks = count` and, when `first` > 0, `firstBlock` set so that
+ * the slice starts with a mixer block reading the previous block's output. Its parameters are
+ * {@link sliceParams} of the whole network's. Throws when the range is not inside the network.
+ */
+export function sliceConfig(config: LocalMixerConfig, first: number, count: number): LocalMixerConfig {
+  const offset = config.firstBlock ?? 0;
+  if (
+    !Number.isInteger(first) ||
+    !Number.isInteger(count) ||
+    first < 0 ||
+    count < 1 ||
+    first + count > config.blocks
+  ) {
+    throw new Error(
+      `LocalMixer sliceConfig: blocks ${first}…${first + count - 1} are not inside the network's ${config.blocks} ` +
+        `blocks; choose 0 ≤ first and 1 ≤ count with first + count ≤ ${config.blocks}.`,
+    );
+  }
+  const out: LocalMixerConfig = {
+    ...config,
+    imageShape: [...config.imageShape],
+    placement: { ...config.placement },
+  };
+  out.blocks = count;
+  delete out.firstBlock;
+  if (offset + first > 0) out.firstBlock = offset + first;
+  return out;
 }

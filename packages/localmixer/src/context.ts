@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { groupedMatMul, type Linearizable, stopGradient } from '@fwdgrad/jvp-core';
-import { configSizes, type LocalMixerConfig } from './config.js';
+import { configSizes, type LocalMixerConfig, startsMidway } from './config.js';
 
 /**
  * How a linear layer contracts its input (REFERENCE 0):
@@ -53,16 +53,23 @@ export interface LayerContext {
   blockBoundary(block: number, h: tf.Tensor): tf.Tensor;
 }
 
-/** The backbone linear sites of a configuration in REFERENCE 0 order (NL = 2 + 3·(NBLK−1) of them). */
+/**
+ * The backbone linear sites of a configuration in REFERENCE 0 order (NL = 2 + 3·(NBLK−1) of them). In a slice
+ * without block 0 ({@link sliceConfig}) every block is a mixer block: 3·NBLK sites, indices and blocks counted
+ * from the slice's start.
+ */
 export function linearSites(config: LocalMixerConfig): LinearSite[] {
-  const sites: LinearSite[] = [
-    { index: 0, block: 0, layer: 0, layout: 'dense' },
-    { index: 1, block: 0, layer: 1, layout: 'grouped' },
-  ];
-  for (let block = 1; block < config.blocks; block++) {
+  const midway = startsMidway(config);
+  const sites: LinearSite[] = midway
+    ? []
+    : [
+        { index: 0, block: 0, layer: 0, layout: 'dense' },
+        { index: 1, block: 0, layer: 1, layout: 'grouped' },
+      ];
+  for (let block = midway ? 0 : 1; block < config.blocks; block++) {
     const layouts: LinearLayout[] = ['token', 'dense', 'grouped'];
     layouts.forEach((layout, layer) => {
-      sites.push({ index: 2 + 3 * (block - 1) + layer, block, layer, layout });
+      sites.push({ index: sites.length, block, layer, layout });
     });
   }
   return sites;

@@ -13,6 +13,8 @@ export {
   PLACEMENTS,
   presets,
   resolveConfig,
+  sliceConfig,
+  startsMidway,
   validateConfig,
 } from './config.js';
 export {
@@ -52,4 +54,5 @@ export {
   initWeight,
   paramShapes,
   paramsToTensors,
+  sliceParams,
 } from './params.js';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { type Linearizable, layerNorm } from '@fwdgrad/jvp-core';
-import { configSizes, type LocalMixerConfig } from './config.js';
+import { configSizes, type LocalMixerConfig, startsMidway } from './config.js';
 import { exactContext, type LayerContext, type LinearSite, linearSites } from './context.js';
 import { normalizer, normalizeWith } from './norm.js';
 
@@ -175,7 +175,8 @@ function mixerBlock(
 }
 
 /**
- * The LocalMixer backbone on patches x [N, P, D_in] (from {@link patchify}). Every backbone linear layer goes
+ * The LocalMixer backbone on patches x [N, P, D_in] (from {@link patchify}) — or, for a slice without block 0
+ * ({@link sliceConfig}), on the previous block's output [N, P, G, C′]. Every backbone linear layer goes
  * through `ctx.linear` and `ctx.activate` exactly once, in REFERENCE 0 order; between blocks the output passes
  * `ctx.blockBoundary(k, ·)` on its way into block k + 1.
  *
@@ -191,7 +192,9 @@ export function forwardBackbone(
   x: tf.Tensor,
   ctx: LayerContext = exactContext(),
 ): tf.Tensor[] {
-  checkPatches(config, x, 'forwardBackbone');
+  const midway = startsMidway(config);
+  if (midway) checkBlockOutput(config, x, 'forwardBackbone (a slice starting at a mixer block)');
+  else checkPatches(config, x, 'forwardBackbone');
   checkBackbone(config, params.backbone);
   const sites = linearSites(config);
   return tf.tidy(() => {
@@ -200,7 +203,7 @@ export function forwardBackbone(
     for (let k = 0; k < config.blocks; k++) {
       const blockSites = sites.filter((s) => s.block === k);
       const out =
-        k === 0
+        k === 0 && !midway
           ? block0(config, blockSites, params.backbone, h, ctx)
           : mixerBlock(config, blockSites, params.backbone, h, ctx);
       outputs.push(out);

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRandom } from '@fwdgrad/jvp-core';
-import { configSizes, type InitScheme, type LocalMixerConfig } from './config.js';
+import { configSizes, type InitScheme, type LocalMixerConfig, sliceConfig, startsMidway } from './config.js';
 import { linearSites } from './context.js';
 
 /** Weight and bias of one linear layer. */
@@ -42,7 +42,7 @@ export function paramShapes(config: LocalMixerConfig): LocalMixerParamShapes {
     if (site.layout === 'token') return { w: [P, P], b: [P] };
     if (site.layout === 'grouped') return { w: [G, s.groupHidden, Cg], b: [G, Cg] };
     // Dense: the patch embedding in block 0, the channel-mixing layer later.
-    const inDim = site.block === 0 ? s.patchDim : C;
+    const inDim = site.block === 0 && !startsMidway(config) ? s.patchDim : C;
     return { w: [inDim, Hd], b: [Hd] };
   });
   const headOut = config.objective === 'contrastive' ? config.projectionDim : K;
@@ -132,6 +132,29 @@ function zeroVariable(shape: number[]): tf.Variable {
   const v = tf.variable(z);
   z.dispose();
   return v;
+}
+
+/**
+ * The parameters of blocks `first`…`first + count − 1` (see {@link sliceConfig}): the same tensors, not
+ * copies — the slice's backbone layers (indexed from 0), its blocks' local heads, and the whole network's
+ * final classifier (and projection) so that a slice ending at the last block is complete.
+ */
+export function sliceParams<T extends tf.Tensor>(
+  config: LocalMixerConfig,
+  params: LocalMixerParams<T>,
+  first: number,
+  count: number,
+): LocalMixerParams<T> {
+  sliceConfig(config, first, count); // checks the range
+  const sites = linearSites(config);
+  const layers = sites.filter((s) => s.block >= first && s.block < first + count).map((s) => s.index);
+  const out: LocalMixerParams<T> = {
+    backbone: layers.map((i) => params.backbone[i]),
+    heads: params.heads.slice(first, first + count),
+    classifier: params.classifier,
+  };
+  if (params.projection) out.projection = params.projection;
+  return out;
 }
 
 /** All parameter tensors in REFERENCE 0 order (backbone w,b…, heads w,b…, projection, classifier). */
