@@ -770,10 +770,13 @@ static inline int32_t sm_next(uint32_t *state) {
 
 static inline double sm_uniform(uint32_t *state) { return (double)(uint32_t)sm_next(state) / 4294967296.0; }
 
-/* The ziggurat tables, copied from JavaScript on the first call (they never change). */
+/* The ziggurat tables, copied from JavaScript on the first call (they never change). Process-wide and
+ * shared by every JavaScript thread (worker_threads) that loads the addon: installed once under a lock,
+ * read-only afterwards. */
 static int32_t zkn[128];
 static double zwn[128], zfn[128], zr;
 static int ztables = 0;
+static pthread_mutex_t ztables_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* The slow path of a draw whose first integer `hz` failed the fast test; `state` is the counter after
  * hz. Consumes integers exactly as random.ts does; returns the counter after the draw. */
@@ -856,83 +859,129 @@ static inline size_t zig_count(size_t n) { return (n + NORMAL_BLOCK - 1) / NORMA
  * at the counter where this one ended, the finished blocks are kept and only the rest is drawn: no
  * copy. Otherwise everything is drawn anew. The stream is the same either way. Most kernels of a step
  * run on one thread, so the second core is mostly free; the thread runs at SCHED_IDLE so that it
- * never takes a core from the BLAS or OpenMP threads. */
+ * never takes a core from the BLAS or OpenMP threads.
+ *
+ * The state is per JavaScript environment (napi instance data): every worker thread that loads the addon
+ * has its own drawing-ahead thread and buffer, so that stages training on worker threads neither share nor
+ * race on it, and each one's draws depend only on its own requests. */
 typedef struct {
   uint32_t start;   /* counter of the first block */
   size_t n, blocks; /* draws and blocks asked for */
   float *buf;       /* the JavaScript buffer being filled (NULL: none) */
   napi_ref ref;     /* keeps that buffer alive while the thread writes */
-} prefetch_t;
-static prefetch_t pf = {0, 0, 0, NULL, NULL};
-static int pf_enabled = 1;
-static int pf_cancel = 0;  /* set by the JavaScript thread: stop after the current block */
-static size_t pf_done = 0; /* blocks finished by the background thread */
-/* One worker thread, started on first use and woken per request (starting a thread per request cost
- * tens of µs, more than drawing a 65K request saves). */
-static pthread_t pf_worker;
-static int pf_started = 0, pf_pending = 0, pf_busy = 0;
-static pthread_mutex_t pf_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t pf_wake = PTHREAD_COND_INITIALIZER, pf_idle = PTHREAD_COND_INITIALIZER;
+  int enabled;
+  int cancel;       /* set by the JavaScript thread: stop after the current block */
+  int quit;         /* set when the environment goes away: the thread ends */
+  size_t done;      /* blocks finished by the background thread */
+  /* One worker thread, started on first use and woken per request (starting a thread per request cost
+   * tens of µs, more than drawing a 65K request saves). */
+  pthread_t worker;
+  int started, pending, busy;
+  pthread_mutex_t mu;
+  pthread_cond_t wake, idle;
+} sampler_t;
 
 static void *pf_main(void *arg) {
-  (void)arg;
+  sampler_t *pf = arg;
 #ifdef SCHED_IDLE
   struct sched_param idle = {0};
   pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
 #endif
   for (;;) {
-    pthread_mutex_lock(&pf_mu);
-    while (!pf_pending) pthread_cond_wait(&pf_wake, &pf_mu);
-    pf_pending = 0;
-    pf_busy = 1;
-    pthread_mutex_unlock(&pf_mu);
-    for (size_t b = 0; b < pf.blocks; b++) {
-      if (__atomic_load_n(&pf_cancel, __ATOMIC_ACQUIRE)) break;
-      size_t lo = b * NORMAL_BLOCK, len = pf.n - lo < NORMAL_BLOCK ? pf.n - lo : NORMAL_BLOCK;
-      zig_block(pf.start + (uint32_t)(b * NORMAL_STRIDE) * GOLDEN, pf.buf + lo, len);
-      __atomic_store_n(&pf_done, b + 1, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&pf->mu);
+    while (!pf->pending && !pf->quit) pthread_cond_wait(&pf->wake, &pf->mu);
+    if (pf->quit) {
+      pthread_mutex_unlock(&pf->mu);
+      return NULL;
     }
-    pthread_mutex_lock(&pf_mu);
-    pf_busy = 0;
-    pthread_cond_signal(&pf_idle);
-    pthread_mutex_unlock(&pf_mu);
+    pf->pending = 0;
+    pf->busy = 1;
+    pthread_mutex_unlock(&pf->mu);
+    for (size_t b = 0; b < pf->blocks; b++) {
+      if (__atomic_load_n(&pf->cancel, __ATOMIC_ACQUIRE)) break;
+      size_t lo = b * NORMAL_BLOCK, len = pf->n - lo < NORMAL_BLOCK ? pf->n - lo : NORMAL_BLOCK;
+      zig_block(pf->start + (uint32_t)(b * NORMAL_STRIDE) * GOLDEN, pf->buf + lo, len);
+      __atomic_store_n(&pf->done, b + 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_lock(&pf->mu);
+    pf->busy = 0;
+    pthread_cond_signal(&pf->idle);
+    pthread_mutex_unlock(&pf->mu);
   }
-  return NULL;
 }
 
 /* Stops the background work after its current block (a job not yet started is dropped); returns the
  * blocks it finished. */
-static size_t pf_wait(void) {
-  __atomic_store_n(&pf_cancel, 1, __ATOMIC_RELEASE);
-  pthread_mutex_lock(&pf_mu);
-  pf_pending = 0;
-  while (pf_busy) pthread_cond_wait(&pf_idle, &pf_mu);
-  pthread_mutex_unlock(&pf_mu);
-  return __atomic_load_n(&pf_done, __ATOMIC_ACQUIRE);
+static size_t pf_wait(sampler_t *pf) {
+  __atomic_store_n(&pf->cancel, 1, __ATOMIC_RELEASE);
+  pthread_mutex_lock(&pf->mu);
+  pf->pending = 0;
+  while (pf->busy) pthread_cond_wait(&pf->idle, &pf->mu);
+  pthread_mutex_unlock(&pf->mu);
+  return __atomic_load_n(&pf->done, __ATOMIC_ACQUIRE);
 }
 
-/* Hands the job in `pf` to the worker (starting it on first use); false if no thread could start. */
-static int pf_start(void) {
-  if (!pf_started) {
-    if (pthread_create(&pf_worker, NULL, pf_main, NULL) != 0) return 0;
-    pthread_detach(pf_worker);
-    pf_started = 1;
+/* Hands the job in `pf` to its thread (starting it on first use); false if no thread could start. */
+static int pf_start(sampler_t *pf) {
+  if (!pf->started) {
+    if (pthread_create(&pf->worker, NULL, pf_main, pf) != 0) return 0;
+    pf->started = 1;
   }
-  __atomic_store_n(&pf_cancel, 0, __ATOMIC_RELEASE);
-  pthread_mutex_lock(&pf_mu);
-  pf_pending = 1;
-  pthread_cond_signal(&pf_wake);
-  pthread_mutex_unlock(&pf_mu);
+  __atomic_store_n(&pf->cancel, 0, __ATOMIC_RELEASE);
+  pthread_mutex_lock(&pf->mu);
+  pf->pending = 1;
+  pthread_cond_signal(&pf->wake);
+  pthread_mutex_unlock(&pf->mu);
   return 1;
 }
 
 /* Forgets the buffer being drawn into (after the thread stopped). */
-static void pf_drop(napi_env env) {
-  if (pf.ref != NULL) napi_delete_reference(env, pf.ref);
-  pf.ref = NULL;
-  pf.buf = NULL;
-  pf.blocks = 0;
-  pf_done = 0;
+static void pf_drop(napi_env env, sampler_t *pf) {
+  if (pf->ref != NULL) napi_delete_reference(env, pf->ref);
+  pf->ref = NULL;
+  pf->buf = NULL;
+  pf->blocks = 0;
+  pf->done = 0;
+}
+
+/* The environment goes away (its worker thread ends, or the process exits): stop and join the thread.
+ * The buffer reference belongs to the environment being torn down and goes with it. */
+static void sampler_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  sampler_t *pf = data;
+  if (pf->started) {
+    pf_wait(pf);
+    pthread_mutex_lock(&pf->mu);
+    pf->quit = 1;
+    pthread_cond_signal(&pf->wake);
+    pthread_mutex_unlock(&pf->mu);
+    pthread_join(pf->worker, NULL);
+  }
+  pthread_mutex_destroy(&pf->mu);
+  pthread_cond_destroy(&pf->wake);
+  pthread_cond_destroy(&pf->idle);
+  free(pf);
+}
+
+/* This environment's sampler (created with the module, see init). */
+static sampler_t *sampler_of(napi_env env) {
+  void *data = NULL;
+  if (napi_get_instance_data(env, &data) != napi_ok || data == NULL) {
+    napi_throw_error(env, NULL, "fwdgrad native: the normal sampler of this thread is missing");
+    return NULL;
+  }
+  return data;
+}
+
+static sampler_t *sampler_new(void) {
+  sampler_t *pf = calloc(1, sizeof(sampler_t));
+  if (pf == NULL) return NULL;
+  pf->enabled = 1;
+  pthread_mutex_init(&pf->mu, NULL);
+  pthread_cond_init(&pf->wake, NULL);
+  pthread_cond_init(&pf->idle, NULL);
+  return pf;
 }
 
 /* Requests below this many draws are not drawn ahead (drawing them takes less than handing a buffer
@@ -942,6 +991,8 @@ static void pf_drop(napi_env env) {
 
 static napi_value js_fill_normal(napi_env env, napi_callback_info info) {
   ARGS(6);
+  sampler_t *pf = sampler_of(env);
+  if (pf == NULL) return NULL;
   float *out;
   size_t n;
   int32_t *kn;
@@ -956,9 +1007,11 @@ static napi_value js_fill_normal(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "fwdgrad native fillNormal: expected 128-entry kn (Int32Array), wn, fn (Float64Array)");
     return NULL;
   }
-  size_t done = pf_wait();
+  size_t done = pf_wait(pf);
   uint32_t state = (uint32_t)get_int(env, argv[1]);
   double r = get_double(env, argv[5]);
+  /* (re)install the tables when they differ from the installed ones: in practice once, jvp-core's constants */
+  pthread_mutex_lock(&ztables_mu);
   int same_tables = ztables && zr == r && memcmp(zkn, kn, sizeof(zkn)) == 0 && memcmp(zwn, pw, sizeof(zwn)) == 0 &&
                     memcmp(zfn, pf_, sizeof(zfn)) == 0;
   if (!same_tables) {
@@ -966,12 +1019,13 @@ static napi_value js_fill_normal(napi_env env, napi_callback_info info) {
     memcpy(zwn, pw, sizeof(zwn));
     memcpy(zfn, pf_, sizeof(zfn));
     zr = r;
-    ztables = 1;
+    __atomic_store_n(&ztables, 1, __ATOMIC_RELEASE);
   }
+  pthread_mutex_unlock(&ztables_mu);
   size_t blocks = zig_count(n), from = 0;
   /* the blocks already drawn into this very buffer, for this counter and size, with these tables */
-  if (same_tables && pf.buf == out && pf.start == state && pf.n == n) from = done < blocks ? done : blocks;
-  pf_drop(env);
+  if (same_tables && pf->buf == out && pf->start == state && pf->n == n) from = done < blocks ? done : blocks;
+  pf_drop(env, pf);
   /* the rest (a step's first request), block-parallel from 128K draws: waking the OpenMP workers cost
    * more than it saved on the 65K-draw requests of an M/1/16 step (0.40 vs 0.25 ms per step) */
   int threads = n - from * NORMAL_BLOCK >= (size_t)(PAR_MIN / 16) ? n_threads : 1;
@@ -987,22 +1041,24 @@ static napi_value js_fill_normal(napi_env env, napi_callback_info info) {
  * is off or the request is small; then buf is untouched. */
 static napi_value js_prefetch_into(napi_env env, napi_callback_info info) {
   ARGS(2);
+  sampler_t *pf = sampler_of(env);
+  if (pf == NULL) return NULL;
   float *buf;
   size_t n;
   if (!get_f32(env, argv[0], &buf, &n)) return NULL;
   uint32_t state = (uint32_t)get_int(env, argv[1]);
-  pf_wait();
-  pf_drop(env);
-  int ok = pf_enabled && n >= PF_MIN && ztables;
+  pf_wait(pf);
+  pf_drop(env, pf);
+  int ok = pf->enabled && n >= PF_MIN && __atomic_load_n(&ztables, __ATOMIC_ACQUIRE);
   if (ok) {
-    CHECK(napi_create_reference(env, argv[0], 1, &pf.ref));
-    pf.buf = buf;
-    pf.n = n;
-    pf.blocks = zig_count(n);
-    pf.start = state;
-    pf_done = 0;
-    if (!pf_start()) {
-      pf_drop(env);
+    CHECK(napi_create_reference(env, argv[0], 1, &pf->ref));
+    pf->buf = buf;
+    pf->n = n;
+    pf->blocks = zig_count(n);
+    pf->start = state;
+    pf->done = 0;
+    if (!pf_start(pf)) {
+      pf_drop(env, pf);
       ok = 0;
     }
   }
@@ -1016,11 +1072,13 @@ static napi_value js_prefetch_into(napi_env env, napi_callback_info info) {
 /* setPrefetch(enabled): the background normal draws on or off (FWDGRAD_NATIVE_PREFETCH=0 turns them off). */
 static napi_value js_set_prefetch(napi_env env, napi_callback_info info) {
   ARGS(1);
+  sampler_t *pf = sampler_of(env);
+  if (pf == NULL) return NULL;
   bool on = true;
   napi_get_value_bool(env, argv[0], &on);
-  pf_wait();
-  pf_drop(env);
-  pf_enabled = on;
+  pf_wait(pf);
+  pf_drop(env, pf);
+  pf->enabled = on;
   return NULL;
 }
 
@@ -1102,6 +1160,13 @@ static napi_value init(napi_env env, napi_value exports) {
       {"loadBlas", NULL, js_load_blas, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return NULL;
+  /* one normal sampler (drawing-ahead thread and buffer) per JavaScript environment: worker threads
+   * each load the addon into their own environment */
+  sampler_t *pf = sampler_new();
+  if (pf == NULL || napi_set_instance_data(env, pf, sampler_finalize, NULL) != napi_ok) {
+    napi_throw_error(env, NULL, "fwdgrad native: could not create the normal sampler's state");
+    return NULL;
+  }
   return exports;
 }
 
