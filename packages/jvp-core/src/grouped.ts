@@ -18,6 +18,7 @@ export type GroupedMatMulMode = 'nn' | 'nt' | 'tn';
 
 const MODES: readonly GroupedMatMulMode[] = ['nn', 'nt', 'tn'];
 
+/** Whether a gradient tape records the kernels run now (inside `tf.grad` and its relatives). */
 export function tapeRecording(): boolean {
   return (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn();
 }

@@ -11,7 +11,7 @@ export {
   tangentOf,
   withTangent,
 } from './engine.js';
-export { FUSED_GROUPED_MATMUL, type GroupedMatMulMode, groupedMatMul } from './grouped.js';
+export { FUSED_GROUPED_MATMUL, type GroupedMatMulMode, groupedMatMul, tapeRecording } from './grouped.js';
 export {
   FUSED_LAYER_NORM,
   FUSED_LAYER_NORM_JVP,

@@ -1,14 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { FUSED_GROUPED_MATMUL, FUSED_LAYER_NORM, FUSED_LAYER_NORM_JVP } from '@fwdgrad/jvp-core';
 import { loadNative, nativeAddon } from './addon.js';
 import {
   broadcastLayout,
   collapsePermutation,
-  GROUPED_MATMUL_KERNEL,
   installedNativeKernels,
   installNativeKernels,
-  LAYER_NORM_JVP_KERNEL,
-  LAYER_NORM_KERNEL,
   NATIVE_KERNEL_NAMES,
   uninstallNativeKernels,
 } from './kernels.js';
@@ -76,7 +74,7 @@ function check(f: () => tf.Tensor, tol = 1e-5): void {
 
 /** The grouped-matmul kernel, run directly. */
 const runGrouped = (a: tf.Tensor, b: tf.Tensor, mode: string) =>
-  tf.engine().runKernel(GROUPED_MATMUL_KERNEL, { a, b }, { mode }) as tf.Tensor;
+  tf.engine().runKernel(FUSED_GROUPED_MATMUL, { a, b }, { mode }) as tf.Tensor;
 
 /** The JS formulation jvp-core falls back to: transpose → batched matMul → transpose. */
 const groupedReference = (a: tf.Tensor, b: tf.Tensor, mode: string) => {
@@ -300,14 +298,14 @@ describe.runIf(expectAddon)('native kernels equal tfjs cpu kernels (relative 1e-
     installNativeKernels();
     const x = tf.add(rand([6, 5, 33], 80), 3); // an offset mean, as after a residual
     const t = rand([4, 6, 5, 33], 81); // 4 stacked tangents
-    const [y, r] = tf.engine().runKernel(LAYER_NORM_KERNEL, { x }, { epsilon: 1e-5 }) as tf.Tensor[];
+    const [y, r] = tf.engine().runKernel(FUSED_LAYER_NORM, { x }, { epsilon: 1e-5 }) as tf.Tensor[];
     const mean = tf.mean(x, -1, true);
     const rRef = tf.rsqrt(tf.add(tf.sub(tf.mean(tf.square(x), -1, true), tf.square(mean)), 1e-5));
     const yRef = tf.mul(tf.sub(x, mean), rRef);
     expect(r.shape).toEqual([6, 5, 1]);
     expectClose(rRef.dataSync(), r.dataSync());
     expectClose(yRef.dataSync(), y.dataSync());
-    const jvp = tf.engine().runKernel(LAYER_NORM_JVP_KERNEL, { t, y, r }) as tf.Tensor;
+    const jvp = tf.engine().runKernel(FUSED_LAYER_NORM_JVP, { t, y, r }) as tf.Tensor;
     const centred = tf.sub(t, tf.mean(t, -1, true));
     const proj = tf.mean(tf.mul(y, t), -1, true);
     const jvpRef = tf.mul(tf.sub(centred, tf.mul(y, proj)), r);
@@ -353,20 +351,20 @@ describe.runIf(expectAddon)('native kernels equal tfjs cpu kernels (relative 1e-
       native?.setThreads(pass === 0 ? threads : 2, pass === 0 ? parallelMin : 64);
       const x = tf.add(rand(shape, 90), 3);
       const ax = axis < 0 ? axis + shape.length : axis;
-      const [y, r] = tf.engine().runKernel(LAYER_NORM_KERNEL, { x }, { epsilon: 1e-5, axis }) as tf.Tensor[];
+      const [y, r] = tf.engine().runKernel(FUSED_LAYER_NORM, { x }, { epsilon: 1e-5, axis }) as tf.Tensor[];
       const ref = composite(x, ax);
       expect(r.shape).toEqual(shape.map((d, i) => (i === ax ? 1 : d)));
       expectClose(ref.r.dataSync(), r.dataSync());
       expectClose(ref.y.dataSync(), y.dataSync());
       if (ax === shape.length - 1) {
-        const [y0, r0] = tf.engine().runKernel(LAYER_NORM_KERNEL, { x }, { epsilon: 1e-5 }) as tf.Tensor[];
+        const [y0, r0] = tf.engine().runKernel(FUSED_LAYER_NORM, { x }, { epsilon: 1e-5 }) as tf.Tensor[];
         expect(y.dataSync()).toEqual(y0.dataSync());
         expect(r.dataSync()).toEqual(r0.dataSync());
         tf.dispose([y0, r0]);
       }
       // three stacked tangents share y and r
       const t = rand([3, ...shape], 91);
-      const jvp = tf.engine().runKernel(LAYER_NORM_JVP_KERNEL, { t, y, r }, { axis }) as tf.Tensor;
+      const jvp = tf.engine().runKernel(FUSED_LAYER_NORM_JVP, { t, y, r }, { axis }) as tf.Tensor;
       const ta = ax + 1;
       const jvpRef = tf.mul(
         tf.sub(tf.sub(t, tf.mean(t, ta, true)), tf.mul(y, tf.mean(tf.mul(y, t), ta, true))),
@@ -383,7 +381,7 @@ describe.runIf(expectAddon)('native kernels equal tfjs cpu kernels (relative 1e-
       const fused = (v: tf.Tensor) => {
         const [fy, fr] = tf
           .engine()
-          .runKernel(LAYER_NORM_KERNEL, { x: v }, { epsilon: 1e-5, axis }) as tf.Tensor[];
+          .runKernel(FUSED_LAYER_NORM, { x: v }, { epsilon: 1e-5, axis }) as tf.Tensor[];
         return { y: fy, r: fr };
       };
       const gFused = tf.grad(loss(fused))(x);
@@ -394,7 +392,7 @@ describe.runIf(expectAddon)('native kernels equal tfjs cpu kernels (relative 1e-
     native?.setThreads(threads, parallelMin);
     expect(native?.info()).toMatchObject({ threads, parallelMin });
     const x = rand([2, 3], 93);
-    expect(() => tf.engine().runKernel(LAYER_NORM_KERNEL, { x }, { epsilon: 1e-5, axis: 2 })).toThrow(
+    expect(() => tf.engine().runKernel(FUSED_LAYER_NORM, { x }, { epsilon: 1e-5, axis: 2 })).toThrow(
       /FwdgradLayerNorm: axis 2 is out of range for a tensor of shape \[2,3\]; pass an axis in \[-2, 1\]/,
     );
     x.dispose();

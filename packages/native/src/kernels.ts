@@ -1,4 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
+import {
+  FUSED_GROUPED_MATMUL,
+  FUSED_LAYER_NORM,
+  FUSED_LAYER_NORM_JVP,
+  type NormalFiller,
+  tapeRecording,
+} from '@fwdgrad/jvp-core';
 import { type NativeAddon, nativeAddon } from './addon.js';
 import { BufferPool, type PoolableBackend } from './pool.js';
 
@@ -459,10 +466,6 @@ function softmax(native: NativeAddon, args: KernelArgs): TensorInfo | undefined 
 // ---------------------------------------------------------------------------------------------------
 // Fused layer norm (kernels of their own, used by @fwdgrad/jvp-core's layerNorm when registered)
 
-/** Kernel names @fwdgrad/jvp-core looks for (its `FUSED_LAYER_NORM` and `FUSED_LAYER_NORM_JVP`). */
-export const LAYER_NORM_KERNEL = 'FwdgradLayerNorm';
-export const LAYER_NORM_JVP_KERNEL = 'FwdgradLayerNormJvp';
-
 /**
  * The normalised axis of a layer norm (attribute `axis`, default −1: the last) and the [outer, n, inner]
  * view of a tensor of `shape` around it: statistics over n, vectorised over the contiguous inner axis.
@@ -490,10 +493,10 @@ function layerNormKernel(native: NativeAddon, args: KernelArgs): TensorInfo[] {
   const xv = f32(args.backend, x);
   if (xv === undefined || x.shape.length === 0) {
     throw new Error(
-      `${LAYER_NORM_KERNEL}: expected a float32 tensor of rank >= 1, got ${x.dtype} [${x.shape}]`,
+      `${FUSED_LAYER_NORM}: expected a float32 tensor of rank >= 1, got ${x.dtype} [${x.shape}]`,
     );
   }
-  const { axis, outer, n, inner } = layerNormView(LAYER_NORM_KERNEL, x.shape, args.attrs?.axis);
+  const { axis, outer, n, inner } = layerNormView(FUSED_LAYER_NORM, x.shape, args.attrs?.axis);
   const y = alloc(xv.length);
   const r = alloc(outer * inner);
   if (xv.length > 0) native.layerNorm(xv, y, r, outer, n, inner, Number(args.attrs?.epsilon ?? 1e-5));
@@ -518,23 +521,19 @@ function layerNormJvpKernel(native: NativeAddon, args: KernelArgs): TensorInfo {
     tv.length % yv.length !== 0
   ) {
     throw new Error(
-      `${LAYER_NORM_JVP_KERNEL}: expected float32 t [k, ...y], y and r, got [${t.shape}], [${y.shape}], [${r.shape}]`,
+      `${FUSED_LAYER_NORM_JVP}: expected float32 t [k, ...y], y and r, got [${t.shape}], [${y.shape}], [${r.shape}]`,
     );
   }
-  const { outer, n, inner } = layerNormView(LAYER_NORM_JVP_KERNEL, y.shape, args.attrs?.axis);
+  const { outer, n, inner } = layerNormView(FUSED_LAYER_NORM_JVP, y.shape, args.attrs?.axis);
   if (rv.length !== outer * inner) {
     throw new Error(
-      `${LAYER_NORM_JVP_KERNEL}: r [${r.shape}] does not fit y [${y.shape}] normalised over axis ` +
-        `${String(args.attrs?.axis ?? -1)}; pass the r of the FwdgradLayerNorm call that made y`,
+      `${FUSED_LAYER_NORM_JVP}: r [${r.shape}] does not fit y [${y.shape}] normalised over axis ` +
+        `${String(args.attrs?.axis ?? -1)}; pass the r of the ${FUSED_LAYER_NORM} call that made y`,
     );
   }
   const out = alloc(tv.length);
   if (tv.length > 0) native.layerNormJvp(tv, yv, rv, out, tv.length / yv.length, outer, n, inner);
   return output(args.backend, t.shape, out);
-}
-
-function tapeRecording(): boolean {
-  return (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn();
 }
 
 /**
@@ -544,18 +543,18 @@ function tapeRecording(): boolean {
  * (gradients of gradients) it is written with tfjs ops, so that it can itself be differentiated.
  */
 const layerNormGradient: tf.GradConfig = {
-  kernelName: 'FwdgradLayerNorm',
+  kernelName: FUSED_LAYER_NORM,
   outputsToSave: [true, true],
   gradFunc: (dys, saved, attrs) => {
     const [dy, dr] = dys as tf.Tensor[];
     const [y, r] = saved;
     const axisAttr = (attrs as { axis?: number } | undefined)?.axis;
-    const { axis, n } = layerNormView(LAYER_NORM_KERNEL, y.shape, axisAttr);
+    const { axis, n } = layerNormView(FUSED_LAYER_NORM, y.shape, axisAttr);
     return {
       x: () => {
         const fromY =
-          !tapeRecording() && tf.getKernel(LAYER_NORM_JVP_KERNEL, tf.getBackend()) !== undefined
-            ? (tf.engine().runKernel(LAYER_NORM_JVP_KERNEL, { t: dy, y, r }, { axis }) as tf.Tensor)
+          !tapeRecording() && tf.getKernel(FUSED_LAYER_NORM_JVP, tf.getBackend()) !== undefined
+            ? (tf.engine().runKernel(FUSED_LAYER_NORM_JVP, { t: dy, y, r }, { axis }) as tf.Tensor)
             : tf.mul(
                 tf.sub(tf.sub(dy, tf.mean(dy, axis, true)), tf.mul(y, tf.mean(tf.mul(y, dy), axis, true))),
                 r,
@@ -569,9 +568,6 @@ const layerNormGradient: tf.GradConfig = {
 
 // ---------------------------------------------------------------------------------------------------
 // Grouped matrix product (a kernel of its own, used by @fwdgrad/jvp-core's groupedMatMul when registered)
-
-/** Kernel name @fwdgrad/jvp-core looks for (its `FUSED_GROUPED_MATMUL`). */
-export const GROUPED_MATMUL_KERNEL = 'FwdgradGroupedMatMul';
 
 const GROUPED_MODES: Record<string, number> = { nn: 0, nt: 1, tn: 2 };
 
@@ -587,7 +583,7 @@ export function groupedMatMulShapes(
 ): { m: number; g: number; ci: number; co: number; outShape: number[] } {
   const fail = (expected: string): never => {
     throw new Error(
-      `${GROUPED_MATMUL_KERNEL} '${mode}': a [${aShape}] and b [${bShape}] do not fit; expected ${expected}`,
+      `${FUSED_GROUPED_MATMUL} '${mode}': a [${aShape}] and b [${bShape}] do not fit; expected ${expected}`,
     );
   };
   if (!(mode in GROUPED_MODES)) fail("mode 'nn', 'nt' or 'tn'");
@@ -615,7 +611,7 @@ function groupedMatMulKernel(native: NativeAddon, args: KernelArgs): TensorInfo 
   const av = f32(args.backend, a);
   const bv = f32(args.backend, b);
   if (av === undefined || bv === undefined) {
-    throw new Error(`${GROUPED_MATMUL_KERNEL}: expected float32 a and b, got ${a.dtype} and ${b.dtype}`);
+    throw new Error(`${FUSED_GROUPED_MATMUL}: expected float32 a and b, got ${a.dtype} and ${b.dtype}`);
   }
   const { m, g, ci, co, outShape } = groupedMatMulShapes(mode, a.shape, b.shape);
   const out = alloc(size(outShape));
@@ -629,13 +625,13 @@ function groupedMatMulKernel(native: NativeAddon, args: KernelArgs): TensorInfo 
  * tn (y = Σ aᵀ·b): da = nt(b, dy), db = nn(a, dy).
  */
 const groupedMatMulGradient: tf.GradConfig = {
-  kernelName: GROUPED_MATMUL_KERNEL,
+  kernelName: FUSED_GROUPED_MATMUL,
   inputsToSave: ['a', 'b'],
   gradFunc: (dy, saved, attrs) => {
     const [a, b] = saved;
     const g = dy as tf.Tensor;
     const run = (x: tf.Tensor, y: tf.Tensor, mode: string) =>
-      tf.engine().runKernel(GROUPED_MATMUL_KERNEL, { a: x, b: y }, { mode }) as tf.Tensor;
+      tf.engine().runKernel(FUSED_GROUPED_MATMUL, { a: x, b: y }, { mode }) as tf.Tensor;
     const mode = String((attrs as { mode?: string } | undefined)?.mode ?? 'nn');
     if (mode === 'nt') return { a: () => run(g, b, 'nn'), b: () => run(g, a, 'tn') };
     if (mode === 'tn') return { a: () => run(b, g, 'nt'), b: () => run(a, g, 'nn') };
@@ -644,9 +640,9 @@ const groupedMatMulGradient: tf.GradConfig = {
 };
 
 const EXTRA_KERNELS: Record<string, (native: NativeAddon, args: KernelArgs) => TensorInfo | TensorInfo[]> = {
-  [LAYER_NORM_KERNEL]: layerNormKernel,
-  [LAYER_NORM_JVP_KERNEL]: layerNormJvpKernel,
-  [GROUPED_MATMUL_KERNEL]: groupedMatMulKernel,
+  [FUSED_LAYER_NORM]: layerNormKernel,
+  [FUSED_LAYER_NORM_JVP]: layerNormJvpKernel,
+  [FUSED_GROUPED_MATMUL]: groupedMatMulKernel,
 };
 
 // ---------------------------------------------------------------------------------------------------
@@ -788,14 +784,6 @@ export function uninstallNativeKernels(backendName = 'cpu'): void {
   uninstallGradients();
 }
 
-/** The ziggurat tables a normal fill needs (the shape of @fwdgrad/jvp-core's `ZigguratTables`). */
-export interface NormalTables {
-  readonly kn: Int32Array;
-  readonly wn: Float64Array;
-  readonly fn: Float64Array;
-  readonly r: number;
-}
-
 /**
  * The native normal sampler for @fwdgrad/jvp-core's `setNormalFiller`: the same splitmix32 + ziggurat
  * stream as its JavaScript sampler, draw for draw, several times faster. After each request it hands
@@ -804,9 +792,7 @@ export interface NormalTables {
  * as its tensor's memory (no copy) and draws only what is missing. Buffers come from the kernels' pool
  * (fresh pages cost about as much as the drawing). Undefined without the addon.
  */
-export function nativeNormalFiller():
-  | ((shape: number[], state: number, t: NormalTables) => { tensor: tf.Tensor; state: number })
-  | undefined {
+export function nativeNormalFiller(): NormalFiller | undefined {
   const native = nativeAddon();
   if (native === undefined) return undefined;
   // the buffer being drawn into ahead, if any (not to be touched until fillNormal has returned)

@@ -24,8 +24,9 @@ describe('selectBackend', () => {
     expect(Array.from(g.dataSync())).toEqual([2, 4, 6]);
   });
 
-  it('wasm loads and computes a matmul gradient', async () => {
-    await selectBackend('wasm');
+  it('wasm loads with its kernel patches and computes a matmul gradient', async () => {
+    const sel = await selectBackend('wasm');
+    expect(sel.kernelPatches).toEqual(['BatchMatMul', '_FusedMatMul']);
     const a = tf.tensor2d([
       [1, 2],
       [3, 4],

@@ -2,15 +2,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
-import { setNormalFiller } from '@fwdgrad/jvp-core';
-import {
-  installNativeKernels,
-  loadNative,
-  type NativeStatus,
-  nativeNormalFiller,
-  uninstallNativeKernels,
-} from '@fwdgrad/native';
-import { installKernelPatches, patchedKernels } from './kernels.js';
+import { installBackendKernels, loadNative, type NativeStatus } from '@fwdgrad/native';
 
 /**
  * Backends fwdgrad knows, fastest first. `auto` tries them in this order. `native` is tfjs's cpu
@@ -38,7 +30,7 @@ export interface BackendSelection {
   /** `tf.getBackend()` after selection. */
   tfjsBackend: string;
   attempts: BackendAttempt[];
-  /** Kernels replaced by faster equivalents for this backend (see `installKernelPatches`). */
+  /** Kernels replaced or added for this backend (@fwdgrad/native's `installBackendKernels`). */
   kernelPatches: string[];
   /** The native addon's state (BLAS, threads), for every selection: `fwdgrad info` reports it. */
   native: NativeStatus;
@@ -125,15 +117,7 @@ export async function selectBackend(request: BackendRequest = 'auto'): Promise<B
     attempts.push(attempt);
     if (attempt.ok) {
       // 'native' and 'cpu' share tfjs's cpu backend: the native kernels are on for one, off for the other
-      // the native normal sampler draws the same stream as jvp-core's JavaScript one, only faster
-      setNormalFiller(name === 'native' ? nativeNormalFiller() : undefined);
-      let kernelPatches: string[];
-      if (name === 'native') kernelPatches = installNativeKernels('cpu');
-      else {
-        if (name === 'cpu') uninstallNativeKernels('cpu');
-        else installKernelPatches(attempt.tfjsName);
-        kernelPatches = patchedKernels(attempt.tfjsName);
-      }
+      const kernelPatches = installBackendKernels(attempt.tfjsName, { native: name === 'native' });
       return {
         requested: request,
         name,

@@ -81,4 +81,3 @@ export {
   resolveExperiment,
   validateExperiment,
 } from './presets.js';
-export { installKernelPatches, patchedKernels } from './kernels.js';

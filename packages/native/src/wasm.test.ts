@@ -1,6 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, describe, expect, it } from 'vitest';
-import { selectBackend } from './backend.js';
+import { installBackendKernels } from './backends.js';
+
+async function useWasm(): Promise<string[]> {
+  await tf.setBackend('wasm');
+  await tf.ready();
+  return installBackendKernels('wasm');
+}
 
 function products(seed: number) {
   const a = tf.randomNormal([3, 5, 4], 0, 1, 'float32', seed);
@@ -26,11 +33,12 @@ describe('wasm kernel patches (explicit transposes for BatchMatMul / _FusedMatMu
     await tf.setBackend('cpu');
   });
 
-  it('are installed by selectBackend and give the cpu backend results', async () => {
+  it('are installed by installBackendKernels and give the cpu backend results', async () => {
     await tf.setBackend('cpu');
     const expected = products(1);
-    const sel = await selectBackend('wasm');
-    expect(sel.kernelPatches).toEqual(['BatchMatMul', '_FusedMatMul']);
+    expect(await useWasm()).toEqual(['BatchMatMul', '_FusedMatMul']);
+    // idempotent
+    expect(installBackendKernels('wasm')).toEqual(['BatchMatMul', '_FusedMatMul']);
     const got = products(1);
     got.forEach((values, i) => {
       values.forEach((v, j) => {
@@ -41,7 +49,7 @@ describe('wasm kernel patches (explicit transposes for BatchMatMul / _FusedMatMu
   });
 
   it('leak no tensors or backend data', async () => {
-    await selectBackend('wasm');
+    await useWasm();
     products(2);
     const before = tf.memory();
     tf.tidy(() => products(3));

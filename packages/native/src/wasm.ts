@@ -146,7 +146,7 @@ function perBatch(run: KernelFunc, args: Parameters<KernelFunc>[0]): TensorInfo 
 
 /**
  * Installs the speed fixes for `backendName` (currently: wasm's transposed matrix products).
- * Idempotent; returns the names of the kernels patched by this call. `selectBackend` calls it.
+ * Idempotent; returns the names of the kernels patched by this call. `installBackendKernels` calls it.
  */
 export function installKernelPatches(backendName: string): string[] {
   if (backendName !== 'wasm' || installed.has(backendName)) return [];
