@@ -1,12 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import { BACKEND_NAMES, type BackendRequest } from '@fwdgrad/trainer';
-import { runProgram, USAGE_ERROR } from '@fwdgrad/cli';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { commaList, positiveInt, runProgram, USAGE_ERROR } from '@fwdgrad/cli-kit';
+import { Command, Option } from 'commander';
 import { defaultOutDir, runSuite } from './harness.js';
 import { SUITES } from './suites/index.js';
 import { BUDGETS, type Budget, SUITE_NAMES } from './types.js';
 
-/** Exit code for usage errors (unknown flag, bad value): the `fwdgrad` CLI's. */
+/** Exit code for usage errors (unknown flag, bad value), as the `fwdgrad` CLI's. */
 export { USAGE_ERROR };
 
 /** How many times a run may restart itself after a backend became unusable (each restart makes progress). */
@@ -32,22 +32,6 @@ export interface MainOptions {
    * heap was exhausted): the command line sets it; library callers get an error instead.
    */
   restartOnBrokenBackend?: boolean;
-}
-
-function positiveInt(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1)
-      throw new InvalidArgumentError(`${flag} expects a positive integer, got '${value}'`);
-    return n;
-  };
-}
-
-function list(value: string): string[] {
-  return value
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
 }
 
 function restart(argv: string[]): never {
@@ -90,7 +74,7 @@ export function createProgram(argv: string[] = [], options: MainOptions = {}): C
       .option(
         '--filter <list>',
         'run only rows whose key contains one of these comma-separated strings',
-        list,
+        commaList,
       )
       .option(
         '--seeds <n>',

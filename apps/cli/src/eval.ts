@@ -1,3 +1,4 @@
+import { positiveInt } from '@fwdgrad/cli-kit';
 import { loadDataset } from '@fwdgrad/datasets';
 import type { LocalMixerConfig } from '@fwdgrad/localmixer';
 import {
@@ -30,17 +31,13 @@ interface SavedRun {
 
 const LOADER: Record<string, string> = { mnist: 'mnist', cifar10: 'cifar10', imagenet: 'image-folder' };
 
-export function registerEval(
-  program: Command,
-  backendOption: () => Option,
-  positiveInt: (v: string) => number,
-): void {
+export function registerEval(program: Command, backendOption: () => Option): void {
   program
     .command('eval')
     .description('evaluate the newest checkpoint of a run folder (test error, optionally train error)')
     .requiredOption('--run <dir>', 'run folder written by fwdgrad train')
     .option('--data-dir <dir>', 'dataset folder (when the run did not use bundled MNIST)')
-    .option('--limit-test <n>', 'evaluate on the first N test examples', positiveInt)
+    .option('--limit-test <n>', 'evaluate on the first N test examples', positiveInt('--limit-test'))
     .option('--train', 'also compute the train error')
     .addOption(backendOption())
     .option('--json', 'print one JSON object')

@@ -1,1 +1,1 @@
-export { createProgram, main, positiveInt, runProgram, USAGE_ERROR } from './program.js';
+export { createProgram, main } from './program.js';

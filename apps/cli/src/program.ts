@@ -7,28 +7,18 @@ import {
   describeSelection,
   selectBackend,
 } from '@fwdgrad/trainer';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { runProgram } from '@fwdgrad/cli-kit';
+import { Command, Option } from 'commander';
 import { registerData } from './data.js';
 import { registerEval } from './eval.js';
 import { registerTrain } from './train.js';
 import { registerSweep } from './sweep.js';
 import { registerVariance } from './variance.js';
 
-/** Exit code for usage errors (unknown flag, bad value), as in most Unix tools. */
-export const USAGE_ERROR = 2;
-
 const BACKEND_CHOICES = ['auto', ...BACKEND_NAMES];
 
 function backendOption(): Option {
   return new Option('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES).default('auto');
-}
-
-/** Parses a positive integer flag value or rejects it with a message naming the flag. */
-export function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1)
-    throw new InvalidArgumentError(`expected a positive integer, got '${value}'`);
-  return n;
 }
 
 async function info(opts: { backend: BackendRequest; json?: boolean }): Promise<void> {
@@ -87,35 +77,11 @@ export function createProgram(): Command {
     .action(info);
 
   registerTrain(program, backendOption);
-  registerEval(program, backendOption, positiveInt);
+  registerEval(program, backendOption);
   registerData(program);
-  registerVariance(program, positiveInt);
-  registerSweep(program, positiveInt);
+  registerVariance(program);
+  registerSweep(program);
   return program;
-}
-
-/**
- * Parses `argv` with a commander program and returns the process exit code: 0, 2 for usage
- * errors (unknown flag, bad value; commander has already printed why), 1 for a failure, printed
- * as one `name: message` line. Shared by the `fwdgrad` and `fwdgrad-bench` commands.
- */
-export async function runProgram(program: Command, argv: string[], name: string): Promise<number> {
-  const override = (cmd: Command) => {
-    cmd.exitOverride();
-    cmd.commands.forEach(override);
-  };
-  override(program);
-  try {
-    await program.parseAsync(argv, { from: 'user' });
-    return 0;
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      const help = ['commander.helpDisplayed', 'commander.version', 'commander.help'];
-      return help.includes(err.code) ? 0 : USAGE_ERROR;
-    }
-    console.error(`${name}: ${err instanceof Error ? err.message : String(err)}`);
-    return 1;
-  }
 }
 
 /** Runs the CLI; returns the process exit code. */

@@ -10,6 +10,7 @@ import {
   type SweepSpec,
   type TrainCommand,
 } from '@fwdgrad/sweep';
+import { positiveInt } from '@fwdgrad/cli-kit';
 import type { Command } from 'commander';
 
 /** This CLI's `train` command as a process: `node <fwdgrad bin> train`. */
@@ -65,7 +66,7 @@ function loadJobs(specFile: string, program: Command): SweepJob[] {
   return expandGrid(spec);
 }
 
-export function registerSweep(program: Command, positiveInt: (v: string) => number): void {
+export function registerSweep(program: Command): void {
   const sweep = program
     .command('sweep')
     .description('sweeps of training runs: a grid of train flags, one run folder per run');
@@ -76,7 +77,7 @@ export function registerSweep(program: Command, positiveInt: (v: string) => numb
         'on this machine; finished runs are skipped, interrupted ones resumed',
     )
     .argument('<spec>', 'the spec file (.json, .yaml or .yml)')
-    .option('--workers <n>', 'train processes at once', positiveInt, 1)
+    .option('--workers <n>', 'train processes at once', positiveInt('--workers'), 1)
     .option('--root <dir>', 'folder of the run folders (default sweeps/<spec name>)')
     .action(async (specFile: string, flags: SweepRunFlags) => {
       const jobs = loadJobs(specFile, program);

@@ -13,38 +13,12 @@ import {
   selectBackend,
   train,
 } from '@fwdgrad/trainer';
+import { integer, nonNegativeNumber, positiveInt, positiveNumber } from '@fwdgrad/cli-kit';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 
 /** Datasets the CLI can train on, and the loader name behind each. */
 const DATASETS = { mnist: 'mnist', idx: 'idx', cifar10: 'cifar10', folder: 'image-folder' } as const;
 type CliDataset = keyof typeof DATASETS;
-
-function positiveInt(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1)
-      throw new InvalidArgumentError(`${flag} expects a positive integer, got '${value}'`);
-    return n;
-  };
-}
-
-function positiveNumber(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isFinite(n) || n <= 0)
-      throw new InvalidArgumentError(`${flag} expects a positive number, got '${value}'`);
-    return n;
-  };
-}
-
-function nonNegativeNumber(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isFinite(n) || n < 0)
-      throw new InvalidArgumentError(`${flag} expects a number ≥ 0, got '${value}'`);
-    return n;
-  };
-}
 
 function lossPlacement(value: string): AlgorithmOptions['losses'] {
   const parts = value.split(',').map((s) => s.trim());
@@ -142,16 +116,7 @@ export function registerTrain(program: Command, backendOption: () => Option): vo
       ]),
     )
     .option('--warmup-epochs <n>', 'warm-up epochs (warmup-cosine)', nonNegativeNumber('--warmup-epochs'))
-    .option(
-      '--seed <n>',
-      'random seed',
-      (v) => {
-        const n = Number(v);
-        if (!Number.isInteger(n)) throw new InvalidArgumentError(`--seed expects an integer, got '${v}'`);
-        return n;
-      },
-      0,
-    )
+    .option('--seed <n>', 'random seed', integer('--seed'), 0)
     .option('--limit-train <n>', 'train on the first N examples', positiveInt('--limit-train'))
     .option('--limit-test <n>', 'evaluate on the first N test examples', positiveInt('--limit-test'))
     .option('--run-dir <dir>', 'run folder (default runs/<algo>-<model>-<dataset>-<time>)')

@@ -1,3 +1,4 @@
+import { positiveInt } from '@fwdgrad/cli-kit';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -80,11 +81,11 @@ function powersList(value: string): number[] {
   return list;
 }
 
-export function registerVariance(program: Command, positiveInt: (v: string) => number): void {
+export function registerVariance(program: Command): void {
   program
     .command('variance')
     .description('the variance lab (paper appendix 10, Figure 8): empirical estimator variances vs Table 1')
-    .option('--samples <n>', 'estimates per point', positiveInt, 5000)
+    .option('--samples <n>', 'estimates per point', positiveInt('--samples'), 5000)
     .option('--batch-sizes <list>', 'batch-size sweep (default 1,2,4,…,4096)', powersList)
     .option('--fan-ins <list>', 'fan-in sweep at N = 4 (default 1,2,…,256)', powersList)
     .option('--fan-outs <list>', 'fan-out sweep at N = 4 (default 1,2,…,256)', powersList)

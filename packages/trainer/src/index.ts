@@ -12,14 +12,8 @@ export {
 } from './backend.js';
 export * from './algorithms/index.js';
 export { blockParamNames, createModel, type Model, modelEntries, wrapModel } from './model.js';
-export {
-  type EpochMetrics,
-  evaluateError,
-  modelConfigFor,
-  type TrainOptions,
-  type TrainSummary,
-  train,
-} from './loop.js';
+export { type EpochMetrics, type TrainOptions, type TrainSummary, train } from './loop.js';
+export { evaluateError, modelConfigFor } from './evaluate.js';
 export {
   assignParams,
   namedParams,

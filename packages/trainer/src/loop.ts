@@ -1,51 +1,22 @@
-import { existsSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
+import { hashSeed, loadDataset, type Dataset } from '@fwdgrad/datasets';
 import { createRandom } from '@fwdgrad/jvp-core';
-import {
-  type Augment,
-  batches,
-  byolViewConfigs,
-  type Dataset,
-  hashSeed,
-  loadDataset,
-  padCropFlipAugment,
-  resizedCropFlipAugment,
-  type Split,
-  viewAugment,
-  viewBatches,
-} from '@fwdgrad/datasets';
-import { alignmentAngle } from '@fwdgrad/baselines-fa';
-import { createRandom as createJvpRandom, softmaxCrossEntropy } from '@fwdgrad/jvp-core';
-import {
-  classify,
-  exactContext,
-  finalFeatures,
-  forward,
-  forwardBackbone,
-  type LocalMixerConfig,
-  type LocalMixerOptions,
-  patchify,
-  resolveConfig,
-} from '@fwdgrad/localmixer';
+import type { LocalMixerConfig, LocalMixerOptions } from '@fwdgrad/localmixer';
+import { alignmentAngles } from './alignment.js';
 import { createAlgorithm } from './algorithms/registry.js';
-import type { Algorithm, AlgorithmId, AlgorithmOptions, StepBatch } from './algorithms/types.js';
-import {
-  appendMetrics,
-  ensureRunDir,
-  listCheckpoints,
-  loadLatestCheckpoint,
-  readConfig,
-  readMetrics,
-  saveCheckpoint,
-  writeConfig,
-  writeMetrics,
-} from './checkpoint.js';
+import type { Algorithm, AlgorithmId, AlgorithmOptions, StepResult } from './algorithms/types.js';
+import { appendMetrics, saveCheckpoint, writeConfig } from './checkpoint.js';
+import { evaluateError, modelConfigFor } from './evaluate.js';
 import { checkFinite } from './guard.js';
 import { createModel, type Model } from './model.js';
 import { createOptimizer, type Optimizer } from './optim.js';
-import { assignParams, namedParams } from './params.js';
+import { namedParams, type ParamEntry } from './params.js';
 import { type ExperimentConfig, experimentSchedule } from './presets.js';
 import { createProgress, type ProgressStream } from './progress.js';
+import { trainReadout } from './readout.js';
+import { claimRunDir, type ResumePoint, type RunConfig, resumeRun } from './run.js';
+import type { Schedule } from './schedule.js';
+import { firstStepBatch, stepBatches } from './step-batches.js';
 
 /** Everything a training run needs. */
 export interface TrainOptions {
@@ -74,46 +45,6 @@ export interface TrainOptions {
   log?: (line: string) => void;
   /** Examples per evaluation batch. */
   evalBatchSize?: number;
-}
-
-/** The exact rule whose gradient an approximate rule estimates (for alignment angles). */
-const EXACT_COUNTERPART: Partial<Record<AlgorithmId, AlgorithmId>> = {
-  fa: 'bp',
-  dfa: 'bp',
-  'fg-w': 'bp',
-  'fg-a': 'bp',
-  'l-fa': 'l-bp',
-  'lg-fa': 'lg-bp',
-  'lg-fg-w': 'lg-bp',
-  'lg-fg-a': 'lg-bp',
-};
-
-/**
- * Angles (degrees) between an approximate rule's update and the exact gradient it stands for,
- * per backbone weight, on one batch (paper §6 item 2 for FA/DFA; forward-gradient estimates
- * likewise). `null` for exact rules.
- */
-export function alignmentAngles(
-  model: Model,
-  algorithm: Algorithm,
-  batch: StepBatch,
-  seed: number,
-): Record<string, number> | null {
-  const exactId = EXACT_COUNTERPART[algorithm.id];
-  if (exactId === undefined) return null;
-  const exact = createAlgorithm(exactId, model);
-  const approx = algorithm.step(model, batch, createJvpRandom(seed));
-  const truth = exact.step(model, batch, createJvpRandom(seed));
-  exact.dispose();
-  const out: Record<string, number> = {};
-  for (const e of model.entries) {
-    if (e.group !== 'backbone' || e.kind !== 'weight') continue;
-    const a = approx.grads.get(e.name);
-    const t = truth.grads.get(e.name);
-    if (a !== undefined && t !== undefined) out[e.name] = alignmentAngle(a, t);
-  }
-  tf.dispose([...approx.grads.values(), ...truth.grads.values()]);
-  return out;
 }
 
 /** One row of metrics.jsonl. */
@@ -153,178 +84,85 @@ export interface TrainSummary {
   run_dir: string;
 }
 
-/** The configuration recorded in config.json; resuming requires the same. */
-interface RunConfig {
-  experiment: ExperimentConfig;
-  algorithm: AlgorithmId;
-  algorithmOptions: Partial<AlgorithmOptions>;
-  modelOverrides: LocalMixerOptions;
-  model: LocalMixerConfig;
+/** What one epoch of training needs, fixed for the whole run. */
+interface EpochContext {
+  exp: ExperimentConfig;
+  ds: Dataset;
+  config: LocalMixerConfig;
+  model: Model;
+  algorithm: Algorithm;
+  optimizer: Optimizer;
+  /** The parameters the rule updates. */
+  entries: ParamEntry[];
+  schedule: Schedule;
   seed: number;
-  limitTrain: number | null;
-  limitTest: number | null;
+  stepsPerEpoch: number;
+  limitTrain?: number;
+  progressStream?: ProgressStream | null;
 }
 
-/** The supervised augmentation of an experiment (REFERENCE 5), or none. */
-function supervisedAugment(exp: ExperimentConfig, ds: Dataset): Augment | undefined {
-  const a = exp.augmentation;
-  if (a.kind === 'pad-crop-flip') return padCropFlipAugment({ pad: a.pad ?? 4 });
-  if (a.kind === 'byol') {
-    return resizedCropFlipAugment({
-      outputSize: [ds.shape[0], ds.shape[1]],
-      areaLowerBound: a.areaLowerBound ?? 0.08,
-    });
-  }
-  return undefined;
+/** Sums over the optimiser steps of one epoch. */
+interface EpochTotals {
+  loss: number;
+  /** Null when the rule has no local losses. */
+  localLoss: number | null;
+  accuracy: number;
+  /** Seconds spent in steps (data preparation excluded). */
+  seconds: number;
+  /** The learning rate of the epoch's last step. */
+  lr: number;
 }
 
-/**
- * The training batches of one epoch as the algorithms see them: supervised, the (augmented)
- * images patchified; contrastive, two BYOL views of each image (REFERENCE 5), patchified and
- * stacked [2B, P, D] (view 1 first). Labels one-hot [B, K]. The caller disposes x and labels.
- */
-function* stepBatches(
-  exp: ExperimentConfig,
-  ds: Dataset,
-  config: LocalMixerConfig,
-  opts: { seed: number; epoch: number; limit?: number },
-): Generator<StepBatch> {
-  const common = {
-    batchSize: exp.batchSize,
-    seed: opts.seed,
-    epoch: opts.epoch,
-    shuffle: true,
-    dropLast: true,
-    limit: opts.limit,
-    normalize: ds,
+/** Runs the optimiser steps of one epoch; `at.step` advances with each. */
+function trainEpoch(ctx: EpochContext, epoch: number, at: ResumePoint): EpochTotals {
+  const { exp, model, algorithm, optimizer, seed } = ctx;
+  const progress =
+    ctx.progressStream === null
+      ? null
+      : createProgress({
+          total: ctx.stepsPerEpoch * exp.batchSize,
+          label: `epoch ${epoch + 1}/${exp.epochs}`,
+          stream: ctx.progressStream,
+        });
+  const totals: EpochTotals = {
+    loss: 0,
+    localLoss: null,
+    accuracy: 0,
+    seconds: 0,
+    lr: ctx.schedule(at.step),
   };
-  if (exp.objective === 'contrastive') {
-    const crop = {
-      outputSize: [ds.shape[0], ds.shape[1]] as [number, number],
-      areaLowerBound: exp.augmentation.areaLowerBound ?? 0.08,
-    };
-    const views = byolViewConfigs(exp.augmentation.kind === 'byol' ? crop : null).map(viewAugment);
-    for (const b of viewBatches(ds.train, { ...common, views })) {
-      const batch = tf.tidy(() => ({
-        x: tf.keep(
-          tf.concat(
-            b.views.map((v) => patchify(v, config)),
-            0,
-          ),
-        ),
-        labels: tf.keep(tf.oneHot(b.labels, ds.numClasses).toFloat()),
-        size: b.labels.shape[0],
-      })) as unknown as StepBatch;
-      tf.dispose([...b.views, b.labels]);
-      yield batch;
+  for (const batch of stepBatches(exp, ctx.ds, ctx.config, { seed, epoch, limit: ctx.limitTrain })) {
+    const started = performance.now();
+    totals.lr = ctx.schedule(at.step);
+    const result: StepResult = algorithm.step(model, batch, createRandom(hashSeed(seed, 2, at.step)));
+    try {
+      const guard = { step: at.step, epoch, checkpoint: at.checkpoint };
+      checkFinite(result.loss, guard);
+      if (result.localLoss !== undefined) checkFinite(result.localLoss, { ...guard, what: 'local loss' });
+      optimizer.apply(ctx.entries, result.grads, totals.lr);
+    } finally {
+      tf.dispose([...result.grads.values(), batch.x, batch.labels]);
     }
-    return;
+    totals.seconds += (performance.now() - started) / 1000;
+    at.step++;
+    totals.loss += result.loss;
+    totals.accuracy += result.accuracy ?? 0;
+    if (result.localLoss !== undefined) totals.localLoss = (totals.localLoss ?? 0) + result.localLoss;
+    progress?.tick(batch.size, { loss: result.loss, acc: result.accuracy });
   }
-  for (const b of batches(ds.train, { ...common, augment: supervisedAugment(exp, ds) })) {
-    const batch = tf.tidy(() => ({
-      x: tf.keep(patchify(b.images, config)),
-      labels: tf.keep(tf.oneHot(b.labels, ds.numClasses).toFloat()),
-      size: b.labels.shape[0],
-    })) as unknown as StepBatch;
-    tf.dispose([b.images, b.labels]);
-    yield batch;
-  }
+  progress?.done();
+  return totals;
 }
 
-/**
- * The online linear readout of the contrastive protocol (REFERENCE 4): one epoch of plain SGD
- * (lr 0.01) of the final classifier on un-augmented training data, input LN(stopgrad(mean_P(final
- * block))); its state is the classifier, kept across epochs. Returns the mean readout loss.
- */
-export function trainReadout(
-  model: Model,
-  ds: Dataset,
-  opts: { seed: number; epoch: number; limit?: number; batchSize: number; lr?: number },
-): number {
-  const lr = opts.lr ?? 0.01;
-  const { w, b } = model.params.classifier;
-  let sum = 0;
-  let n = 0;
-  for (const batch of batches(ds.train, {
-    batchSize: opts.batchSize,
-    seed: opts.seed,
-    epoch: opts.epoch,
-    shuffle: true,
-    limit: opts.limit,
-    normalize: ds,
-  })) {
-    tf.tidy(() => {
-      const blocks = forwardBackbone(model.config, model.params, patchify(batch.images, model.config));
-      const features = finalFeatures(model.config, blocks[blocks.length - 1]);
-      const labels = tf.oneHot(batch.labels, ds.numClasses).toFloat();
-      const { value, grads } = tf.variableGrads(
-        () => tf.mean(softmaxCrossEntropy(labels, classify(model.params, features))) as tf.Scalar,
-        [w, b],
-      );
-      sum += value.dataSync()[0];
-      n++;
-      w.assign(tf.sub(w, tf.mul(lr, grads[w.name])));
-      b.assign(tf.sub(b, tf.mul(lr, grads[b.name])));
-    });
-    tf.dispose([batch.images, batch.labels]);
+/** Alignment angles of the rule on the epoch's first batch (null for exact rules). */
+function epochAlignment(ctx: EpochContext, epoch: number): Record<string, number> | null {
+  const first = firstStepBatch(ctx.exp, ctx.ds, ctx.config, { seed: ctx.seed, epoch, limit: ctx.limitTrain });
+  if (first === null) return null;
+  try {
+    return alignmentAngles(ctx.model, ctx.algorithm, first, hashSeed(ctx.seed, 4, epoch));
+  } finally {
+    tf.dispose([first.x, first.labels]);
   }
-  return n === 0 ? Number.NaN : sum / n;
-}
-
-/** Builds the LocalMixer configuration of an experiment for a dataset. */
-export function modelConfigFor(
-  exp: ExperimentConfig,
-  ds: Dataset,
-  overrides: LocalMixerOptions = {},
-): LocalMixerConfig {
-  return resolveConfig(exp.model, {
-    imageShape: ds.shape as [number, number, number],
-    numClasses: ds.numClasses,
-    objective: exp.objective,
-    ...overrides,
-  });
-}
-
-/**
- * Test or train error of the final classifier (1 − accuracy) over a split, un-augmented, in
- * batches, with the exact forward pass.
- */
-export function evaluateError(
-  model: Model,
-  ds: Dataset,
-  split: Split,
-  limit?: number,
-  batchSize = 500,
-): number {
-  let correct = 0;
-  let total = 0;
-  for (const b of batches(split, { batchSize, shuffle: false, limit, normalize: ds })) {
-    const hits = tf.tidy(() => {
-      const { logits, blocks } = forward(model.config, model.params, b.images, exactContext());
-      tf.dispose(blocks);
-      return tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), b.labels), 'int32')).dataSync()[0];
-    });
-    correct += hits;
-    total += b.labels.shape[0];
-    tf.dispose([b.images, b.labels]);
-  }
-  return total === 0 ? Number.NaN : 1 - correct / total;
-}
-
-function sameRun(a: RunConfig, b: RunConfig): string | null {
-  const keys: (keyof RunConfig)[] = ['algorithm', 'seed', 'limitTrain', 'limitTest'];
-  for (const k of keys) {
-    if (JSON.stringify(a[k]) !== JSON.stringify(b[k]))
-      return `${k}: ${JSON.stringify(a[k])} vs ${JSON.stringify(b[k])}`;
-  }
-  // the number of epochs may grow (continue a finished run); everything else must match
-  if (JSON.stringify({ ...a.experiment, epochs: 0 }) !== JSON.stringify({ ...b.experiment, epochs: 0 })) {
-    return 'the experiment settings differ';
-  }
-  if (JSON.stringify(a.model) !== JSON.stringify(b.model)) return 'the model configuration differs';
-  if (JSON.stringify(a.algorithmOptions) !== JSON.stringify(b.algorithmOptions))
-    return 'the algorithm options differ';
-  return null;
 }
 
 /**
@@ -349,14 +187,7 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
     limitTest: options.limitTest ?? null,
   };
 
-  // Run folder: never touch an existing run unless asked to resume it.
-  ensureRunDir(options.runDir);
-  const existing = listCheckpoints(options.runDir);
-  if (!options.resume && (existing.length > 0 || existsSync(`${options.runDir}/metrics.jsonl`))) {
-    throw new Error(
-      `run folder ${options.runDir} already holds a run; pass --resume to continue it or choose another --run-dir`,
-    );
-  }
+  claimRunDir(options.runDir, options.resume === true);
   const model = createModel(config, seed);
   const algorithm: Algorithm = createAlgorithm(
     options.algorithm,
@@ -371,7 +202,6 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
     lastLayerLr: exp.lastLayerLr,
   });
   const trainable = new Set(algorithm.trainable(model));
-  const entries = model.entries.filter((e) => trainable.has(e.name));
 
   const trainCount = options.limitTrain ?? ds.train.count;
   const stepsPerEpoch = Math.floor(trainCount / exp.batchSize);
@@ -380,91 +210,36 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
       `batch size ${exp.batchSize} is larger than the ${trainCount} training examples; lower --batch-size or raise --limit-train`,
     );
   }
-  const schedule = experimentSchedule(exp, stepsPerEpoch);
+  const ctx: EpochContext = {
+    exp,
+    ds,
+    config,
+    model,
+    algorithm,
+    optimizer,
+    entries: model.entries.filter((e) => trainable.has(e.name)),
+    schedule: experimentSchedule(exp, stepsPerEpoch),
+    seed,
+    stepsPerEpoch,
+    limitTrain: options.limitTrain,
+    progressStream: options.progressStream,
+  };
 
-  let startEpoch = 0;
-  let step = 0;
-  let lastCheckpoint: string | null = null;
-  if (options.resume) {
-    const saved = readConfig<RunConfig>(options.runDir);
-    if (saved !== null) {
-      const diff = sameRun(saved, runConfig);
-      if (diff !== null) {
-        throw new Error(
-          `cannot resume ${options.runDir}: its settings differ (${diff}); resume with the same flags`,
-        );
-      }
-      if (saved.experiment.epochs !== exp.epochs) {
-        log(
-          `resuming with ${exp.epochs} epochs instead of ${saved.experiment.epochs}: the learning-rate schedule ` +
-            'is recomputed for the new length, so the result differs from a run planned that long',
-        );
-      }
-    }
-    const ckpt = loadLatestCheckpoint(options.runDir);
-    if (ckpt !== null) {
-      assignParams(model.entries, ckpt.params);
-      optimizer.loadState(ckpt.optimizer);
-      tf.dispose([...Object.values(ckpt.params), ...Object.values(ckpt.optimizer)]);
-      startEpoch = ckpt.epoch;
-      step = ckpt.step;
-      lastCheckpoint = ckpt.file;
-      // rows of epochs after the checkpoint (an interrupted epoch's) are redone
-      writeMetrics(
-        options.runDir,
-        readMetrics<{ epoch: number }>(options.runDir).filter((r) => r.epoch <= ckpt.epoch),
-      );
-      log(`resuming ${options.runDir} after epoch ${startEpoch} (step ${step})`);
-    }
-  }
+  const at: ResumePoint = options.resume
+    ? resumeRun(options.runDir, runConfig, model, optimizer, log)
+    : { epoch: 0, step: 0, checkpoint: null };
   writeConfig(options.runDir, runConfig);
+  const backend = options.backend ?? tf.getBackend();
   log(
     `training ${options.algorithm} (${algorithm.description}) on ${ds.name}, LocalMixer ${exp.model}, ` +
-      `${trainCount} examples, batch ${exp.batchSize}, ${exp.epochs} epochs, backend ${options.backend ?? tf.getBackend()}`,
+      `${trainCount} examples, batch ${exp.batchSize}, ${exp.epochs} epochs, backend ${backend}`,
   );
 
   const wallStart = performance.now();
   let summary: TrainSummary | null = null;
   try {
-    for (let epoch = startEpoch; epoch < exp.epochs; epoch++) {
-      const progress =
-        options.progressStream === null
-          ? null
-          : createProgress({
-              total: stepsPerEpoch * exp.batchSize,
-              label: `epoch ${epoch + 1}/${exp.epochs}`,
-              stream: options.progressStream,
-            });
-      let lossSum = 0;
-      let localSum = 0;
-      let hasLocal = false;
-      let accSum = 0;
-      let trainSeconds = 0;
-      let lr = schedule(step);
-      for (const batch of stepBatches(exp, ds, config, { seed, epoch, limit: options.limitTrain })) {
-        const started = performance.now();
-        lr = schedule(step);
-        const result = algorithm.step(model, batch, createRandom(hashSeed(seed, 2, step)));
-        try {
-          checkFinite(result.loss, { step, epoch, checkpoint: lastCheckpoint });
-          if (result.localLoss !== undefined) {
-            checkFinite(result.localLoss, { step, epoch, what: 'local loss', checkpoint: lastCheckpoint });
-          }
-          optimizer.apply(entries, result.grads, lr);
-        } finally {
-          tf.dispose([...result.grads.values(), batch.x, batch.labels]);
-        }
-        trainSeconds += (performance.now() - started) / 1000;
-        step++;
-        lossSum += result.loss;
-        accSum += result.accuracy ?? 0;
-        if (result.localLoss !== undefined) {
-          hasLocal = true;
-          localSum += result.localLoss;
-        }
-        progress?.tick(batch.size, { loss: result.loss, acc: result.accuracy });
-      }
-      progress?.done();
+    for (let epoch = at.epoch; epoch < exp.epochs; epoch++) {
+      const totals = trainEpoch(ctx, epoch, at);
       const readoutLoss =
         exp.objective === 'contrastive'
           ? trainReadout(model, ds, {
@@ -474,42 +249,33 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
               batchSize: exp.batchSize,
             })
           : null;
-      const alignment = (() => {
-        const gen = stepBatches(exp, ds, config, { seed, epoch, limit: options.limitTrain });
-        const first = gen.next();
-        gen.return(undefined);
-        if (first.done) return null;
-        try {
-          return alignmentAngles(model, algorithm, first.value, hashSeed(seed, 4, epoch));
-        } finally {
-          tf.dispose([first.value.x, first.value.labels]);
-        }
-      })();
+      const alignment = epochAlignment(ctx, epoch);
       const testError = evaluateError(model, ds, ds.test, options.limitTest, options.evalBatchSize);
       const trainError = evaluateError(model, ds, ds.train, options.limitTrain, options.evalBatchSize);
       const row: EpochMetrics = {
         epoch: epoch + 1,
-        step,
-        loss: lossSum / stepsPerEpoch,
-        local_loss: hasLocal ? localSum / stepsPerEpoch : null,
+        step: at.step,
+        loss: totals.loss / stepsPerEpoch,
+        local_loss: totals.localLoss === null ? null : totals.localLoss / stepsPerEpoch,
         readout_loss: readoutLoss,
         alignment_deg: alignment,
-        train_batch_accuracy: accSum / stepsPerEpoch,
+        train_batch_accuracy: totals.accuracy / stepsPerEpoch,
         test_error: testError,
         train_error: trainError,
-        lr,
-        seconds: trainSeconds,
-        examples_per_second: (stepsPerEpoch * exp.batchSize) / trainSeconds,
+        lr: totals.lr,
+        seconds: totals.seconds,
+        examples_per_second: (stepsPerEpoch * exp.batchSize) / totals.seconds,
         live_tensors: tf.memory().numTensors,
       };
       appendMetrics(options.runDir, row as unknown as Record<string, unknown>);
-      lastCheckpoint = saveCheckpoint(options.runDir, {
+      at.checkpoint = saveCheckpoint(options.runDir, {
         epoch: epoch + 1,
-        step,
+        step: at.step,
         params: namedParams(model.entries),
         optimizer: optimizer.state(),
         extra: { seed },
       });
+      at.epoch = epoch + 1;
       log(
         `epoch ${epoch + 1}/${exp.epochs}: loss ${row.loss.toFixed(4)}` +
           (row.local_loss === null ? '' : ` local ${row.local_loss.toFixed(4)}`) +
@@ -526,7 +292,7 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
         train_error: trainError,
         examples_per_second: row.examples_per_second,
         seconds: (performance.now() - wallStart) / 1000,
-        backend: options.backend ?? tf.getBackend(),
+        backend,
         run_dir: options.runDir,
       };
     }
