@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { getRule, type JvpRuleContext, supportedKernels } from './rules.js';
+import { getRule, type JvpRuleContext, supportedKernels } from './rules/index.js';
 
 /**
  * How forward mode is added under plain tfjs code.
@@ -24,7 +24,44 @@ interface Level {
   readonly tangentIds: Set<number>;
   readonly batched: boolean;
   readonly k: number;
+  /** Where activity perturbations enter (variableJvp's `perturb`), or undefined. */
+  readonly perturb?: PerturbHook;
 }
+
+/** A kernel call as a {@link PerturbHook} sees it. */
+export interface KernelCall {
+  /** The kernel's name (one of {@link LINEAR_KERNELS}). */
+  kernel: string;
+  inputs: Record<string, tf.Tensor>;
+  attrs: Record<string, unknown>;
+  /** The kernel's outputs (after its fused activation, if any). */
+  outputs: tf.Tensor[];
+  /** The tf.layers layer running the kernel, when there is one (innermost). */
+  layer: string | undefined;
+}
+
+/**
+ * Called for each linear kernel a {@link variableJvp} pass runs; returns a tangent to add to the
+ * kernel's linear part (before its fused activation), of the output's shape (`[K, ...shape]` when
+ * batched), or null. The hook keeps ownership of what it returns (jvp never disposes it); tensors it
+ * creates live in the op's engine scope unless it keeps them (`tf.keep`).
+ */
+export type PerturbHook = (call: KernelCall) => tf.Tensor | null;
+
+/**
+ * The kernels whose outputs are linear maps of their inputs by parameters (the sites of activity
+ * perturbation, paper §3): matrix products and convolutions, plain or fused with a bias and activation.
+ */
+export const LINEAR_KERNELS: readonly string[] = [
+  tf.BatchMatMul,
+  tf._FusedMatMul,
+  tf.Conv2D,
+  tf.FusedConv2D,
+  tf.DepthwiseConv2dNative,
+  tf.FusedDepthwiseConv2D,
+  tf.Conv2DBackpropInput,
+];
+const linearKernels = new Set(LINEAR_KERNELS);
 
 type Engine = {
   runKernelFunc: (params: KernelParams) => tf.Tensor | tf.Tensor[];
@@ -52,7 +89,35 @@ function engine(): Engine {
 let origRunKernelFunc: Engine['runKernelFunc'] | null = null;
 let origDisposeTensor: Engine['disposeTensor'] | null = null;
 
+/** Names of the tf.layers layers whose `apply` is running (innermost last), for error messages. */
+const layerStack: string[] = [];
+type LayerProto = { apply: (this: { name: string }, ...args: unknown[]) => unknown };
+
+function currentLayer(): string | undefined {
+  return layerStack.length > 0 ? layerStack[layerStack.length - 1] : undefined;
+}
+
+let origLayerApply: LayerProto['apply'] | null = null;
+
+function layerPrototype(): LayerProto | undefined {
+  return (tf.layers as unknown as { Layer?: { prototype: LayerProto } }).Layer?.prototype;
+}
+
 function install(): void {
+  const proto = layerPrototype();
+  if (proto !== undefined) {
+    const apply = proto.apply;
+    // an own property on the prototype object shadows nothing: keep the original to restore
+    origLayerApply = apply;
+    proto.apply = function trackedApply(this: { name: string }, ...args: unknown[]) {
+      layerStack.push(this.name);
+      try {
+        return apply.apply(this, args);
+      } finally {
+        layerStack.pop();
+      }
+    };
+  }
   const e = engine();
   origRunKernelFunc = e.runKernelFunc;
   origDisposeTensor = e.disposeTensor;
@@ -80,6 +145,10 @@ function install(): void {
 }
 
 function uninstall(): void {
+  const proto = layerPrototype();
+  if (proto !== undefined && origLayerApply !== null) proto.apply = origLayerApply;
+  origLayerApply = null;
+  layerStack.length = 0;
   const e = engine() as unknown as Record<string, unknown>;
   // The wrappers are own properties shadowing the prototype's methods: deleting restores them.
   delete e.runKernelFunc;
@@ -159,11 +228,32 @@ function propagate(params: KernelParams, outputs: tf.Tensor[]): void {
       tangents[key] = t ?? null;
       if (t !== undefined) any = true;
     }
-    if (!any || !outputs.some(isFloat)) continue;
+    if (!outputs.some(isFloat)) continue;
+    let perturbation: tf.Tensor | null = null;
+    if (level.perturb !== undefined && linearKernels.has(name)) {
+      perturbation = runRule(0, () =>
+        (level.perturb as PerturbHook)({
+          kernel: name,
+          inputs: inputs as Record<string, tf.Tensor>,
+          attrs: params.attrs ?? {},
+          outputs,
+          layer: currentLayer(),
+        }),
+      );
+      if (perturbation !== null && !sameShape(perturbation.shape, shapeOf(outputs[0], level))) {
+        throw new Error(
+          `variableJvp: the perturbation of kernel '${name}' has shape [${perturbation.shape}]; expected ` +
+            `[${shapeOf(outputs[0], level)}] (the kernel's output${level.batched ? ' with the leading K axis' : ''})`,
+        );
+      }
+    }
+    if (!any && perturbation === null) continue;
     const rule = getRule(name);
     if (rule === undefined) {
+      const layerName = currentLayer();
+      const layer = layerName !== undefined ? ` (in tf.layers layer '${layerName}')` : '';
       throw new Error(
-        `jvp: no JVP rule for kernel '${name}', run by an op in the function being differentiated. ` +
+        `jvp: no JVP rule for kernel '${name}'${layer}, run by an op in the function being differentiated. ` +
           `Supported kernels: ${supportedKernels().join(', ')}. ` +
           `Add one with registerJvpRule('${name}', rule), or wrap the op in customJvp(f, rule).`,
       );
@@ -175,6 +265,7 @@ function propagate(params: KernelParams, outputs: tf.Tensor[]): void {
       outputs,
       batched: level.batched,
       k: level.k,
+      perturbation,
     };
     const result = runRule(
       li,
@@ -313,21 +404,40 @@ export function jvp<T extends tf.Tensor | tf.Tensor[]>(
     throw new Error('jvp: a batched jvp without primals needs { k } (the number of tangent directions)');
   }
   const level: Level = { tangents: new Map(), external: new Set(), tangentIds: new Set(), batched, k };
-  if (levels.length === 0) install();
   // Each argument gets its own tensor (sharing data), so that the same tensor passed twice
   // carries two independent tangents, as positional arguments do in JAX. The copies are made
   // before this level starts, so that they keep the tangents of enclosing jvp levels.
   const args = primals.map((p) => tf.keep(alias(p)));
+  return runLevel(
+    level,
+    args.map((a, i) => [a, tangents[i]]),
+    () => f(...args),
+    args,
+  );
+}
+
+/**
+ * Runs `f` at a new jvp level whose `seeds` (primal, tangent) pairs carry the caller's tangents, and
+ * returns f's outputs with their tangents. `args` are level-owned copies of primals, disposed at the end
+ * unless returned.
+ */
+function runLevel<T extends tf.Tensor | tf.Tensor[]>(
+  level: Level,
+  seeds: [tf.Tensor, tf.Tensor][],
+  f: () => T,
+  args: tf.Tensor[] = [],
+): [T, T] {
+  if (levels.length === 0) install();
   levels.push(level);
   const savedActive = active;
   active = levels.length;
-  args.forEach((a, i) => {
-    level.external.add(tangents[i]);
-    level.tangents.set(a.id, tangents[i]);
-  });
+  for (const [primal, tangent] of seeds) {
+    level.external.add(tangent);
+    level.tangents.set(primal.id, tangent);
+  }
   let out: T | undefined;
   try {
-    out = tf.tidy(() => f(...args));
+    out = tf.tidy(f);
     const outs = (Array.isArray(out) ? out : [out]) as tf.Tensor[];
     if (!outs.every((o) => o instanceof tf.Tensor)) {
       throw new Error('jvp: f must return a tf.Tensor or an array of tf.Tensor');
@@ -335,7 +445,7 @@ export function jvp<T extends tf.Tensor | tf.Tensor[]>(
     const outTangents = outs.map((o) => {
       const t = level.tangents.get(o.id);
       if (t === undefined) {
-        return suspended(() => tf.zeros(batched ? [k, ...o.shape] : o.shape));
+        return suspended(() => tf.zeros(level.batched ? [level.k, ...o.shape] : o.shape));
       }
       level.tangents.delete(o.id);
       level.tangentIds.delete(t.id);
@@ -357,6 +467,70 @@ export function jvp<T extends tf.Tensor | tf.Tensor[]>(
     for (const a of args) if (!outs.includes(a)) a.dispose();
     if (levels.length === 0) uninstall();
   }
+}
+
+/** Options of {@link variableJvp}. */
+export interface VariableJvpOptions {
+  /** Tangents carry a leading K axis (`[K, ...variable.shape]`): K directions in one pass. */
+  batched?: boolean;
+  /** K for a batched pass where only `perturb` adds tangents (no variable tangents). */
+  k?: number;
+  /** Where activity perturbations enter: called at each linear kernel (see {@link PerturbHook}). */
+  perturb?: PerturbHook;
+}
+
+/**
+ * The forward-mode twin of `tf.variableGrads`: evaluates `f()`, which reads `tf.Variable`s (a
+ * `tf.LayersModel`'s weights, say), and its directional derivative along `tangents`, keyed by variable
+ * name (`variable.name`, as in `tf.variableGrads`' `grads`). Variables without a tangent are constants.
+ * Returns `[value, valueTangent]`, both owned by the caller; with `batched`, `valueTangent` is
+ * `[K, ...value.shape]`.
+ *
+ * @example
+ * const [loss, dLoss] = variableJvp(() => tf.losses.meanSquaredError(y, model.apply(x) as tf.Tensor), {
+ *   [model.trainableWeights[0].read().name]: tf.randomNormal(model.trainableWeights[0].shape),
+ * });
+ */
+export function variableJvp(
+  f: () => tf.Tensor,
+  tangents: tf.NamedTensorMap,
+  options: VariableJvpOptions = {},
+): [tf.Tensor, tf.Tensor] {
+  const batched = options.batched === true;
+  const registered = tf.engine().registeredVariables;
+  let k = options.k ?? 0;
+  const seeds: [tf.Tensor, tf.Tensor][] = Object.entries(tangents).map(([name, t]) => {
+    const v = registered[name];
+    if (v === undefined) {
+      throw new Error(
+        `variableJvp: no tf.Variable named '${name}'; key tangents by variable.name (model.trainableWeights[i].read().name)`,
+      );
+    }
+    const expected = batched ? [k || t.shape[0], ...v.shape] : v.shape;
+    if (!(t instanceof tf.Tensor) || t.dtype !== 'float32' || !sameShape(t.shape, expected)) {
+      throw new Error(
+        `variableJvp: the tangent of '${name}' must be a float32 tensor of shape ${describeShape(expected)}` +
+          `${batched ? ' ([K, ...variable shape], one K for all)' : " (the variable's)"}, got ` +
+          `${t instanceof tf.Tensor ? `${t.dtype} ${describeShape(t.shape)}` : typeof t}`,
+      );
+    }
+    if (batched) k = t.shape[0];
+    return [v, t];
+  });
+  if (batched && k < 1) {
+    throw new Error(
+      'variableJvp: a batched pass without variable tangents needs { k } (the number of directions)',
+    );
+  }
+  const level: Level = {
+    tangents: new Map(),
+    external: new Set(),
+    tangentIds: new Set(),
+    batched,
+    k: batched ? k : 0,
+    perturb: options.perturb,
+  };
+  return runLevel(level, seeds, f);
 }
 
 /** True while a {@link jvp} is running and its kernels are being observed. */

@@ -6,9 +6,14 @@ export {
   jvpActive,
   jvpBatched,
   jvpBatchSize,
+  type KernelCall,
+  LINEAR_KERNELS,
+  type PerturbHook,
   stopGradient,
   suspended,
   tangentOf,
+  type VariableJvpOptions,
+  variableJvp,
   withTangent,
 } from './engine.js';
 export { FUSED_GROUPED_MATMUL, type GroupedMatMulMode, groupedMatMul, tapeRecording } from './grouped.js';
@@ -34,4 +39,4 @@ export {
   setNormalFiller,
   type ZigguratTables,
 } from './random.js';
-export { type JvpRule, type JvpRuleContext, registerJvpRule, supportedKernels } from './rules.js';
+export { type JvpRule, type JvpRuleContext, registerJvpRule, supportedKernels } from './rules/index.js';

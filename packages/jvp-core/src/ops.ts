@@ -1,18 +1,15 @@
 import * as tf from '@tensorflow/tfjs';
 import { customJvp, jvpActive, stopGradient, suspended } from './engine.js';
 import { groupedMatMul, kernelUsable } from './grouped.js';
+import { FUSED_LAYER_NORM, FUSED_LAYER_NORM_JVP } from './kernel-names.js';
 
 /**
- * Optional fused kernels a backend may register (`@fwdgrad/native` does, on tfjs's cpu backend):
- * `FwdgradLayerNorm` (inputs {x}, attrs {epsilon, axis}) → [y, r] over one axis of x (default −1), r =
- * 1/√(var + ε) of x's shape with that axis set to 1; `FwdgradLayerNormJvp` (inputs {t, y, r}, attrs
- * {axis}, relative to y) → r·((t − E[t]) − y·E[y·t]), t possibly stacked [k, ...y.shape]. jvp-core has
- * JVP rules for both (rules.ts), so nested jvp levels see through them; under a recording tape
- * `layerNorm` uses a kernel only if a gradient is registered for it (@fwdgrad/native registers one for
- * the forward kernel).
+ * The fused layer-norm kernels (kernel-names.ts) serve `layerNorm` where a backend registered them;
+ * jvp-core has JVP rules for both (rules/nn.ts), so nested jvp levels see through them; under a
+ * recording tape `layerNorm` uses a kernel only if a gradient is registered for it (@fwdgrad/native
+ * registers one for the forward kernel).
  */
-export const FUSED_LAYER_NORM = 'FwdgradLayerNorm';
-export const FUSED_LAYER_NORM_JVP = 'FwdgradLayerNormJvp';
+export { FUSED_LAYER_NORM, FUSED_LAYER_NORM_JVP };
 
 /**
  * Whether the fused kernel `name` serves a layer norm of x over `axes`: the backend registered it, the

@@ -196,6 +196,8 @@ interface Case {
   reference?: F;
   /** false where tfjs has no gradient to compare with (finite differences only) */
   reverse?: boolean;
+  /** finite-difference step (default 1e-2) */
+  h?: number;
 }
 
 const away = (x: tf.Tensor) => tf.add(x, tf.mul(tf.sign(x), 0.2)); // |x| ≥ 0.2: away from relu/abs kinks
@@ -469,6 +471,155 @@ const cases: Case[] = [
     ],
     reference: (a, b) => tf.matMul(a, b), // tfjs has no Einsum gradient
   },
+  // convolutions and pooling (NHWC), the kernels tf.layers' conv and pooling layers run
+  {
+    kernel: 'Conv2D',
+    f: (x, w) => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, [2, 1], 'same'),
+    shapes: [
+      [2, 5, 4, 2],
+      [3, 3, 2, 3],
+    ],
+  },
+  {
+    kernel: 'Conv2D',
+    name: 'Conv2D (dilated, valid)',
+    f: (x, w) => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'valid', 'NHWC', 2),
+    shapes: [
+      [1, 6, 6, 2],
+      [2, 2, 2, 2],
+    ],
+    reverse: false, // tfjs has no gradient for dilated convolutions
+  },
+  ...(['linear', 'relu', 'relu6', 'elu', 'sigmoid', 'leakyrelu'] as const).map((activation) => ({
+    kernel: 'FusedConv2D',
+    name: `FusedConv2D (${activation})`,
+    f: (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) =>
+      tf.fused.conv2d({
+        x: x as tf.Tensor4D,
+        filter: w as tf.Tensor4D,
+        bias: b,
+        strides: 1,
+        pad: 'same',
+        activation,
+        leakyreluAlpha: 0.2, // tfjs's cpu kernel gives NaN without it
+      }),
+    shapes: [[2, 4, 4, 2], [2, 2, 2, 3], [3]],
+    h: 1e-3, // kinks: keep the finite difference on one side
+  })),
+  {
+    kernel: 'FusedConv2D',
+    name: 'FusedConv2D (prelu)',
+    f: (x, w, b, a) =>
+      tf.fused.conv2d({
+        x: x as tf.Tensor4D,
+        filter: w as tf.Tensor4D,
+        bias: b,
+        strides: 1,
+        pad: 'valid',
+        activation: 'prelu',
+        preluActivationWeights: a,
+      }),
+    shapes: [[1, 4, 4, 2], [2, 2, 2, 3], [3], [3]],
+  },
+  {
+    kernel: 'DepthwiseConv2dNative',
+    f: (x, w) => tf.depthwiseConv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'same'),
+    shapes: [
+      [2, 4, 4, 2],
+      [2, 2, 2, 3],
+    ],
+  },
+  {
+    kernel: 'FusedDepthwiseConv2D',
+    // tfjs registers no gradient for the fused kernel: reverse mode runs the unfused ops
+    f: (x, w, b) =>
+      tf.fused.depthwiseConv2d({
+        x: x as tf.Tensor4D,
+        filter: w as tf.Tensor4D,
+        bias: b,
+        strides: 2,
+        pad: 'same',
+        activation: 'relu',
+      }),
+    reference: (x, w, b) =>
+      tf.relu(tf.add(tf.depthwiseConv2d(x as tf.Tensor4D, w as tf.Tensor4D, 2, 'same'), b)),
+    shapes: [[2, 5, 5, 2], [3, 3, 2, 2], [4]],
+  },
+  {
+    kernel: 'Conv2DBackpropInput',
+    f: (x, w) => tf.conv2dTranspose(x as tf.Tensor4D, w as tf.Tensor4D, [2, 6, 6, 2], 2, 'same'),
+    shapes: [
+      [2, 3, 3, 3],
+      [2, 2, 2, 3],
+    ],
+  },
+  {
+    kernel: 'MaxPool',
+    f: (x) => tf.maxPool(x as tf.Tensor4D, 2, 2, 'same'),
+    shapes: [[2, 5, 5, 2]],
+    lo: -10,
+    hi: 10,
+  },
+  {
+    kernel: 'MaxPool',
+    name: 'MaxPool (3x3, stride 1, valid)',
+    f: (x) => tf.maxPool(x as tf.Tensor4D, 3, 1, 'valid'),
+    shapes: [[1, 5, 4, 2]],
+    lo: -10,
+    hi: 10,
+  },
+  { kernel: 'AvgPool', f: (x) => tf.avgPool(x as tf.Tensor4D, [2, 3], 1, 'valid'), shapes: [[2, 4, 4, 2]] },
+  {
+    kernel: 'AvgPool',
+    name: 'AvgPool (same)',
+    f: (x) => tf.avgPool(x as tf.Tensor4D, 2, 2, 'same'),
+    shapes: [[2, 5, 5, 2]],
+    reverse: false, // tfjs's AvgPool gradient counts the padding that its forward kernel skips
+  },
+  {
+    kernel: 'ResizeNearestNeighbor',
+    f: (x) => tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [6, 6]),
+    // tfjs's ResizeNearestNeighborGrad (cpu) disagrees with its forward kernel: compare with the same
+    // upsampling written as a broadcast
+    reference: (x) =>
+      tf.reshape(tf.mul(tf.reshape(x, [2, 3, 1, 3, 1, 2]), tf.ones([1, 1, 2, 1, 2, 1])), [2, 6, 6, 2]),
+    shapes: [[2, 3, 3, 2]],
+  },
+  {
+    kernel: 'ResizeNearestNeighbor',
+    name: 'ResizeNearestNeighbor (non-integer scale)',
+    f: (x) => tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [5, 4]),
+    shapes: [[2, 3, 3, 2]],
+    reverse: false, // tfjs's gradient disagrees with its forward kernel here
+  },
+  {
+    kernel: 'ResizeBilinear',
+    f: (x) => tf.image.resizeBilinear(x as tf.Tensor4D, [5, 4]),
+    shapes: [[2, 3, 3, 2]],
+  },
+  {
+    kernel: 'FusedBatchNorm',
+    f: (x, m, v, o, s) => tf.batchNorm(x, m, tf.add(tf.square(v), 0.5), o, s, 1e-3),
+    shapes: [[2, 3, 4], [4], [4], [4], [4]],
+  },
+  {
+    kernel: 'FusedBatchNorm',
+    name: 'FusedBatchNorm (full-shape moments, no scale)',
+    f: (x, m, v) => tf.batchNorm(x, m, tf.add(tf.square(v), 0.5)),
+    // tfjs's batchNorm gradient fails without scale
+    reference: (x, m, v) => tf.mul(tf.sub(x, m), tf.rsqrt(tf.add(tf.add(tf.square(v), 0.5), 0.001))),
+    shapes: [
+      [3, 4],
+      [3, 4],
+      [3, 4],
+    ],
+  },
+  {
+    kernel: 'Prelu',
+    f: (x, a) => tf.prelu(x, a),
+    shapes: [[2, 3], [3]],
+  },
+  { kernel: 'Selu', f: (x) => tf.selu(x), shapes: [[2, 3]] },
 ];
 
 const zeroKernels = ['Sign', 'Floor', 'Ceil', 'Round', 'Step', 'ZerosLike', 'OnesLike', 'Fill'];
@@ -482,7 +633,7 @@ describe('every JVP rule', () => {
   for (const c of cases) {
     it(`${c.name ?? c.kernel}: matches reverse mode and finite differences, unbatched and batched`, () => {
       const primals = c.shapes.map((s, i) => rand(s, 100 + i, c.lo ?? -1, c.hi ?? 1));
-      const opts = { reference: c.reference, reverse: c.reverse };
+      const opts = { reference: c.reference, reverse: c.reverse, h: c.h };
       checkJvp(c.f, primals, { seed: 3, ...opts });
       checkJvp(c.f, primals, { seed: 4, ...opts });
       checkBatched(c.f, primals);
