@@ -12,7 +12,7 @@ import { Command, Option } from 'commander';
 import { registerData } from './data.js';
 import { registerEval } from './eval.js';
 import { registerTrain } from './train.js';
-import { registerSweep } from './sweep.js';
+import { registerSweep, registerWorker } from './sweep.js';
 import { registerVariance } from './variance.js';
 
 const BACKEND_CHOICES = ['auto', ...BACKEND_NAMES];
@@ -81,6 +81,7 @@ export function createProgram(): Command {
   registerData(program);
   registerVariance(program);
   registerSweep(program);
+  registerWorker(program);
   return program;
 }
 

@@ -2,15 +2,18 @@ import { existsSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  DEFAULT_QUEUE_NAME,
+  enqueueJobs,
   expandGrid,
   type JobOutcome,
   loadSpec,
   runLocal,
+  startWorker,
   type SweepJob,
   type SweepSpec,
   type TrainCommand,
 } from '@fwdgrad/sweep';
-import { positiveInt } from '@fwdgrad/cli-kit';
+import { positiveInt, positiveNumber } from '@fwdgrad/cli-kit';
 import type { Command } from 'commander';
 
 /** This CLI's `train` command as a process: `node <fwdgrad bin> train`. */
@@ -56,6 +59,16 @@ function describeOutcome(o: JobOutcome): string {
 interface SweepRunFlags {
   workers: number;
   root?: string;
+  queue?: string;
+  queueName: string;
+}
+
+interface WorkerFlags {
+  queue: string;
+  queueName: string;
+  root: string;
+  workers: number;
+  lockSeconds: number;
 }
 
 /** Loads a spec and expands it, checking its flags against `train`. */
@@ -79,9 +92,23 @@ export function registerSweep(program: Command): void {
     .argument('<spec>', 'the spec file (.json, .yaml or .yml)')
     .option('--workers <n>', 'train processes at once', positiveInt('--workers'), 1)
     .option('--root <dir>', 'folder of the run folders (default sweeps/<spec name>)')
+    .option(
+      '--queue <url>',
+      'enqueue the runs on BullMQ at redis://HOST:PORT and return (see fwdgrad worker)',
+    )
+    .option('--queue-name <name>', 'BullMQ queue name', DEFAULT_QUEUE_NAME)
     .action(async (specFile: string, flags: SweepRunFlags) => {
       const jobs = loadJobs(specFile, program);
       const root = flags.root ?? defaultRoot(specFile);
+      if (flags.queue !== undefined) {
+        const r = await enqueueJobs(jobs, { url: flags.queue, queueName: flags.queueName, root });
+        process.stderr.write(
+          `sweep ${specFile}: queued ${r.added.length} run${r.added.length === 1 ? '' : 's'} on ${flags.queue} (queue ${flags.queueName}), ` +
+            `retried ${r.retried.length} failed, skipped ${r.skipped.length} finished or already queued; ` +
+            `start workers with: fwdgrad worker --queue ${flags.queue} --root ${root}\n`,
+        );
+        return;
+      }
       process.stderr.write(
         `sweep ${specFile}: ${jobs.length} run${jobs.length === 1 ? '' : 's'} under ${root}, ${flags.workers} worker${flags.workers === 1 ? '' : 's'}\n`,
       );
@@ -106,5 +133,48 @@ export function registerSweep(program: Command): void {
           `${failed.length} run${failed.length === 1 ? '' : 's'} failed (${failed.map((o) => o.job.name).join('; ')}); see their train.log, fix, and run the same command again to retry them`,
         );
       }
+    });
+}
+
+export function registerWorker(program: Command): void {
+  program
+    .command('worker')
+    .description(
+      'take sweep runs from a BullMQ queue and train them under --root (a folder shared by every worker, e.g. NFS)',
+    )
+    .requiredOption('--queue <url>', 'Redis URL, redis://HOST:PORT')
+    .option('--queue-name <name>', 'BullMQ queue name', DEFAULT_QUEUE_NAME)
+    .requiredOption('--root <dir>', 'the shared folder of the run folders (the sweep run --root)')
+    .option('--workers <n>', 'train processes at once', positiveInt('--workers'), 1)
+    .option(
+      '--lock-seconds <s>',
+      "seconds before a dead worker's run goes to another worker",
+      positiveNumber('--lock-seconds'),
+      30,
+    )
+    .action(async (flags: WorkerFlags) => {
+      const train = cliTrainCommand();
+      const worker = await startWorker({
+        url: flags.queue,
+        queueName: flags.queueName,
+        root: flags.root,
+        train,
+        workers: flags.workers,
+        lockSeconds: flags.lockSeconds,
+        onStart: (job) => process.stderr.write(`started ${job.name}\n`),
+        onEnd: (o) => process.stderr.write(`${describeOutcome(o)}\n`),
+        onError: (err) => process.stderr.write(`worker: ${err.message}\n`),
+      });
+      process.stderr.write(
+        `worker ${process.pid}: taking runs from ${flags.queue} (queue ${flags.queueName}) into ${flags.root}; Ctrl-C stops\n`,
+      );
+      // runs until stopped; a stopped worker's running jobs go to other workers after --lock-seconds
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          worker.close().then(resolve, resolve);
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
     });
 }

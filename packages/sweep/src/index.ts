@@ -27,3 +27,14 @@ export {
   runLocal,
   type TrainCommand,
 } from './runner.js';
+export {
+  connectRedis,
+  DEFAULT_QUEUE_NAME,
+  type EnqueueOptions,
+  type EnqueueReport,
+  enqueueJobs,
+  queueStates,
+  type SweepWorker,
+  startWorker,
+  type WorkerOptions,
+} from './queue.js';
