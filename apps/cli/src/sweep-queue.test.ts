@@ -151,6 +151,9 @@ describe('fwdgrad sweep run --queue and fwdgrad worker (BullMQ)', () => {
     expect(b.log()).toContain(`started ${victim}`);
     expect(readFileSync(join(root, victim, 'train.log'), 'utf8')).toMatch(/resuming .* after epoch 1/);
 
+    const status = fwdgrad(['sweep', 'status', spec, '--root', root, '--queue', url]);
+    expect(status.out.match(/^finished .*\[queue: completed\]$/gm)).toHaveLength(4);
+
     // the same sweep run locally, one run after the other
     const localRoot = join(dir, 'local');
     const local = fwdgrad(['sweep', 'run', spec, '--root', localRoot, '--workers', '1']);

@@ -97,6 +97,46 @@ describe('fwdgrad sweep run (the embedded runner)', () => {
     const resumed = JSON.parse(readFileSync(join(victim, 'result.json'), 'utf8'));
     expect(resumed.test_error).toBe(JSON.parse(result).test_error);
     expect(resumed.train_error).toBe(JSON.parse(result).train_error);
+
+    // status and report: an unfinished run (checkpoint 1 only) has no test_error
+    rmSync(join(victim, 'result.json'));
+    rmSync(join(victim, 'checkpoint-2.bin'));
+    const status = fwdgrad(['sweep', 'status', spec, '--root', root]);
+    expect(status.out).toMatch(/partial \(epoch 1\/2\) +seed=1,algo=lg-fg-a/);
+    expect(status.out).toMatch(/4 runs: 3 finished, 1 partial, 0 failed, 0 not started/);
+    const out = join(dir, 'report');
+    const report = fwdgrad(['sweep', 'report', spec, '--root', root, '--json', '--out', out]);
+    expect(report.code, report.err).toBe(0);
+    const rows = report.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(rows.map((r) => [r.seed, r.algo, r.state])).toEqual([
+      [0, 'bp', 'finished'],
+      [0, 'lg-fg-a', 'finished'],
+      [1, 'bp', 'finished'],
+      [1, 'lg-fg-a', 'partial'],
+    ]);
+    expect(rows[3]).not.toHaveProperty('test_error');
+    expect(rows[3]['limit-train']).toBe(256);
+    const results = names
+      .slice(0, 3)
+      .map((n) => JSON.parse(readFileSync(join(root, n, 'result.json'), 'utf8').toString()));
+    expect(rows[0].test_error).toBe(results[0].test_error);
+    expect(rows[2].examples_per_second).toBe(results[2].examples_per_second);
+    const cells = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')).cells;
+    const bp = [results[0].test_error, results[2].test_error];
+    const m = (bp[0] + bp[1]) / 2;
+    expect(cells[0].values).toEqual({ algo: 'bp' });
+    expect(cells[0].test_error.mean).toBeCloseTo(m, 12);
+    expect(cells[0].test_error.std).toBeCloseTo(Math.sqrt((bp[0] - m) ** 2 + (bp[1] - m) ** 2), 12);
+    expect([cells[1].finished, cells[1].runs, cells[1].test_error.n, cells[1].test_error.std]).toEqual([
+      1, 2, 1, 0,
+    ]);
+    expect(readFileSync(join(out, 'report.svg'), 'utf8')).toMatch(/^<svg[\s\S]*bp[\s\S]*lg-fg-a/);
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(
+      /\| lg-fg-a \| [0-9.]+ \| [0-9.]+ \| 1\/2 \|/,
+    );
   });
 
   it('refuses a spec key that is not a train flag, before running anything', () => {

@@ -1,14 +1,21 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  aggregateRows,
+  cellsPlot,
+  cellsTable,
   DEFAULT_QUEUE_NAME,
   enqueueJobs,
   expandGrid,
   type JobOutcome,
   loadSpec,
+  markdownTable,
+  queueStates,
   runLocal,
+  type SweepRow,
   startWorker,
+  sweepRows,
   type SweepJob,
   type SweepSpec,
   type TrainCommand,
@@ -83,6 +90,7 @@ export function registerSweep(program: Command): void {
   const sweep = program
     .command('sweep')
     .description('sweeps of training runs: a grid of train flags, one run folder per run');
+  registerSweepRead(sweep, program);
   sweep
     .command('run')
     .description(
@@ -133,6 +141,111 @@ export function registerSweep(program: Command): void {
           `${failed.length} run${failed.length === 1 ? '' : 's'} failed (${failed.map((o) => o.job.name).join('; ')}); see their train.log, fix, and run the same command again to retry them`,
         );
       }
+    });
+}
+
+interface SweepReadFlags {
+  root?: string;
+  queue?: string;
+  queueName: string;
+  json?: boolean;
+  out?: string;
+}
+
+/** The rows of a sweep (with queue states when --queue is given). */
+async function readRows(specFile: string, program: Command, flags: SweepReadFlags) {
+  const jobs = loadJobs(specFile, program);
+  const root = flags.root ?? defaultRoot(specFile);
+  const states =
+    flags.queue === undefined
+      ? undefined
+      : await queueStates(jobs, { url: flags.queue, queueName: flags.queueName });
+  return { jobs, root, rows: sweepRows(jobs, root, states) };
+}
+
+const pct = (x: unknown) => (typeof x === 'number' ? (100 * x).toFixed(2) : '—');
+
+function stateCell(r: SweepRow): string {
+  if (r.state === 'finished') return 'finished';
+  const planned = typeof r.epochs_planned === 'number' ? `/${r.epochs_planned}` : '';
+  return r.state === 'pending' ? 'pending' : `${r.state} (epoch ${r.epochs_done}${planned})`;
+}
+
+function countsLine(rows: readonly SweepRow[]): string {
+  const count = (s: string) => rows.filter((r) => r.state === s).length;
+  return `${rows.length} runs: ${count('finished')} finished, ${count('partial')} partial, ${count('failed')} failed, ${count('pending')} not started`;
+}
+
+function registerSweepRead(sweep: Command, program: Command): void {
+  const common = (cmd: Command) =>
+    cmd
+      .argument('<spec>', 'the spec file (.json, .yaml or .yml)')
+      .option('--root <dir>', 'folder of the run folders (default sweeps/<spec name>)')
+      .option('--queue <url>', "also show each run's BullMQ state (redis://HOST:PORT)")
+      .option('--queue-name <name>', 'BullMQ queue name', DEFAULT_QUEUE_NAME)
+      .option('--json', 'one JSON object per run');
+  common(
+    sweep.command('status').description('where each run of a sweep stands (from its run folder)'),
+  ).action(async (specFile: string, flags: SweepReadFlags) => {
+    const { rows } = await readRows(specFile, program, flags);
+    if (flags.json) {
+      for (const r of rows) console.log(JSON.stringify(r));
+      return;
+    }
+    for (const r of rows) {
+      const queue = r.queue_state !== undefined ? `  [queue: ${r.queue_state ?? 'not queued'}]` : '';
+      const err =
+        r.state === 'finished' ? `  test error ${pct(r.test_error)}%` : r.error ? `  ${r.error}` : '';
+      console.log(`${stateCell(r).padEnd(22)} ${r.run}${err}${queue}`);
+    }
+    console.log(countsLine(rows));
+  });
+  common(
+    sweep
+      .command('report')
+      .description(
+        'per-run rows and the mean ± std over seeds of every cell, as a table and an SVG plot (written to --out)',
+      ),
+  )
+    .option('--out <dir>', 'write report.json, report.md and report.svg here (default: the root)')
+    .action(async (specFile: string, flags: SweepReadFlags) => {
+      const { jobs, root, rows } = await readRows(specFile, program, flags);
+      if (flags.json) {
+        for (const r of rows) console.log(JSON.stringify(r));
+      }
+      const cells = aggregateRows(jobs, rows);
+      const keys = Object.keys(jobs[0]?.axes ?? {});
+      const runTable = markdownTable(
+        [...keys, 'state', 'test error %', 'train error %', 'seconds'],
+        rows.map((r) => [
+          ...keys.map((k) => String(r[k])),
+          stateCell(r),
+          pct(r.test_error),
+          pct(r.train_error),
+          typeof r.seconds === 'number' ? r.seconds.toFixed(0) : '—',
+        ]),
+      );
+      const aggregate = cellsTable(cells);
+      const title = `${basename(specFile)}: test error, mean ± std over seeds`;
+      const out = flags.out ?? root;
+      mkdirSync(out, { recursive: true });
+      writeFileSync(
+        join(out, 'report.json'),
+        `${JSON.stringify({ spec: specFile, root, rows, cells }, null, 2)}\n`,
+      );
+      writeFileSync(
+        join(out, 'report.md'),
+        `# ${basename(specFile)}\n\n${countsLine(rows)}.\n\n## Mean ± std over seeds\n\n${aggregate}\n\n![test error](report.svg)\n\n## Runs\n\n${runTable}\n`,
+      );
+      writeFileSync(join(out, 'report.svg'), cellsPlot(cells, title));
+      if (!flags.json) {
+        console.log(runTable);
+        console.log();
+        console.log(aggregate);
+        console.log();
+        console.log(countsLine(rows));
+      }
+      process.stderr.write(`wrote ${join(out, 'report.md')}, report.json and report.svg\n`);
     });
 }
 

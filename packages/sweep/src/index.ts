@@ -20,7 +20,10 @@ export {
   writeFileAtomic,
 } from './folder.js';
 export {
+  type AttemptContext,
+  type Executor,
   type JobOutcome,
+  processExecutor,
   type RunJobOptions,
   type RunLocalOptions,
   runJob,
@@ -38,3 +41,15 @@ export {
   startWorker,
   type WorkerOptions,
 } from './queue.js';
+export {
+  aggregateRows,
+  cellsPlot,
+  cellsTable,
+  type MeanStd,
+  markdownTable,
+  meanStd,
+  pctMeanStd,
+  type SweepCell,
+  type SweepRow,
+  sweepRows,
+} from './report.js';

@@ -29,10 +29,30 @@ export interface JobOutcome {
   error?: string;
 }
 
+/** Where and how an attempt at a job runs. */
+export interface AttemptContext {
+  runDir: string;
+  /** The folder holds a checkpoint: continue from the newest. */
+  resume: boolean;
+  /** Writes a line to the run's train.log (and to `onLine`). */
+  log: (line: string) => void;
+}
+
+/**
+ * Trains one job into `ctx.runDir` and resolves with its summary (what result.json records), or
+ * rejects with an Error saying why not. {@link processExecutor} runs a train command in a child
+ * process; an in-process executor (calling the trainer's `train()`) suits a caller that trains
+ * one run at a time, as the bench does.
+ */
+export type Executor = (job: SweepJob, ctx: AttemptContext) => Promise<RunResult>;
+
 /** Options of {@link runJob}. */
 export interface RunJobOptions {
   root: string;
-  train: TrainCommand;
+  /** The train command (run in a child process), unless `execute` is given. */
+  train?: TrainCommand;
+  /** Runs the attempt instead of a train command. */
+  execute?: Executor;
   /** Called with each line the train command prints (stdout and stderr), besides train.log. */
   onLine?: (line: string, job: SweepJob) => void;
 }
@@ -59,97 +79,106 @@ function childEnv(extra: Record<string, string> | undefined): NodeJS.ProcessEnv 
 }
 
 /**
- * Runs one job in its run folder under `root` with the train command, unless it is finished
- * (result.json present): resumes from the folder's newest checkpoint if it has one. On success
- * writes result.json (the command's JSON summary); on failure error.txt. Never throws for a
- * failed run; the outcome says why.
+ * Runs attempts with a train command in a child process: `command ...args <job flags> --run-dir
+ * DIR --json --no-progress [--resume]`; the last line of its stdout is the result. The child
+ * dies with this process (a preloaded watchdog).
  */
-export function runJob(job: SweepJob, options: RunJobOptions): Promise<JobOutcome> {
+export function processExecutor(train: TrainCommand): Executor {
+  return (job, ctx) => {
+    const argv = [
+      ...train.args,
+      ...job.args,
+      '--run-dir',
+      ctx.runDir,
+      '--json',
+      '--no-progress',
+      ...(ctx.resume ? ['--resume'] : []),
+    ];
+    ctx.log(`# ${new Date().toISOString()} pid ${process.pid}: ${[train.command, ...argv].join(' ')}`);
+    return new Promise((resolve, reject) => {
+      const child = spawn(train.command, argv, {
+        env: childEnv(train.env),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let lastStdout = '';
+      let lastErr = '';
+      const lines = (stream: NodeJS.ReadableStream, isOut: boolean) => {
+        let buf = '';
+        const handle = (line: string) => {
+          if (line.trim() === '') return;
+          if (isOut) lastStdout = line;
+          else lastErr = line;
+          ctx.log(line);
+        };
+        stream.on('data', (chunk: Buffer) => {
+          buf += chunk.toString('utf8');
+          const parts = buf.split('\n');
+          buf = parts.pop() ?? '';
+          for (const line of parts) handle(line);
+        });
+        stream.on('end', () => handle(buf));
+      };
+      lines(child.stdout, true);
+      lines(child.stderr, false);
+      child.on('error', (err) =>
+        reject(new Error(`cannot start the train command ${train.command}: ${err.message}`)),
+      );
+      child.on('close', (code, signal) => {
+        if (code === 0) {
+          try {
+            resolve(JSON.parse(lastStdout) as RunResult);
+          } catch {
+            reject(new Error('the train command printed no JSON summary as its last line'));
+          }
+          return;
+        }
+        reject(
+          new Error(
+            `the train command ${signal ? `was killed by ${signal}` : `exited with ${code}`}${lastErr ? `: ${lastErr}` : ''}`,
+          ),
+        );
+      });
+    });
+  };
+}
+
+/**
+ * Runs one job in its run folder under `root` (with the train command, or `execute`), unless it
+ * is finished (result.json present): resumes from the folder's newest checkpoint if it has one.
+ * On success writes result.json (the summary); on failure error.txt. Never throws for a failed
+ * run; the outcome says why.
+ */
+export async function runJob(job: SweepJob, options: RunJobOptions): Promise<JobOutcome> {
   const existing = readResult(runDirOf(options.root, job));
   if (existing !== null) {
-    return Promise.resolve({
-      job,
-      runDir: runDirOf(options.root, job),
-      status: 'skipped',
-      result: existing,
-      resumed: false,
-    });
+    return { job, runDir: runDirOf(options.root, job), status: 'skipped', result: existing, resumed: false };
   }
+  if (options.execute === undefined && options.train === undefined) {
+    throw new Error('runJob needs a train command (train) or an executor (execute)');
+  }
+  const execute = options.execute ?? processExecutor(options.train as TrainCommand);
   const { runDir, resume } = prepareRunDir(options.root, job);
-  const argv = [
-    ...options.train.args,
-    ...job.args,
-    '--run-dir',
-    runDir,
-    '--json',
-    '--no-progress',
-    ...(resume ? ['--resume'] : []),
-  ];
   const log = createWriteStream(join(runDir, 'train.log'), { flags: 'a' });
-  log.write(
-    `# ${new Date().toISOString()} pid ${process.pid}: ${[options.train.command, ...argv].join(' ')}\n`,
-  );
-  return new Promise((resolve) => {
-    const child = spawn(options.train.command, argv, {
-      env: childEnv(options.train.env),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let lastStdout = '';
-    const lastErr: string[] = [];
-    const lines = (stream: NodeJS.ReadableStream, isOut: boolean) => {
-      let buf = '';
-      stream.on('data', (chunk: Buffer) => {
-        log.write(chunk);
-        buf += chunk.toString('utf8');
-        const parts = buf.split('\n');
-        buf = parts.pop() ?? '';
-        for (const line of parts) handle(line, isOut);
-      });
-      stream.on('end', () => {
-        if (buf !== '') handle(buf, isOut);
-      });
-    };
-    const handle = (line: string, isOut: boolean) => {
-      if (line.trim() === '') return;
-      if (isOut) lastStdout = line;
-      else {
-        lastErr.push(line);
-        if (lastErr.length > 5) lastErr.shift();
-      }
+  const ctx: AttemptContext = {
+    runDir,
+    resume,
+    log: (line) => {
+      log.write(`${line}\n`);
       options.onLine?.(line, job);
-    };
-    lines(child.stdout, true);
-    lines(child.stderr, false);
-    const finish = (outcome: JobOutcome) => {
-      log.end(() => resolve(outcome));
-    };
-    child.on('error', (err) => {
-      const error = `cannot start the train command ${options.train.command}: ${err.message}`;
-      writeFileAtomic(join(runDir, 'error.txt'), `${error}\n`);
-      finish({ job, runDir, status: 'failed', result: null, resumed: resume, error });
-    });
-    child.on('close', (code, signal) => {
-      let result: RunResult | null = null;
-      if (code === 0) {
-        try {
-          result = JSON.parse(lastStdout) as RunResult;
-        } catch {
-          result = null;
-        }
-      }
-      if (result !== null) {
-        writeFileAtomic(join(runDir, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
-        finish({ job, runDir, status: 'finished', result, resumed: resume });
-        return;
-      }
-      const why =
-        code === 0
-          ? 'the train command printed no JSON summary as its last line'
-          : `the train command ${signal ? `was killed by ${signal}` : `exited with ${code}`}${lastErr.length ? `: ${lastErr[lastErr.length - 1]}` : ''}`;
-      writeFileAtomic(join(runDir, 'error.txt'), `${why}\n`);
-      finish({ job, runDir, status: 'failed', result: null, resumed: resume, error: why });
-    });
-  });
+    },
+  };
+  let outcome: JobOutcome;
+  try {
+    const result = await execute(job, ctx);
+    writeFileAtomic(join(runDir, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
+    outcome = { job, runDir, status: 'finished', result, resumed: resume };
+  } catch (err) {
+    const error = err instanceof Error ? err.message : String(err);
+    writeFileAtomic(join(runDir, 'error.txt'), `${error}\n`);
+    outcome = { job, runDir, status: 'failed', result: null, resumed: resume, error };
+  }
+  await new Promise<void>((resolve) => log.end(() => resolve()));
+  return outcome;
 }
 
 /** Options of {@link runLocal}. */
