@@ -1,4 +1,5 @@
 /** Tables for the reports: Markdown (results files) and aligned plain text (the terminal). */
+import { markdownTable as sweepMarkdownTable } from '@fwdgrad/sweep';
 
 /** A row of measured figures, as printed with `--json` (always has `suite` and `key`). */
 export type Row = Record<string, unknown> & { suite: string; key: string };
@@ -30,15 +31,9 @@ export function pct(v: unknown, digits = 2): string | null {
   return typeof v === 'number' && Number.isFinite(v) ? (100 * v).toFixed(digits) : null;
 }
 
-/** A GitHub-flavoured Markdown table. */
+/** A GitHub-flavoured Markdown table (the sweep reports' table, ending in a newline). */
 export function markdownTable(headers: string[], cells: string[][]): string {
-  const esc = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
-  const lines = [
-    `| ${headers.map(esc).join(' | ')} |`,
-    `| ${headers.map(() => '---').join(' | ')} |`,
-    ...cells.map((r) => `| ${r.map(esc).join(' | ')} |`),
-  ];
-  return `${lines.join('\n')}\n`;
+  return `${sweepMarkdownTable(headers, cells)}\n`;
 }
 
 /** Plain text with aligned columns, for the terminal. */

@@ -1,6 +1,13 @@
-import { existsSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { type Dataset, loadDataset } from '@fwdgrad/datasets';
+import {
+  type MeanStd,
+  pctMeanStd,
+  runDirOf,
+  runJob,
+  type SweepJob,
+  meanStd as sweepMeanStd,
+} from '@fwdgrad/sweep';
 import type { LocalMixerOptions } from '@fwdgrad/localmixer';
 import {
   type AlgorithmId,
@@ -10,7 +17,7 @@ import {
   resolveExperiment,
   train,
 } from '@fwdgrad/trainer';
-import { mean, round, std } from './stats.js';
+import { round } from './stats.js';
 import type { Row } from './table.js';
 import type { Figures, RowContext } from './types.js';
 
@@ -71,70 +78,80 @@ export function isUnsupported(message: string): boolean {
 }
 
 /**
- * Trains one run with the trainer's `train()` in a run folder under the suite's work folder and
- * returns its final errors and per-epoch curve. With `--resume` an interrupted run continues from
- * its newest checkpoint. The run folder is removed once the row is recorded. Errors are returned
- * in the row (`error`, or `skipped` when the trainer does not support the setting yet).
+ * Trains one run through the sweep runner (`@fwdgrad/sweep`'s `runJob`, the engine of `fwdgrad
+ * sweep run`), in this process with the trainer's `train()`, in a run folder under the suite's
+ * work folder; returns its final errors and per-epoch curve. With `--resume` an interrupted run
+ * continues from its newest checkpoint (a finished one is read back). The run folder is removed
+ * once the row is recorded. Errors are returned in the row (`error`, or `skipped` when the trainer
+ * does not support the setting yet).
  */
 export async function trainRow(ctx: RowContext, key: string, run: TrainRun): Promise<Figures> {
   const ident = runIdentity(run);
-  const runDir = join(ctx.workDir, key.replace(/[^A-Za-z0-9._=+-]+/g, '_'));
-  const resume = ctx.resume && existsSync(runDir);
-  if (!resume) rmSync(runDir, { recursive: true, force: true });
-  try {
-    const experiment = resolveExperiment(run.preset, run.overrides);
-    const summary = await train({
-      experiment,
-      algorithm: run.algorithm,
-      algorithmOptions: run.algorithmOptions,
-      modelOverrides: run.modelOverrides,
-      dataset: mnist(ctx.options.dataDir),
-      seed: run.seed,
-      limitTrain: run.limitTrain,
-      limitTest: run.limitTest,
-      runDir,
-      resume,
-      backend: ctx.selection.name,
-      progressStream: ctx.progress ? process.stderr : null,
-      log: (line) => ctx.log(`    ${line}`),
-    });
-    const curve = readMetrics<{ epoch: number; test_error: number; train_error: number; loss: number }>(
-      runDir,
-    ).map((m) => ({
-      epoch: m.epoch,
-      test_error: round(m.test_error, 5),
-      train_error: round(m.train_error, 5),
-      loss: round(m.loss, 5),
-    }));
+  const job: SweepJob = {
+    name: key.replace(/[^A-Za-z0-9._=+-]+/g, '_'),
+    values: { preset: run.preset, algo: run.algorithm, seed: run.seed },
+    axes: {},
+    args: [],
+  };
+  const runDir = runDirOf(ctx.workDir, job);
+  if (!ctx.resume) rmSync(runDir, { recursive: true, force: true });
+  const outcome = await runJob(job, {
+    root: ctx.workDir,
+    execute: async (_job, attempt) => {
+      const summary = await train({
+        experiment: resolveExperiment(run.preset, run.overrides),
+        algorithm: run.algorithm,
+        algorithmOptions: run.algorithmOptions,
+        modelOverrides: run.modelOverrides,
+        dataset: mnist(ctx.options.dataDir),
+        seed: run.seed,
+        limitTrain: run.limitTrain,
+        limitTest: run.limitTest,
+        runDir: attempt.runDir,
+        resume: attempt.resume,
+        backend: ctx.selection.name,
+        progressStream: ctx.progress ? process.stderr : null,
+        log: (line) => {
+          attempt.log(line);
+          ctx.log(`    ${line}`);
+        },
+      });
+      return { ...summary };
+    },
+  });
+  const summary = outcome.result;
+  if (summary === null) {
     rmSync(runDir, { recursive: true, force: true });
-    return {
-      ...ident,
-      model: run.modelLabel ?? summary.model,
-      dataset: summary.dataset,
-      objective: summary.objective,
-      backend: summary.backend,
-      test_error: round(summary.test_error, 5),
-      train_error: round(summary.train_error, 5),
-      seconds: round(summary.seconds, 4),
-      examples_per_second: round(summary.examples_per_second, 4),
-      curve,
-    };
-  } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    rmSync(runDir, { recursive: true, force: true });
+    const message = outcome.error ?? 'no result';
     return isUnsupported(message) ? { ...ident, skipped: message } : { ...ident, error: message };
   }
+  const curve = readMetrics<{ epoch: number; test_error: number; train_error: number; loss: number }>(
+    runDir,
+  ).map((m) => ({
+    epoch: m.epoch,
+    test_error: round(m.test_error, 5),
+    train_error: round(m.train_error, 5),
+    loss: round(m.loss, 5),
+  }));
+  rmSync(runDir, { recursive: true, force: true });
+  const num = (x: unknown) => round(Number(x), 5);
+  return {
+    ...ident,
+    model: run.modelLabel ?? String(summary.model),
+    dataset: String(summary.dataset),
+    objective: String(summary.objective),
+    backend: String(summary.backend),
+    test_error: num(summary.test_error),
+    train_error: num(summary.train_error),
+    seconds: round(Number(summary.seconds), 4),
+    examples_per_second: round(Number(summary.examples_per_second), 4),
+    curve,
+  };
 }
 
 /** Mean ± std (over seeds) of a row field, as fractions; null when no row has it. */
-export function meanStd(rows: Row[], field: string): { mean: number; std: number; n: number } | null {
-  const v = rows.map((r) => r[field]).filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
-  if (v.length === 0) return null;
-  return { mean: mean(v), std: std(v), n: v.length };
+export function meanStd(rows: Row[], field: string): MeanStd | null {
+  return sweepMeanStd(rows.map((r) => r[field]));
 }
 
-/** `2.41 ± 0.12` in percent from a fraction's mean/std. */
-export function pctMeanStd(s: { mean: number; std: number; n: number } | null): string {
-  if (s === null) return '—';
-  return s.n > 1 ? `${(100 * s.mean).toFixed(2)} ± ${(100 * s.std).toFixed(2)}` : (100 * s.mean).toFixed(2);
-}
+export { pctMeanStd };
