@@ -4,6 +4,7 @@ import { commaList, positiveInt, runProgram, USAGE_ERROR } from '@fwdgrad/cli-ki
 import { Command, Option } from 'commander';
 import { defaultOutDir, runSuite } from './harness.js';
 import { SUITES } from './suites/index.js';
+import { table3FromSweep } from './sweep-report.js';
 import { BUDGETS, type Budget, SUITE_NAMES } from './types.js';
 
 /** Exit code for usage errors (unknown flag, bad value), as the `fwdgrad` CLI's. */
@@ -100,6 +101,26 @@ export function createProgram(argv: string[] = [], options: MainOptions = {}): C
         if (!flags.json) process.stdout.write(`\nresults: ${result.files.markdown}\n`);
       });
   }
+  program
+    .command('sweep-report')
+    .description(
+      "the table3-mnist report (ours beside the paper's Table 3) over the finished runs of a fwdgrad sweep of the rules",
+    )
+    .requiredOption('--spec <file>', 'the sweep spec (grid of seed, model or preset, algo)')
+    .requiredOption('--root <dir>', "the sweep's root folder")
+    .option('--out <dir>', 'results folder (files go to <dir>/table3-mnist-sweep/)', defaultOutDir())
+    .option('--commit <rev>', 'the commit the runs were made at (recorded in the report)')
+    .option('--note <text...>', 'notes for the report')
+    .action((flags: { spec: string; root: string; out: string; commit?: string; note?: string[] }) => {
+      const { files } = table3FromSweep({
+        spec: flags.spec,
+        root: flags.root,
+        out: flags.out,
+        commit: flags.commit,
+        notes: flags.note,
+      });
+      process.stdout.write(`${files.join('\n')}\n`);
+    });
   program
     .command('list')
     .description('list the suites')

@@ -84,7 +84,8 @@ function plan(budget: Budget, options: SuiteOptions): SuitePlan {
   };
 }
 
-function paperPair(model: string, algo: string) {
+/** The paper's Table 3 MNIST pair (test, train %) of a model and rule, or null. */
+export function paperPair(model: string, algo: string) {
   return (TABLE3_MNIST as Record<string, Record<string, readonly [number, number]>>)[model]?.[algo] ?? null;
 }
 
