@@ -14,6 +14,7 @@ import {
   train,
 } from '@fwdgrad/trainer';
 import { integer, nonNegativeNumber, positiveInt, positiveNumber } from '@fwdgrad/cli-kit';
+import { trainPipelined } from '@fwdgrad/trainer/pipeline';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 
 /** Datasets the CLI can train on, and the loader name behind each. */
@@ -34,6 +35,7 @@ function lossPlacement(value: string): AlgorithmOptions['losses'] {
 }
 
 interface TrainFlags {
+  parallelBlocks?: number;
   preset?: string;
   dataset: CliDataset;
   dataDir?: string;
@@ -155,6 +157,11 @@ export function registerTrain(program: Command, backendOption: () => Option): vo
     .option('--groups <n>', 'custom size: channel groups', positiveInt('--groups'))
     .option('--patches <n>', 'custom size: patches per image side', positiveInt('--patches'))
     .option('--no-progress', 'no progress bar / periodic lines')
+    .option(
+      '--parallel-blocks <n>',
+      'local rules: train the blocks in N stages on worker threads at once (activations flow forward only)',
+      positiveInt('--parallel-blocks'),
+    )
     .action(async (flags: TrainFlags) => {
       const summary = await runTrain(flags);
       if (flags.json) console.log(JSON.stringify(summary));
@@ -214,7 +221,7 @@ async function runTrain(flags: TrainFlags) {
   const runDir =
     flags.runDir ??
     join('runs', `${algo}-${experiment.model.replaceAll('/', '_')}-${flags.dataset}-${stamp}`);
-  return train({
+  const run = {
     experiment,
     algorithm: algo,
     algorithmOptions,
@@ -227,5 +234,8 @@ async function runTrain(flags: TrainFlags) {
     resume: flags.resume,
     backend: selection.name,
     progressStream: flags.progress ? process.stderr : null,
-  });
+  };
+  if (flags.parallelBlocks !== undefined)
+    return trainPipelined({ ...run, parallelBlocks: flags.parallelBlocks });
+  return train(run);
 }

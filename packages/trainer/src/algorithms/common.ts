@@ -170,6 +170,12 @@ export class Recorder {
   tensor(name: string): tf.Tensor | undefined {
     return this.kept.get(name);
   }
+  /** Hands a recorded tensor over to the caller (who then owns it). */
+  take(name: string): tf.Tensor | undefined {
+    const t = this.kept.get(name);
+    this.kept.delete(name);
+    return t;
+  }
   dispose(): void {
     for (const t of this.kept.values()) t.dispose();
     this.kept.clear();
@@ -185,6 +191,8 @@ export function resultOf(grads: Map<string, tf.Tensor>, rec: Recorder, labels: t
     localLoss: rec.read('local'),
     accuracy: logits ? accuracyOf(labels, logits) : undefined,
   };
+  const output = rec.take('output');
+  if (output !== undefined) result.output = output;
   rec.dispose();
   return result;
 }

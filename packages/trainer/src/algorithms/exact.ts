@@ -235,6 +235,7 @@ class GradientRule implements Algorithm {
         total = tf.add(total, local);
       }
       const last = blocks[blocks.length - 1];
+      if (batch.keepOutput) rec.record('output', last);
       // under FA the final layer, when it trains the backbone, is one more feedback layer
       const linear: LinearFn | undefined =
         feedback && !spec.detachedReadout

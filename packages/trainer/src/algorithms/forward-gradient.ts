@@ -182,6 +182,7 @@ class ForwardGradientRule implements Algorithm {
     try {
       if (loss !== null) scaleHeadGradients(model, grads, loss, this.options);
       this.finalUpdate(model, batch, blocks, grads, rec);
+      if (batch.keepOutput) rec.record('output', blocks[blocks.length - 1]);
     } finally {
       tf.dispose(blocks);
     }

@@ -27,6 +27,11 @@ export interface StepBatch {
   labels: tf.Tensor;
   /** Number of examples B (contrastive: per view). */
   size: number;
+  /**
+   * Return the last block's output in {@link StepResult.output} (rules with local losses): for callers
+   * that pass the activations on, such as a pipeline stage feeding the next one.
+   */
+  keepOutput?: boolean;
 }
 
 /** What one step of a learning rule produces. */
@@ -39,6 +44,8 @@ export interface StepResult {
   localLoss?: number;
   /** Training accuracy of the final classifier on this batch (supervised). */
   accuracy?: number;
+  /** The last block's output [N, P, G, C′] of this step's forward pass, when `batch.keepOutput`; caller disposes. */
+  output?: tf.Tensor;
 }
 
 /** Where the local losses live (paper Figure 6): the ablation switches. */

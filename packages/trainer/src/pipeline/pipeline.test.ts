@@ -1,0 +1,115 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { type Dataset, loadDataset } from '@fwdgrad/datasets';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadLatestCheckpoint, readMetrics } from '../checkpoint.js';
+import { train } from '../loop.js';
+import { resolveExperiment } from '../presets.js';
+import { trainPipelined } from './train.js';
+
+// The stages run on worker threads with the backend of this suite's pass: tfjs's kernels, or
+// @fwdgrad/native's with FWDGRAD_NATIVE_KERNELS=1 (so that one stage can equal the sequential run).
+const backend = process.env.FWDGRAD_NATIVE_KERNELS === '1' ? 'native' : 'cpu';
+const dirs: string[] = [];
+const runDir = () => {
+  const d = mkdtempSync(join(tmpdir(), 'fwdgrad-pipeline-'));
+  dirs.push(d);
+  return d;
+};
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+let mnist: Dataset | undefined;
+const dataset = () => {
+  mnist ??= loadDataset('mnist');
+  return mnist;
+};
+
+/** The parameters of a run's last checkpoint, as plain arrays. */
+function finalParams(dir: string): Record<string, number[]> {
+  const ckpt = loadLatestCheckpoint(dir);
+  if (ckpt === null) throw new Error(`no checkpoint in ${dir}`);
+  const out: Record<string, number[]> = {};
+  for (const [name, t] of Object.entries(ckpt.params)) out[name] = Array.from(t.dataSync());
+  tf.dispose([...Object.values(ckpt.params), ...Object.values(ckpt.optimizer)]);
+  return out;
+}
+
+// A 3-block LocalMixer on whole MNIST images (one patch), small enough for a few steps per test.
+const small = (algorithm: string) => ({
+  experiment: resolveExperiment('mnist-m116', { epochs: 1, batchSize: 32 }),
+  algorithm: algorithm as 'lg-fg-a',
+  modelOverrides: { blocks: 3, patchesPerSide: 1, channels: 32, groups: 4 },
+  dataset: dataset(),
+  seed: 3,
+  limitTrain: 128,
+  limitTest: 100,
+  backend,
+  progressStream: null,
+  log: () => {},
+});
+
+describe('trainPipelined (stages on worker threads)', () => {
+  it('learns: LG-FG-A on 2 stages within 5 points of the sequential rule on an MNIST subset', async () => {
+    // 2 blocks of C 64, G 8 on whole images, 64 steps of 32 examples: the rule goes from 90% to
+    // under 50% test error on 500 test images; the margin covers the later stage's own noise
+    // draws. (A larger run, M/8/16's sizes, is recorded in the package README.)
+    const opts = {
+      ...small('lg-fg-a'),
+      modelOverrides: { blocks: 2, patchesPerSide: 1, channels: 64, groups: 8 },
+      limitTrain: 2048,
+      limitTest: 500,
+      seed: 0,
+    };
+    const seq = await train({ ...opts, runDir: runDir() });
+    const par = await trainPipelined({ ...opts, runDir: runDir(), parallelBlocks: 2 });
+    expect(par.stages).toEqual([
+      { first: 0, count: 1 },
+      { first: 1, count: 1 },
+    ]);
+    expect(seq.test_error).toBeLessThan(0.5);
+    expect(par.test_error).toBeLessThan(0.5);
+    expect(Math.abs(par.test_error - seq.test_error)).toBeLessThanOrEqual(0.05);
+  }, 600_000);
+
+  it('same seed and stage count, same numbers; one stage is the sequential run', async () => {
+    const a = runDir();
+    const b = runDir();
+    const one = runDir();
+    const seq = runDir();
+    const [ra, rb] = [
+      await trainPipelined({ ...small('lg-fg-a'), runDir: a, parallelBlocks: 3 }),
+      await trainPipelined({ ...small('lg-fg-a'), runDir: b, parallelBlocks: 3 }),
+    ];
+    expect(ra.stages.map((s) => s.count)).toEqual([1, 1, 1]);
+    expect(ra.test_error).toBe(rb.test_error);
+    const strip = (rows: Record<string, unknown>[]) =>
+      rows.map(({ seconds, examples_per_second, stage_seconds, live_tensors, ...rest }) => rest);
+    expect(strip(readMetrics(b))).toEqual(strip(readMetrics(a)));
+    expect(finalParams(b)).toEqual(finalParams(a));
+
+    await trainPipelined({ ...small('lg-fg-a'), runDir: one, parallelBlocks: 1 });
+    await train({ ...small('lg-fg-a'), runDir: seq });
+    const p1 = finalParams(one);
+    const ps = finalParams(seq);
+    expect(Object.keys(p1).sort()).toEqual(Object.keys(ps).sort());
+    for (const name of Object.keys(ps)) expect(p1[name]).toEqual(ps[name]);
+    // three stages are not the sequential run: stages 1 and 2 draw their own noise
+    expect(finalParams(a)['backbone.5.w']).not.toEqual(ps['backbone.5.w']);
+  }, 600_000);
+
+  it('refuses what it cannot do, naming the fix', async () => {
+    await expect(trainPipelined({ ...small('bp'), runDir: runDir(), parallelBlocks: 2 })).rejects.toThrow(
+      /'bp' is not one/,
+    );
+    await expect(trainPipelined({ ...small('lg-bp'), runDir: runDir(), parallelBlocks: 4 })).rejects.toThrow(
+      /choose 1 … 3 stages/,
+    );
+    await expect(
+      trainPipelined({ ...small('lg-bp'), runDir: runDir(), parallelBlocks: 2, resume: true }),
+    ).rejects.toThrow(/--resume is not supported/);
+  });
+});
