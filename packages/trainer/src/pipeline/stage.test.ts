@@ -31,9 +31,9 @@ const lr = 0.05;
 const steps = 3;
 
 function batchAt(step: number): ForwardMessage {
-  return tf.tidy(() => {
-    const x = tf.randomNormal([6, 4, 16], 0, 1, 'float32', 100 + step);
-    const labels = tf
+  const x = tf.randomNormal([6, 4, 16], 0, 1, 'float32', 100 + step);
+  const labels = tf.tidy(() =>
+    tf
       .oneHot(
         tf.tensor1d(
           [0, 1, 2, 3, 4, 5].map((i) => (i + step) % 10),
@@ -41,9 +41,19 @@ function batchAt(step: number): ForwardMessage {
         ),
         10,
       )
-      .toFloat();
-    return { kind: 'forward', step, epoch: 1, lr, x: toWire(x), labels: toWire(labels), size: 6 };
-  });
+      .toFloat(),
+  );
+  const message: ForwardMessage = {
+    kind: 'forward',
+    step,
+    epoch: 1,
+    lr,
+    x: toWire(x),
+    labels: toWire(labels),
+    size: 6,
+  };
+  tf.dispose([x, labels]);
+  return message;
 }
 
 /** The sequential rule's parameters after `steps` steps, as the trainer's loop runs it. */

@@ -2,15 +2,11 @@ import * as tf from '@tensorflow/tfjs';
 import { loadDataset } from '@fwdgrad/datasets';
 import { loadNative } from '@fwdgrad/native';
 import { BACKEND_NAMES, type BackendRequest } from '../backend.js';
-import { appendMetrics, ensureRunDir, listCheckpoints, saveCheckpoint, writeConfig } from '../checkpoint.js';
-import {
-  type EpochMetrics,
-  evaluateError,
-  modelConfigFor,
-  stepBatches,
-  type TrainOptions,
-  type TrainSummary,
-} from '../loop.js';
+import { appendMetrics, saveCheckpoint, writeConfig } from '../checkpoint.js';
+import { evaluateError, modelConfigFor } from '../evaluate.js';
+import type { EpochMetrics, TrainOptions, TrainSummary } from '../loop.js';
+import { claimRunDir, type RunConfig } from '../run.js';
+import { stepBatches } from '../step-batches.js';
 import { createModel } from '../model.js';
 import { assignParams } from '../params.js';
 import { experimentSchedule } from '../presets.js';
