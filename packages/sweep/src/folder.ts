@@ -94,6 +94,56 @@ export function prepareRunDir(root: string, job: SweepJob): { runDir: string; re
   return { runDir, resume };
 }
 
+interface SavedConfig {
+  algorithm?: string;
+  experiment?: { epochs?: number; model?: string; dataset?: string; objective?: string };
+}
+
+/**
+ * The summary of a run that completed all its epochs but has no result.json — its train process
+ * finished after the runner that started it died — rebuilt from config.json, metrics.jsonl and
+ * train.log (`recovered: true`); null unless the newest checkpoint is the last epoch's.
+ */
+export function recoverResult(runDir: string): RunResult | null {
+  const config = readConfig<SavedConfig>(runDir);
+  const epochs = config?.experiment?.epochs;
+  const checkpoints = listCheckpoints(runDir);
+  if (
+    epochs === undefined ||
+    checkpoints.length === 0 ||
+    checkpoints[checkpoints.length - 1].epoch < epochs
+  ) {
+    return null;
+  }
+  const rows = readMetrics<{
+    epoch: number;
+    test_error: number;
+    train_error: number;
+    examples_per_second: number;
+    seconds: number;
+  }>(runDir);
+  const last = rows.find((r) => r.epoch === epochs);
+  if (last === undefined) return null;
+  const logFile = join(runDir, 'train.log');
+  const log = existsSync(logFile) ? readFileSync(logFile, 'utf8') : '';
+  const backends = [...log.matchAll(/^training .*, backend (\S+)$/gm)];
+  return {
+    algo: config?.algorithm,
+    model: config?.experiment?.model,
+    dataset: config?.experiment?.dataset,
+    objective: config?.experiment?.objective,
+    epochs,
+    test_error: last.test_error,
+    train_error: last.train_error,
+    examples_per_second: last.examples_per_second,
+    // training time only (the rows' own seconds): the wall time of the attempts is not recorded
+    seconds: rows.filter((r) => r.epoch <= epochs).reduce((s, r) => s + r.seconds, 0),
+    backend: backends.length ? backends[backends.length - 1][1] : null,
+    run_dir: runDir,
+    recovered: true,
+  };
+}
+
 /** Per-epoch metrics of a run (metrics.jsonl). */
 export function runCurve(runDir: string): { epoch: number; test_error: number; train_error: number }[] {
   return readMetrics<{ epoch: number; test_error: number; train_error: number }>(runDir);

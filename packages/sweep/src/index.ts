@@ -11,6 +11,7 @@ export {
 export {
   prepareRunDir,
   readResult,
+  recoverResult,
   type RunResult,
   type RunState,
   type RunStatus,

@@ -2,7 +2,14 @@ import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { prepareRunDir, readResult, type RunResult, runDirOf, writeFileAtomic } from './folder.js';
+import {
+  prepareRunDir,
+  readResult,
+  recoverResult,
+  type RunResult,
+  runDirOf,
+  writeFileAtomic,
+} from './folder.js';
 import type { SweepJob } from './spec.js';
 
 /**
@@ -157,6 +164,12 @@ export async function runJob(job: SweepJob, options: RunJobOptions): Promise<Job
     throw new Error('runJob needs a train command (train) or an executor (execute)');
   }
   const execute = options.execute ?? processExecutor(options.train as TrainCommand);
+  const finishedUnrecorded = recoverResult(runDirOf(options.root, job));
+  if (finishedUnrecorded !== null) {
+    const runDir = runDirOf(options.root, job);
+    writeFileAtomic(join(runDir, 'result.json'), `${JSON.stringify(finishedUnrecorded, null, 2)}\n`);
+    return { job, runDir, status: 'finished', result: finishedUnrecorded, resumed: true };
+  }
   const { runDir, resume } = prepareRunDir(options.root, job);
   const log = createWriteStream(join(runDir, 'train.log'), { flags: 'a' });
   const ctx: AttemptContext = {
