@@ -49,6 +49,32 @@ describe('performance suites at --budget smoke (cpu backend)', () => {
     cleanup();
   });
 
+  it('pipeline: one stage on 1 and 2 threads, 2 stages, projections from per-block times', async () => {
+    const { file, cleanup } = await smoke('pipeline');
+    const measured = file.rows.filter((r) => r.projection === false);
+    expect(measured.map((r) => `${r.stages}x${r.threads_per_stage}`)).toEqual(['1x1', '1x2', '2x1']);
+    for (const r of file.rows) {
+      expect(r.error).toBeUndefined();
+      expect(r.suite).toBe('pipeline');
+      expect(r.model).toBe('M/8/16');
+      expect(r.algo).toBe('lg-fg-a');
+      expect(r.batch).toBe(4);
+      num(r.examples_per_second);
+      num(r.speedup);
+      expect((r.stage_ms as number[]).length).toBe(r.stages);
+    }
+    expect(measured[0].speedup).toBe(1);
+    const projections = file.rows.filter((r) => r.projection === true);
+    expect(projections.map((r) => r.stages)).toEqual([2, 8]);
+    for (const p of projections) {
+      expect(String(p.note)).toMatch(/^projection, not a measurement/);
+      // Σ block times ÷ the slowest stage: between 1 and the number of stages
+      expect(num(p.speedup)).toBeGreaterThanOrEqual(1);
+      expect(num(p.speedup)).toBeLessThanOrEqual(num(p.stages));
+    }
+    cleanup();
+  });
+
   it('variance: five estimators per (N, p, q) point with empirical and theoretical variance', async () => {
     const { file, cleanup } = await smoke('variance');
     // 3 batch sizes + 3 fan-ins + 3 fan-outs, (N=4, p=q=4) shared by all three sweeps: 7 points

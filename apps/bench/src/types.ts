@@ -20,6 +20,7 @@ export const SUITE_NAMES = [
   'table3-mnist',
   'ablations',
   'contrastive',
+  'pipeline',
 ] as const;
 export type SuiteName = (typeof SUITE_NAMES)[number];
 

@@ -3,6 +3,7 @@ import { ablationsSuite } from './ablations.js';
 import { contrastiveSuite } from './contrastive.js';
 import { fusedSuite } from './fused.js';
 import { jvpOverheadSuite } from './jvp-overhead.js';
+import { pipelineSuite } from './pipeline.js';
 import { table3Suite } from './table3.js';
 import { throughputSuite } from './throughput.js';
 import { varianceSuite } from './variance.js';
@@ -16,6 +17,7 @@ export const SUITES: Readonly<Record<SuiteName, Suite>> = {
   'table3-mnist': table3Suite,
   ablations: ablationsSuite,
   contrastive: contrastiveSuite,
+  pipeline: pipelineSuite,
 };
 
 export {
@@ -23,6 +25,7 @@ export {
   contrastiveSuite,
   fusedSuite,
   jvpOverheadSuite,
+  pipelineSuite,
   table3Suite,
   throughputSuite,
   varianceSuite,

@@ -33,6 +33,11 @@ export interface Pipeline {
   drain(): Promise<StepReport[][]>;
   /** Every stage's parameters and optimiser state (after draining), as tensors of the caller's tfjs. */
   collect(): Promise<{ params: NamedTensors; optimizer: NamedTensors }>;
+  /**
+   * Sets the stages' kernel threads (between micro-batches). The native kernels' count is
+   * process-wide: with stages on threads of one process, the last call wins for all of them.
+   */
+  setThreads(threads: number): Promise<void>;
   /** Stops the stages. */
   close(): Promise<void>;
 }
@@ -95,6 +100,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
   let passed = 0; // micro-batches the last stage has reported
   let sent = 0;
   let collected: (StageMessage & { kind: 'collected' })[] = [];
+  let threadsSet = 0;
   let waiters: (() => void)[] = [];
   const wake = () => {
     const w = waiters;
@@ -115,12 +121,14 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     w.on('message', (m: StageMessage) => {
       if (m.kind === 'ready') ready[s] = m.backend;
       else if (m.kind === 'stepped') {
+        m.received = performance.now();
         const list = reports.get(m.step) ?? [];
         list[m.stage] = m;
         reports.set(m.step, list);
         reported++;
         if (m.stage === n - 1) passed++;
       } else if (m.kind === 'collected') collected.push(m);
+      else if (m.kind === 'threads-set') threadsSet++;
       else if (m.kind === 'failed') failure ??= new Error(`pipeline stage ${m.stage + 1}/${n}: ${m.message}`);
       wake();
     });
@@ -206,6 +214,14 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
       }
       collected = [];
       return { params, optimizer };
+    },
+    async setThreads(count) {
+      await pipeline.drain();
+      threadsSet = 0;
+      workers.forEach((_, s) => {
+        post(s, { kind: 'threads', threads: count });
+      });
+      await until(() => threadsSet === n);
     },
     close,
   };

@@ -69,6 +69,8 @@ export type ControlMessage =
   | { kind: 'init'; spec: StageSpec }
   /** Send the stage's parameters and optimiser state (after the micro-batches sent so far). */
   | { kind: 'collect' }
+  /** Use this many kernel threads from now on (native: process-wide, see @fwdgrad/native). */
+  | { kind: 'threads'; threads: number }
   | { kind: 'close' };
 
 /** What a stage learned from one micro-batch, for the coordinator's metrics. */
@@ -83,11 +85,14 @@ export interface StepReport {
   accuracy: number | null;
   /** Seconds the stage computed (excluding waiting for its input). */
   seconds: number;
+  /** Set by the coordinator: when the report arrived (its `performance.now()`, ms). */
+  received?: number;
 }
 
 /** From a stage to the coordinator. */
 export type StageMessage =
   | { kind: 'ready'; stage: number; backend: string }
+  | { kind: 'threads-set'; stage: number }
   | StepReport
   /** Parameters and optimiser state by the whole network's names. */
   | {

@@ -1,4 +1,5 @@
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
+import { loadNative } from '@fwdgrad/native';
 import { type BackendRequest, selectBackend } from '../backend.js';
 import { DivergenceError } from '../guard.js';
 import type { ControlMessage, ForwardMessage, StageMessage } from './protocol.js';
@@ -48,6 +49,9 @@ control.on('message', async (m: ControlMessage) => {
         ...transfers(...Object.values(params)),
         ...transfers(...Object.values(optimizer)),
       ]);
+    } else if (m.kind === 'threads') {
+      if (loadNative().available) loadNative({ threads: m.threads });
+      report({ kind: 'threads-set', stage: stageIndex });
     } else if (m.kind === 'close') {
       stage?.dispose();
       stage = null;

@@ -1,0 +1,368 @@
+import { loadavg } from 'node:os';
+import * as tf from '@tensorflow/tfjs';
+import { createRandom } from '@fwdgrad/jvp-core';
+import { type LocalMixerOptions, type PresetName, patchify, resolveConfig } from '@fwdgrad/localmixer';
+import { barPlot } from '@fwdgrad/plot';
+import type { BackendRequest } from '@fwdgrad/trainer';
+import {
+  blockCosts,
+  type ForwardMessage,
+  type Pipeline,
+  type PipelineAlgorithmId,
+  planStages,
+  type StageSpec,
+  startPipeline,
+  toWire,
+  type WireTensor,
+} from '@fwdgrad/trainer/pipeline';
+import { failureText, randomLabels } from '../measure.js';
+import { median, quantile, round } from '../stats.js';
+import { cellsOf, markdownTable, type Row } from '../table.js';
+import type { Budget, Figures, RowSpec, Suite, SuitePlan } from '../types.js';
+
+/** The issue's shape: M/8/16 at the paper's batch (appendix 11). */
+const PAPER_BATCH = 128;
+
+interface PipelineBudget {
+  model: PresetName;
+  overrides: LocalMixerOptions;
+  batch: number;
+  algos: PipelineAlgorithmId[];
+  /** Micro-batches before timing (fills the pipe) and timed, per measurement. */
+  warmup: number;
+  steps: number;
+  /** Measurements of every configuration, in turns. */
+  rounds: number;
+}
+
+const BUDGETS: Record<Budget, PipelineBudget> = {
+  // seconds on the pure-JS cpu backend (CI): a narrow 2-block M/8/16 at batch 4
+  smoke: {
+    model: 'M/8/16',
+    overrides: { channels: 16, blocks: 2 },
+    batch: 4,
+    algos: ['lg-fg-a'],
+    warmup: 2,
+    steps: 2,
+    rounds: 1,
+  },
+  small: { model: 'M/8/16', overrides: {}, batch: 32, algos: ['lg-fg-a'], warmup: 2, steps: 6, rounds: 3 },
+  medium: {
+    model: 'M/8/16',
+    overrides: {},
+    batch: PAPER_BATCH,
+    algos: ['lg-fg-a'],
+    warmup: 2,
+    steps: 6,
+    rounds: 3,
+  },
+  paper: {
+    model: 'M/8/16',
+    overrides: {},
+    batch: PAPER_BATCH,
+    algos: ['lg-fg-a', 'lg-bp'],
+    warmup: 3,
+    steps: 8,
+    rounds: 5,
+  },
+};
+
+/** A pipeline configuration timed in each round. */
+interface Setup {
+  key: string;
+  stages: number;
+  threads: number;
+  /** Micro-batches in flight at most; 1 runs the stages one after another (per-block times). */
+  inFlight?: number;
+}
+
+const SETUPS: Setup[] = [
+  { key: '1x1', stages: 1, threads: 1 },
+  { key: '1x2', stages: 1, threads: 2 },
+  { key: '2x1', stages: 2, threads: 1 },
+];
+
+/** Steady-state examples/s of the last stage over the timed micro-batches, and each stage's median ms. */
+async function measure(
+  pipeline: Pipeline,
+  feed: (step: number) => ForwardMessage,
+  b: PipelineBudget,
+): Promise<{ examplesPerSecond: number; stageMs: number[] }> {
+  for (let i = 0; i < b.warmup + b.steps; i++) await pipeline.send(feed(i));
+  const reports = await pipeline.drain();
+  const arrived = reports.map((r) => r[r.length - 1].received as number);
+  const ms = (arrived[arrived.length - 1] - arrived[b.warmup - 1]) / b.steps;
+  const timed = reports.slice(b.warmup);
+  const stageMs = timed[0].map((_, s) => median(timed.map((r) => r[s].seconds * 1000)));
+  return { examplesPerSecond: (b.batch * 1000) / ms, stageMs };
+}
+
+function specs(
+  config: ReturnType<typeof resolveConfig>,
+  algorithm: PipelineAlgorithmId,
+  stages: number,
+): StageSpec[] {
+  return planStages(config, stages).map((range, stage) => ({
+    stage,
+    stages,
+    range,
+    config,
+    algorithm,
+    algorithmOptions: {},
+    optimizer: { kind: 'sgd', momentum: 0.9, weightDecay: 0, headLr: 1, lastLayerLr: 1 },
+    seed: 0,
+  }));
+}
+
+function rowSpec(b: PipelineBudget, algo: PipelineAlgorithmId, budget: Budget): RowSpec {
+  return {
+    key: `${b.model}|${algo}|b${b.batch}`,
+    async run(ctx) {
+      const config = resolveConfig(b.model, b.overrides);
+      const backend = ctx.selection.name as BackendRequest;
+      const ident = {
+        model: b.model,
+        algo,
+        batch: b.batch,
+        backend,
+        ...(Object.keys(b.overrides).length ? { overrides: b.overrides } : {}),
+        ...(b.batch !== PAPER_BATCH
+          ? { note: `batch ${b.batch} instead of ${PAPER_BATCH} at budget ${budget}` }
+          : {}),
+      };
+      const x = tf.tidy(() => patchify(createRandom(2).normal([b.batch, ...config.imageShape]), config));
+      const labels = randomLabels(3, b.batch, config.numClasses);
+      const input = { x: toWire(x), labels: toWire(labels) };
+      tf.dispose([x, labels]);
+      const copy = (w: WireTensor): WireTensor => ({ shape: w.shape, values: w.values.slice() });
+      const feed = (step: number): ForwardMessage => ({
+        kind: 'forward',
+        step,
+        epoch: 1,
+        lr: 0.01,
+        x: copy(input.x),
+        labels: copy(input.labels),
+        size: b.batch,
+      });
+      // every stage on its own block, run one after another: per-block times without contention
+      const perBlock: Setup = { key: 'blocks', stages: config.blocks, threads: 1, inFlight: 1 };
+      const setups = [...SETUPS.filter((s) => s.stages <= config.blocks), perBlock];
+      const pipes = new Map<string, Pipeline>();
+      const eps = new Map<string, number[]>(setups.map((s) => [s.key, []]));
+      const stageMs = new Map<string, number[][]>(setups.map((s) => [s.key, []]));
+      const loads: number[] = [];
+      try {
+        for (const s of setups) {
+          ctx.log(`starting ${s.stages} stage${s.stages === 1 ? '' : 's'} × ${s.threads} thread(s)`);
+          pipes.set(
+            s.key,
+            await startPipeline({
+              specs: specs(config, algo, s.stages),
+              backend,
+              threadsPerStage: s.threads,
+              inFlight: s.inFlight,
+            }),
+          );
+        }
+        for (let round = 0; round < b.rounds; round++) {
+          for (const s of setups) {
+            // the native kernels' thread count is process-wide: set it for the setup being timed
+            const pipe = pipes.get(s.key) as Pipeline;
+            await pipe.setThreads(s.threads);
+            const m = await measure(pipe, feed, b);
+            eps.get(s.key)?.push(m.examplesPerSecond);
+            stageMs.get(s.key)?.push(m.stageMs);
+            ctx.log(`round ${round + 1}/${b.rounds} ${s.key}: ${m.examplesPerSecond.toFixed(1)} examples/s`);
+          }
+          loads.push(loadavg()[0]);
+        }
+      } catch (err) {
+        return { ...ident, stages: null, examples_per_second: null, error: failureText(err) };
+      } finally {
+        for (const p of pipes.values()) await p.close();
+      }
+      const base = eps.get('1x1') as number[];
+      const ratioTo = (key: string, ref: number[]) => (eps.get(key) as number[]).map((v, i) => v / ref[i]);
+      const common = {
+        ...ident,
+        rounds: b.rounds,
+        timed_steps: b.steps,
+        load_1min: loads.map((l) => round(l, 2)),
+      };
+      const rows: Figures[] = SETUPS.filter((s) => eps.has(s.key)).map((s) => {
+        const ratios = ratioTo(s.key, base);
+        const twoThreads =
+          eps.has('1x2') && s.key !== '1x2' ? ratioTo(s.key, eps.get('1x2') as number[]) : null;
+        return {
+          ...common,
+          key: s.key,
+          stages: s.stages,
+          threads_per_stage: s.threads,
+          stage_blocks: planStages(config, s.stages).map((r) => r.count),
+          examples_per_second: round(median(eps.get(s.key) as number[]), 2),
+          // median over rounds of (this setup ÷ one stage on one thread, timed in the same round)
+          speedup: round(median(ratios), 3),
+          speedup_quartiles: [round(quantile(ratios, 0.25), 3), round(quantile(ratios, 0.75), 3)],
+          speedup_vs_one_stage_two_threads: twoThreads ? round(median(twoThreads), 3) : null,
+          stage_ms: (stageMs.get(s.key) as number[][])[0].map((_, k) =>
+            round(median((stageMs.get(s.key) as number[][]).map((r) => r[k])), 1),
+          ),
+          projection: false,
+        };
+      });
+      // Projections from the per-block times (each stage one block, run alone): a pipeline runs at
+      // the pace of its slowest stage, so with one core per stage, speedup = Σ block times ÷ the
+      // slowest stage's. For 8 stages: an 8-block M/8/16 (block 0 + 7 mixer blocks, each mixer block
+      // as long as the measured mixer blocks' median).
+      const blockMs = (stageMs.get('blocks') as number[][])[0].map((_, k) =>
+        median((stageMs.get('blocks') as number[][]).map((r) => r[k])),
+      );
+      const project = (times: number[], stages: number, blocks: number) => {
+        const plan = planStages({ ...config, blocks }, stages, times);
+        const per = plan.map((r) => times.slice(r.first, r.first + r.count).reduce((a, t) => a + t, 0));
+        const total = times.reduce((a, t) => a + t, 0);
+        return { stages, blocks, ms: Math.max(...per), total, per };
+      };
+      const mixer = median(blockMs.slice(1));
+      const eight = [blockMs[0], ...Array.from({ length: 7 }, () => mixer)];
+      const projections = [
+        ...[2, config.blocks]
+          .filter((n, i, all) => n <= config.blocks && all.indexOf(n) === i)
+          .map((n) => project(blockMs, n, config.blocks)),
+        project(eight, 8, 8),
+      ];
+      for (const p of projections) {
+        rows.push({
+          ...common,
+          key: `projection-${p.stages}x1-${p.blocks}blocks`,
+          stages: p.stages,
+          threads_per_stage: 1,
+          stage_blocks: planStages(
+            { ...config, blocks: p.blocks },
+            p.stages,
+            p.blocks === 8 ? eight : blockMs,
+          ).map((r) => r.count),
+          examples_per_second: round((b.batch * 1000) / p.ms, 2),
+          speedup: round(p.total / p.ms, 3),
+          speedup_quartiles: null,
+          speedup_vs_one_stage_two_threads: null,
+          stage_ms: p.per.map((t) => round(t, 1)),
+          projection: true,
+          note:
+            `projection, not a measurement: ${p.stages} stages on ${p.stages} cores from per-block times measured one ` +
+            `stage at a time (${blockMs.map((t) => round(t, 1)).join(', ')} ms)` +
+            (p.blocks === 8 ? '; an 8-block M/8/16 (block 0 + 7 mixer blocks of the measured median)' : ''),
+        });
+      }
+      return rows;
+    },
+  };
+}
+
+function plan(budget: Budget): SuitePlan {
+  const b = BUDGETS[budget];
+  const config = resolveConfig(b.model, b.overrides);
+  return {
+    config: { ...b, setups: SETUPS, block_costs: blockCosts(config) },
+    seeds: [0],
+    rows: b.algos.map((a) => rowSpec(b, a, budget)),
+    notes: [
+      'Each setup is a pipeline of worker threads (`@fwdgrad/trainer/pipeline`), fed random micro-batches of the ' +
+        "model's input shape; the stages learn from them (rule step + SGD update). `examples_per_second`: the " +
+        "last stage's steady rate over the timed micro-batches after the warm-up ones (pipe full), median over " +
+        'rounds. `speedup`: median over rounds of (setup ÷ one stage on one thread), the setups timed in turns in ' +
+        'each round so that other load on the machine affects them alike. `1x2`: one stage with 2 kernel threads ' +
+        '(the single process with 2 BLAS threads). `stage_ms`: median compute ms per micro-batch of each stage ' +
+        '(with more stages than free cores they include time-slicing). Projection rows are computed, not measured.',
+      ...(Object.keys(b.overrides).length
+        ? [`${b.model} uses ${JSON.stringify(b.overrides)} at budget ${budget}.`]
+        : []),
+    ],
+  };
+}
+
+function report(rows: Row[]) {
+  const cols = [
+    { header: 'model', value: (r: Row) => r.model },
+    { header: 'algo', value: (r: Row) => r.algo },
+    { header: 'batch', value: (r: Row) => r.batch },
+    { header: 'stages', value: (r: Row) => r.stages },
+    { header: 'threads/stage', value: (r: Row) => r.threads_per_stage },
+    { header: 'examples/s', value: (r: Row) => r.examples_per_second },
+    { header: 'speedup', value: (r: Row) => r.speedup },
+    { header: 'vs 1 stage × 2 threads', value: (r: Row) => r.speedup_vs_one_stage_two_threads },
+    { header: 'stage ms', value: (r: Row) => (Array.isArray(r.stage_ms) ? r.stage_ms.join(' / ') : null) },
+    { header: 'projection', value: (r: Row) => (r.projection ? 'yes' : '') },
+    { header: 'error', value: (r: Row) => r.error ?? null },
+  ];
+  const checks = rows
+    .filter(
+      (r) => r.algo === 'lg-fg-a' && r.stages === 2 && r.threads_per_stage === 1 && r.projection === false,
+    )
+    .map((r) => ({
+      model: r.model,
+      batch: r.batch,
+      speedup: r.speedup,
+      quartiles: r.speedup_quartiles,
+      vs_two_threads: r.speedup_vs_one_stage_two_threads,
+      load_1min: r.load_1min,
+      met: typeof r.speedup === 'number' && r.speedup >= 1.7,
+    }));
+  const measured = rows.filter((r) => r.projection === false && typeof r.examples_per_second === 'number');
+  const markdown = [
+    markdownTable(
+      cols.map((c) => c.header),
+      cellsOf(rows, cols),
+    ),
+    '',
+    'Goal (issue 20): M/8/16 LG-FG-A at batch 128, 2 stages ≥ 1.7× one stage at one thread each.',
+    '',
+    ...checks.map(
+      (c) =>
+        `- ${c.model} batch ${c.batch}: 2 stages = ${c.speedup}× one stage (per-round middle half ` +
+        `${Array.isArray(c.quartiles) ? c.quartiles.join('–') : '?'}; ${c.vs_two_threads}× one stage on 2 threads; ` +
+        `1-min load ${Array.isArray(c.load_1min) ? c.load_1min.join(', ') : '?'}) → ${c.met ? 'met' : 'not met'}`,
+    ),
+  ].join('\n');
+  const plots = [
+    {
+      name: 'speedup',
+      title: 'speedup over one stage on one thread',
+      svg: barPlot({
+        title: 'Examples/s ÷ one stage on one thread (projections marked *)',
+        yLabel: 'speedup',
+        categories: rows.map((r) => `${r.algo} ${r.stages}×${r.threads_per_stage}${r.projection ? '*' : ''}`),
+        series: [
+          { name: 'speedup', values: rows.map((r) => (typeof r.speedup === 'number' ? r.speedup : null)) },
+        ],
+        reference: { value: 1.7, label: 'goal 1.7×' },
+      }),
+    },
+  ];
+  return {
+    markdown,
+    plots,
+    summary: {
+      goal: '2 stages >= 1.7x one stage at one thread each (M/8/16 LG-FG-A b128)',
+      checks,
+      measured: measured.length,
+    },
+  };
+}
+
+/** Blocks trained in parallel on worker threads (issue 20). */
+export const pipelineSuite: Suite = {
+  name: 'pipeline',
+  title: 'Pipeline: blocks trained in parallel on worker threads',
+  plan,
+  columns: [
+    { header: 'model', value: (r) => r.model },
+    { header: 'algo', value: (r) => r.algo },
+    { header: 'stages', value: (r) => r.stages },
+    { header: 'thr', value: (r) => r.threads_per_stage },
+    { header: 'ex/s', value: (r) => r.examples_per_second },
+    { header: 'speedup', value: (r) => r.speedup },
+    { header: 'proj', value: (r) => (r.projection ? 'yes' : '') },
+  ],
+  report,
+};
