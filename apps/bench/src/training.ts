@@ -1,5 +1,6 @@
 import { rmSync } from 'node:fs';
-import { type Dataset, loadDataset } from '@fwdgrad/datasets';
+import type { Dataset } from '@fwdgrad/datasets';
+import { loadDataset } from '@fwdgrad/datasets/node';
 import {
   type MeanStd,
   pctMeanStd,

@@ -1,4 +1,4 @@
-import { fetchDataset, verifyDataset } from '@fwdgrad/datasets';
+import { fetchDataset, verifyDataset } from '@fwdgrad/datasets/node';
 import { Argument, type Command } from 'commander';
 
 const FETCHABLE = ['cifar10', 'mnist'] as const;

@@ -1,5 +1,5 @@
 import { positiveInt } from '@fwdgrad/cli-kit';
-import { loadDataset } from '@fwdgrad/datasets';
+import { loadDataset } from '@fwdgrad/datasets/node';
 import type { LocalMixerConfig } from '@fwdgrad/localmixer';
 import {
   type BackendRequest,

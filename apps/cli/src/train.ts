@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import { type Dataset, loadDataset } from '@fwdgrad/datasets';
+import type { Dataset } from '@fwdgrad/datasets';
+import { loadDataset } from '@fwdgrad/datasets/node';
 import { presets as modelPresets } from '@fwdgrad/localmixer';
 import {
   ALGORITHM_IDS,

@@ -1,7 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { checkLabels } from './files.js';
-import { type Dataset, fetchCommand, NORMALIZATION, type Split } from './types.js';
+import { type Dataset, NORMALIZATION, type Split } from './types.js';
 
 /** Bytes per CIFAR-10 record: 1 label byte + 32·32·3 pixel bytes (R plane, G plane, B plane). */
 export const CIFAR10_RECORD_BYTES = 3073;
@@ -40,7 +38,8 @@ const PLANE = 32 * 32;
  * and 1024 blue bytes of a 32x32 image in row-major order) into HWC images and labels.
  * @param file Name used in error messages.
  */
-export function parseCifar10Batch(bytes: Uint8Array, file = '<buffer>'): Split {
+export function parseCifar10Batch(input: Uint8Array | ArrayBuffer, file = '<buffer>'): Split {
+  const bytes = input instanceof Uint8Array ? input : new Uint8Array(input);
   if (bytes.length === 0 || bytes.length % CIFAR10_RECORD_BYTES !== 0) {
     throw new Error(
       `CIFAR-10 file ${file} has the wrong size: expected a positive multiple of the ${CIFAR10_RECORD_BYTES}-byte ` +
@@ -91,17 +90,6 @@ export function encodeCifar10Batch(split: Pick<Split, 'images' | 'labels' | 'cou
   return out;
 }
 
-/**
- * Finds the folder holding the CIFAR-10 `.bin` files: `dir` itself or `dir/cifar-10-batches-bin`
- * (where the official archive extracts). Returns undefined when neither has `test_batch.bin`.
- */
-export function resolveCifar10Dir(dir: string): string | undefined {
-  for (const candidate of [dir, join(dir, CIFAR10_FOLDER)]) {
-    if (existsSync(join(candidate, CIFAR10_TEST_FILE))) return candidate;
-  }
-  return undefined;
-}
-
 function concatSplits(parts: Split[]): Split {
   const count = parts.reduce((a, p) => a + p.count, 0);
   const images = new Uint8Array(count * 3 * PLANE);
@@ -115,27 +103,22 @@ function concatSplits(parts: Split[]): Split {
   return { images, labels, count, shape: [32, 32, 3] };
 }
 
-function readBatch(dir: string, name: string, rootDir: string): Split {
-  const file = join(dir, name);
-  if (!existsSync(file)) {
-    throw new Error(
-      `CIFAR-10 file not found: ${file}. Download and extract the binary version with ` +
-        `\`${fetchCommand('cifar10', rootDir)}\`.`,
-    );
-  }
-  const buf = readFileSync(file);
-  return parseCifar10Batch(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), file);
-}
-
 /**
- * Loads CIFAR-10 (binary version) from `dir` or `dir/cifar-10-batches-bin`: 50000 train images
- * from `data_batch_1..5.bin`, 10000 test images from `test_batch.bin`, 32x32x3, 10 classes,
- * normalised with REFERENCE §5's CIFAR mean/std.
+ * CIFAR-10 from the bytes of its binary batch files (browser and Node): the training batches
+ * (`data_batch_1..5.bin`, or fewer for a subset) and `test_batch.bin`; 32x32x3, 10 classes, normalised with
+ * REFERENCE §5's CIFAR mean/std.
  */
-export function loadCifar10(dir: string): Dataset {
-  const binDir = resolveCifar10Dir(dir) ?? dir;
-  const train = concatSplits(CIFAR10_TRAIN_FILES.map((f) => readBatch(binDir, f, dir)));
-  const test = readBatch(binDir, CIFAR10_TEST_FILE, dir);
+export function cifar10Dataset(
+  trainBatches: readonly (Uint8Array | ArrayBuffer)[],
+  testBatch: Uint8Array | ArrayBuffer,
+  names: { train?: readonly string[]; test?: string } = {},
+): Dataset {
+  const train = concatSplits(
+    trainBatches.map((b, i) =>
+      parseCifar10Batch(b, names.train?.[i] ?? CIFAR10_TRAIN_FILES[i] ?? `batch ${i}`),
+    ),
+  );
+  const test = parseCifar10Batch(testBatch, names.test ?? CIFAR10_TEST_FILE);
   return {
     name: 'cifar10',
     train,

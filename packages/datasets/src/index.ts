@@ -1,6 +1,7 @@
 /**
- * @fwdgrad/datasets — MNIST/IDX, CIFAR-10 and image-folder readers, fetch + verify,
- * augmentation (crops, flips, BYOL colour ops) and seeded batching for TensorFlow.js.
+ * @fwdgrad/datasets — MNIST/IDX and CIFAR-10 parsers (on bytes), augmentation (crops, flips, BYOL
+ * colour ops) and seeded batching for TensorFlow.js. Browser-safe: file and network access (folder
+ * readers, fetch + verify, image folders) is in the `@fwdgrad/datasets/node` entry.
  */
 
 export {
@@ -47,37 +48,20 @@ export {
   CIFAR10_RECORDS_PER_FILE,
   CIFAR10_TEST_FILE,
   CIFAR10_TRAIN_FILES,
+  cifar10Dataset,
   encodeCifar10Batch,
-  loadCifar10,
   parseCifar10Batch,
-  resolveCifar10Dir,
 } from './cifar10.js';
-export {
-  DATASET_SOURCES,
-  type DatasetSource,
-  downloadVerified,
-  type FetchableDataset,
-  type FetchOptions,
-  type FetchProgress,
-  type FetchReport,
-  fetchDataset,
-  md5File,
-  type RemoteFile,
-  type VerifyCheck,
-  type VerifyOptions,
-  type VerifyReport,
-  verifyDataset,
-} from './fetch.js';
-export { channelStats, readMaybeGzip } from './files.js';
+export { channelStats, isGzip } from './files.js';
 export {
   encodeIdx,
   IDX_FILES,
   type IdxArray,
-  type LoadIdxOptions,
-  type LoadMnistOptions,
-  loadIdx,
-  loadMnist,
-  mnistDataDir,
+  type IdxDatasetOptions,
+  type IdxFileBytes,
+  idxDataset,
+  MNIST_OPTIONS,
+  mnistDataset,
   parseIdx,
 } from './idx.js';
 export {
@@ -90,16 +74,6 @@ export {
   imageToBytes,
   resizeBilinear,
 } from './image.js';
-export {
-  type DecodedImage,
-  decodeImage,
-  type ImageFolderOptions,
-  type ImageFolderSplit,
-  type LoadImageFolderOptions,
-  loadImageFolder,
-  readImageFolder,
-  resizeDecoded,
-} from './image-folder.js';
 export { createRng, hashSeed, type Rng, shuffleInPlace } from './rng.js';
 export {
   type Dataset,
@@ -123,4 +97,3 @@ export {
   type ViewParams,
   viewAugment,
 } from './views.js';
-export { type LoadDatasetOptions, loadDataset } from './load.js';

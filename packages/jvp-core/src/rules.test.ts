@@ -8,11 +8,11 @@ import {
   jvp,
   supportedKernels,
 } from './index.js';
-import { checkBatched, checkJvp, rand } from './testing.test-util.js';
+import { checkBatched, checkJvp, rand, testBackend } from './testing.test-util.js';
 
 beforeAll(async () => {
-  await tf.setBackend('cpu');
-  registerReferenceKernels();
+  await tf.setBackend(testBackend());
+  registerReferenceKernels(testBackend());
 });
 
 /** y and r of a layer norm over one axis, with tfjs ops (the fused kernels' contract). */
@@ -37,8 +37,9 @@ function compositeGrouped(a: tf.Tensor, b: tf.Tensor, mode: 'nn' | 'nt' | 'tn'):
 }
 
 type Info = { dataId: object; shape: number[]; dtype: string };
-type Cpu = {
-  data: { get(id: object): { values: Float32Array } };
+/** What the reference kernels use of a backend (cpu, webgl and webgpu all have it). */
+type Backend = {
+  readSync(id: object): Float32Array;
   makeTensorInfo(s: number[], d: string, v: Float32Array): Info;
 };
 
@@ -53,15 +54,15 @@ function view(
 }
 
 /**
- * The fused layer-norm and grouped-product kernels of ops.ts / grouped.ts, in plain JavaScript on the cpu
- * backend, unless a backend package (@fwdgrad/native, under FWDGRAD_NATIVE_KERNELS=1) registered its own:
- * the JVP rules are tested against either.
+ * The fused layer-norm and grouped-product kernels of ops.ts / grouped.ts, in plain JavaScript on the backend
+ * under test (cpu; webgl and webgpu in the browser run), unless a backend package (@fwdgrad/native, under
+ * FWDGRAD_NATIVE_KERNELS=1) registered its own: the JVP rules are tested against either.
  */
-function registerReferenceKernels(): void {
-  if (tf.getKernel(FUSED_LAYER_NORM, 'cpu') === undefined) {
+function registerReferenceKernels(backendName: string): void {
+  if (tf.getKernel(FUSED_LAYER_NORM, backendName) === undefined) {
     tf.registerKernel({
       kernelName: FUSED_LAYER_NORM,
-      backendName: 'cpu',
+      backendName,
       kernelFunc: (({
         inputs,
         attrs,
@@ -69,9 +70,9 @@ function registerReferenceKernels(): void {
       }: {
         inputs: { x: Info };
         attrs: { epsilon: number; axis?: number };
-        backend: Cpu;
+        backend: Backend;
       }) => {
-        const x = backend.data.get(inputs.x.dataId).values;
+        const x = backend.readSync(inputs.x.dataId);
         const { axis, outer, n, inner } = view(inputs.x.shape, attrs.axis);
         const y = new Float32Array(x.length);
         const r = new Float32Array(outer * inner);
@@ -100,10 +101,10 @@ function registerReferenceKernels(): void {
       }) as unknown as tf.KernelFunc,
     });
   }
-  if (tf.getKernel(FUSED_LAYER_NORM_JVP, 'cpu') === undefined) {
+  if (tf.getKernel(FUSED_LAYER_NORM_JVP, backendName) === undefined) {
     tf.registerKernel({
       kernelName: FUSED_LAYER_NORM_JVP,
-      backendName: 'cpu',
+      backendName,
       kernelFunc: (({
         inputs,
         attrs,
@@ -111,9 +112,9 @@ function registerReferenceKernels(): void {
       }: {
         inputs: { t: Info; y: Info; r: Info };
         attrs: { axis?: number } | undefined;
-        backend: Cpu;
+        backend: Backend;
       }) => {
-        const [t, y, r] = [inputs.t, inputs.y, inputs.r].map((i) => backend.data.get(i.dataId).values);
+        const [t, y, r] = [inputs.t, inputs.y, inputs.r].map((i) => backend.readSync(i.dataId));
         const { outer, n, inner } = view(inputs.y.shape, attrs?.axis);
         const out = new Float32Array(t.length);
         // t stacks copies of y's shape: [k·outer, n, inner]
@@ -135,10 +136,10 @@ function registerReferenceKernels(): void {
       }) as unknown as tf.KernelFunc,
     });
   }
-  if (tf.getKernel(FUSED_GROUPED_MATMUL, 'cpu') === undefined) {
+  if (tf.getKernel(FUSED_GROUPED_MATMUL, backendName) === undefined) {
     tf.registerKernel({
       kernelName: FUSED_GROUPED_MATMUL,
-      backendName: 'cpu',
+      backendName,
       kernelFunc: (({
         inputs,
         attrs,
@@ -146,9 +147,9 @@ function registerReferenceKernels(): void {
       }: {
         inputs: { a: Info; b: Info };
         attrs: { mode: 'nn' | 'nt' | 'tn' };
-        backend: Cpu;
+        backend: Backend;
       }) => {
-        const [a, b] = [inputs.a, inputs.b].map((i) => backend.data.get(i.dataId).values);
+        const [a, b] = [inputs.a, inputs.b].map((i) => backend.readSync(i.dataId));
         const [m, g, ca] = inputs.a.shape;
         const [, b1, b2] = inputs.b.shape;
         if (attrs.mode === 'tn') {

@@ -1,6 +1,18 @@
 import * as tf from '@tensorflow/tfjs';
-import { expect } from 'vitest';
+import { expect, inject } from 'vitest';
 import { jvp } from './index.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** The tfjs backend a browser test instance runs on (vitest.browser.config.ts); absent in Node. */
+    backend?: string;
+  }
+}
+
+/** The backend the tests run on: `cpu` in Node, `webgl` or `webgpu` in the browser runs. */
+export function testBackend(): string {
+  return inject('backend') ?? 'cpu';
+}
 
 /** Deterministic pseudo-random tensor in (lo, hi), from a small LCG (tests only). */
 export function rand(shape: number[], seed: number, lo = -1, hi = 1): tf.Tensor {

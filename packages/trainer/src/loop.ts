@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { hashSeed, loadDataset, type Dataset } from '@fwdgrad/datasets';
+import { type Dataset, hashSeed } from '@fwdgrad/datasets';
+import { loadDataset } from '@fwdgrad/datasets/node';
 import { createRandom } from '@fwdgrad/jvp-core';
 import type { LocalMixerConfig, LocalMixerOptions } from '@fwdgrad/localmixer';
 import { alignmentAngles } from './alignment.js';

@@ -32,7 +32,15 @@ export type JvpRule = (ctx: JvpRuleContext) => tf.Tensor | (tf.Tensor | null)[] 
 /** A family's rules: kernel name → rule. */
 export type RuleTable = Record<string, JvpRule>;
 
-const registry = new Map<string, JvpRule>();
+/**
+ * One registry per process, kept on `globalThis` under a registered symbol (as tfjs keeps its engine): when
+ * both builds of this package are loaded (the ESM one by one importer, the CJS one by another, or two bundled
+ * copies), a rule registered through either is seen by both.
+ */
+const REGISTRY = Symbol.for('@fwdgrad/jvp-core/jvp-rules');
+const shared = globalThis as { [REGISTRY]?: Map<string, JvpRule> };
+if (shared[REGISTRY] === undefined) shared[REGISTRY] = new Map();
+const registry: Map<string, JvpRule> = shared[REGISTRY];
 
 /** Registers (or replaces) the JVP rule of a tfjs kernel. */
 export function registerJvpRule(kernelName: string, rule: JvpRule): void {

@@ -4,8 +4,8 @@ import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
 import { decodeImage, loadImageFolder, readImageFolder } from './image-folder.js';
-import { createRng } from './rng.js';
-import { tempDirs } from './test-fixtures.js';
+import { createRng } from '../rng.js';
+import { tempDirs } from '../test-fixtures.js';
 
 /** Random RGB bytes, h x w. */
 function rgb(h: number, w: number, seed: number): Uint8Array {

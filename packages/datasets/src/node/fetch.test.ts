@@ -6,11 +6,13 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import * as tar from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CIFAR10_FOLDER, CIFAR10_TEST_FILE, loadCifar10 } from './cifar10.js';
+import { CIFAR10_FOLDER, CIFAR10_TEST_FILE } from '../cifar10.js';
+import { loadCifar10 } from './cifar10.js';
 import { type FetchProgress, fetchDataset, verifyDataset } from './fetch.js';
-import { encodeIdx, IDX_FILES, loadMnist } from './idx.js';
-import { createRng } from './rng.js';
-import { tempDirs, writeCifarFixture } from './test-fixtures.js';
+import { encodeIdx, IDX_FILES } from '../idx.js';
+import { loadMnist } from './idx.js';
+import { createRng } from '../rng.js';
+import { tempDirs, writeCifarFixture } from '../test-fixtures.js';
 
 const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
 const tmp = tempDirs('fetch-');

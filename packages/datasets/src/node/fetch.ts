@@ -18,11 +18,12 @@ import {
   CIFAR10_RECORDS_PER_FILE,
   CIFAR10_TEST_FILE,
   CIFAR10_TRAIN_FILES,
-  resolveCifar10Dir,
-} from './cifar10.js';
-import { findMaybeGzip, isGzip } from './files.js';
-import { IDX_FILES, parseIdx } from './idx.js';
-import { fetchCommand } from './types.js';
+} from '../cifar10.js';
+import { isGzip } from '../files.js';
+import { IDX_FILES, parseIdx } from '../idx.js';
+import { fetchCommand } from '../types.js';
+import { resolveCifar10Dir } from './cifar10.js';
+import { findMaybeGzip } from './files.js';
 
 /** Names of the datasets that can be fetched. */
 export type FetchableDataset = 'cifar10' | 'mnist';

@@ -1,7 +1,7 @@
 import { loadCifar10 } from './cifar10.js';
 import { loadIdx, loadMnist } from './idx.js';
 import { loadImageFolder } from './image-folder.js';
-import type { Dataset } from './types.js';
+import type { Dataset } from '../types.js';
 
 /** Options for {@link loadDataset}. */
 export interface LoadDatasetOptions {

@@ -1,0 +1,31 @@
+import { createRequire } from 'node:module';
+import * as tf from '@tensorflow/tfjs';
+import { expect, it } from 'vitest';
+import { jvp, registerJvpRule, supportedKernels } from './index.js';
+
+type JvpCore = typeof import('./index.js');
+
+it('keeps one JVP rule registry per process, shared by the ESM and CJS builds (globalThis + Symbol.for)', async () => {
+  // the package's two published builds, loaded side by side as a bundler or a mixed ESM/CJS app may
+  const esm: JvpCore = await import(new URL('../dist/index.js', import.meta.url).href);
+  const cjs: JvpCore = createRequire(import.meta.url)('../dist/index.cjs');
+  expect(cjs.supportedKernels()).toEqual(supportedKernels());
+  expect(esm.supportedKernels()).toEqual(supportedKernels());
+  // a rule registered through one copy is used by the others
+  const name = 'FwdgradRegistryProbe';
+  cjs.registerJvpRule(name, (c) => c.tangents.x);
+  expect(esm.supportedKernels()).toContain(name);
+  expect(supportedKernels()).toContain(name);
+  // and JVPs through every copy still give the right numbers: d/dx sin(x)·x at x = 0.5 along 1 = cos(.5)·.5 + sin(.5)
+  const x = tf.scalar(0.5);
+  const t = tf.scalar(1);
+  for (const core of [esm, cjs]) {
+    const [y, dy] = core.jvp((v: tf.Tensor) => tf.mul(tf.sin(v), v), [x], [t]);
+    expect(dy.dataSync()[0]).toBeCloseTo(Math.cos(0.5) * 0.5 + Math.sin(0.5), 6);
+    tf.dispose([y, dy]);
+  }
+  const [y, dy] = jvp((v: tf.Tensor) => tf.mul(tf.sin(v), v), [x], [t]);
+  expect(dy.dataSync()[0]).toBeCloseTo(Math.cos(0.5) * 0.5 + Math.sin(0.5), 6);
+  tf.dispose([x, t, y, dy]);
+  registerJvpRule(name, (c) => c.tangents.x);
+});
