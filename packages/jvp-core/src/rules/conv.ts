@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { defLinear, foldBatch, lead, linearOutput, withBias } from './helpers.js';
+import { defLinear, foldBatch, linearOutput, withBias } from './helpers.js';
 import type { JvpRuleContext, RuleTable } from './registry.js';
 
 /**
@@ -90,7 +90,9 @@ function depthwiseTerms(c: JvpRuleContext): (tf.Tensor | null)[] {
 
 /**
  * Max pooling: the tangent of the window's first maximal element (row-major, as tfjs's MaxPoolGrad), by
- * comparing each of the window's fh·fw strided views of x with the output.
+ * comparing each of the window's fh·fw strided views of x with the output. Everything stays rank 4 and
+ * finite (K folded into the batch axis; padding marked by a mask, not −∞): tfjs's WebGL backend cannot
+ * compile Pad or StridedSlice of rank 5 nor a −∞ pad value, and its WebGPU backend pads rank 5 wrongly.
  */
 function maxPoolTangent(c: JvpRuleContext): tf.Tensor | null {
   const dx = c.tangents.x;
@@ -106,7 +108,7 @@ function maxPoolTangent(c: JvpRuleContext): tf.Tensor | null {
     c.attrs.dimRoundingMode as 'floor' | undefined,
   );
   const { top, bottom, left, right } = info.padInfo;
-  const [n, , , ch] = x.shape;
+  const [n, h, w, ch] = x.shape;
   const { outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw } = info;
   const pads: [number, number][] = [
     [0, 0],
@@ -114,25 +116,22 @@ function maxPoolTangent(c: JvpRuleContext): tf.Tensor | null {
     [left, right],
     [0, 0],
   ];
-  const xp = tf.pad(x, pads, Number.NEGATIVE_INFINITY);
-  const dxp = tf.pad(dx, c.batched ? [[0, 0], ...pads] : pads, 0);
-  const l = lead(c);
-  const pre = c.batched ? [0] : [];
+  const k = c.batched ? c.k : 1;
+  const xp = tf.pad(x, pads);
+  const inside = tf.pad(tf.onesLike(x), pads);
+  const dxp = tf.pad(c.batched ? tf.reshape(dx, [k * n, h, w, ch]) : dx, pads);
   let taken: tf.Tensor = tf.zeros(y.shape, 'bool');
   let out: tf.Tensor | null = null;
   for (let i = 0; i < info.filterHeight; i++) {
     for (let j = 0; j < info.filterWidth; j++) {
       const end = [n, i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, ch];
-      const xs = tf.stridedSlice(xp, [0, i, j, 0], end, [1, sh, sw, 1]);
-      const hit = tf.logicalAnd(tf.equal(xs, y), tf.logicalNot(taken));
+      const view = (t: tf.Tensor, examples: number) =>
+        tf.stridedSlice(t, [0, i, j, 0], [examples, ...end.slice(1)], [1, sh, sw, 1]);
+      const max = tf.logicalAnd(tf.equal(view(xp, n), y), tf.greater(view(inside, n), 0));
+      const hit = tf.logicalAnd(max, tf.logicalNot(taken));
       taken = tf.logicalOr(taken, hit);
-      const ds = tf.stridedSlice(
-        dxp,
-        [...pre, 0, i, j, 0],
-        [...(l ? [c.k] : []), ...end],
-        [...pre.map(() => 1), 1, sh, sw, 1],
-      );
-      const term = tf.mul(ds, tf.cast(hit, 'float32'));
+      const ds = view(dxp, k * n);
+      const term = tf.mul(c.batched ? tf.reshape(ds, [k, n, oh, ow, ch]) : ds, tf.cast(hit, 'float32'));
       out = out === null ? term : tf.add(out, term);
     }
   }
