@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { loadDataset } from '@fwdgrad/datasets';
+import { loadDataset } from '@fwdgrad/datasets/node';
 import { loadNative } from '@fwdgrad/native';
 import { BACKEND_NAMES, type BackendRequest } from '../backend.js';
 import { appendMetrics, saveCheckpoint, writeConfig } from '../checkpoint.js';
