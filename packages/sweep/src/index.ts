@@ -24,6 +24,7 @@ export {
   type AttemptContext,
   type Executor,
   type JobOutcome,
+  lockRoot,
   processExecutor,
   type RunJobOptions,
   type RunLocalOptions,

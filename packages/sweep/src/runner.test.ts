@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveExperiment, selectBackend, train } from '@fwdgrad/trainer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runStatus } from './folder.js';
-import { type Executor, runJob } from './runner.js';
+import { type Executor, lockRoot, runJob } from './runner.js';
 import { expandGrid } from './spec.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fwdgrad-runner-'));
@@ -184,5 +184,30 @@ describe('processExecutor', () => {
     expect(alive()).toBe(true);
     runner.kill('SIGKILL');
     expect(await until(() => !alive(), 5_000)).toBe(true);
+  });
+});
+
+describe('lockRoot', () => {
+  it('lets one runner use a root at a time and takes over the lock of a runner that is gone', () => {
+    const root = join(dir, 'lock');
+    const release = lockRoot(root);
+    expect(() => lockRoot(root)).toThrow(
+      new RegExp(
+        `another sweep runner \\(pid ${process.pid}, started .*\\) is running the runs under ${root}`,
+      ),
+    );
+    release();
+    const again = lockRoot(root);
+    again();
+    // a lock left by a process that no longer exists
+    writeFileSync(
+      join(root, '.runner.lock'),
+      JSON.stringify({ host: hostname(), pid: 2 ** 22 + 12345, started: 'x' }),
+    );
+    const takeover = lockRoot(root);
+    expect(JSON.parse(readFileSync(join(root, '.runner.lock'), 'utf8')).pid).toBe(process.pid);
+    takeover();
+    writeFileSync(join(root, '.runner.lock'), JSON.stringify({ host: 'elsewhere', pid: 1 }));
+    expect(() => lockRoot(root)).toThrow(/a sweep runner on elsewhere \(pid 1\) holds/);
   });
 });

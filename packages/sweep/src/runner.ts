@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -213,6 +214,72 @@ export async function runLocal(jobs: readonly SweepJob[], options: RunLocalOptio
   if (!Number.isInteger(workers) || workers < 1) {
     throw new Error(`workers must be a positive integer, got ${workers}`);
   }
+  const release = lockRoot(options.root);
+  try {
+    return await runAll(jobs, options, workers);
+  } finally {
+    release();
+  }
+}
+
+/**
+ * Takes the root's runner lock (`<root>/.runner.lock`: host, pid): one local runner per root, so
+ * two never train one folder. A lock whose process is gone (same host) is taken over.
+ */
+export function lockRoot(root: string): () => void {
+  mkdirSync(root, { recursive: true });
+  const file = join(root, '.runner.lock');
+  const me = JSON.stringify({ host: hostname(), pid: process.pid, started: new Date().toISOString() });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, me, { flag: 'wx' });
+      const release = () => {
+        try {
+          if (readFileSync(file, 'utf8') === me) rmSync(file, { force: true });
+        } catch {
+          // already gone
+        }
+      };
+      process.once('exit', release);
+      return release;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    let other: { host?: string; pid?: number; started?: string } = {};
+    try {
+      other = JSON.parse(readFileSync(file, 'utf8'));
+    } catch {
+      // unreadable: written by nothing we know; treat as stale
+    }
+    if (other.host !== undefined && other.host !== hostname()) {
+      throw new Error(
+        `a sweep runner on ${other.host} (pid ${other.pid}) holds ${file}; use one runner per root (or fwdgrad worker with --queue for several machines), or delete the file if that runner is gone`,
+      );
+    }
+    if (typeof other.pid === 'number' && alive(other.pid)) {
+      throw new Error(
+        `another sweep runner (pid ${other.pid}, started ${other.started}) is running the runs under ${root}; wait for it or stop it (kill ${other.pid}) first`,
+      );
+    }
+    rmSync(file, { force: true });
+  }
+  throw new Error(`cannot take the runner lock ${file}; delete it if no runner is using ${root}`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function runAll(
+  jobs: readonly SweepJob[],
+  options: RunLocalOptions,
+  workers: number,
+): Promise<JobOutcome[]> {
   const outcomes: JobOutcome[] = new Array(jobs.length);
   let next = 0;
   const loop = async () => {
