@@ -410,17 +410,19 @@ export function readConfig<T = unknown>(runDir: string): T | null {
   try {
     return JSON.parse(text) as T;
   } catch (err) {
-    throw new Error(`${file} is not valid JSON (${(err as Error).message}); fix or delete it.`);
+    throw new Error(
+      `${file} is not valid JSON (${(err as Error).message}); fix it (the run's settings are also in each checkpoint).`,
+    );
   }
 }
 
 /**
- * Appends one row to `<runDir>/metrics.jsonl` (one JSON object per line). Non-finite numbers
+ * Appends one row to `<runDir>/metrics.jsonl` (or another `name`, e.g. `steps.jsonl`; one JSON object per line). Non-finite numbers
  * become `null` (JSON has no NaN).
  */
-export function appendMetrics(runDir: string, row: Record<string, unknown>): void {
+export function appendMetrics(runDir: string, row: Record<string, unknown>, name = 'metrics.jsonl'): void {
   ensureRunDir(runDir);
-  const file = path.join(runDir, 'metrics.jsonl');
+  const file = path.join(runDir, name);
   try {
     fs.appendFileSync(file, `${JSON.stringify(row)}\n`, 'utf8');
   } catch (err) {
@@ -429,11 +431,11 @@ export function appendMetrics(runDir: string, row: Record<string, unknown>): voi
 }
 
 /**
- * Reads `<runDir>/metrics.jsonl` ([] if there is none). A malformed line throws an Error
+ * Reads `<runDir>/metrics.jsonl` (or `name`; [] if there is none). A malformed line throws an Error
  * naming the file and the line.
  */
-export function readMetrics<T = Record<string, unknown>>(runDir: string): T[] {
-  const file = path.join(runDir, 'metrics.jsonl');
+export function readMetrics<T = Record<string, unknown>>(runDir: string, name = 'metrics.jsonl'): T[] {
+  const file = path.join(runDir, name);
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -454,11 +456,15 @@ export function readMetrics<T = Record<string, unknown>>(runDir: string): T[] {
 }
 
 /**
- * Replaces `<runDir>/metrics.jsonl` with `rows` atomically — e.g. to drop the rows after the
+ * Replaces `<runDir>/metrics.jsonl` (or `name`) with `rows` atomically — e.g. to drop the rows after the
  * checkpoint a run resumes from, so a resumed run's metrics match an uninterrupted one.
  */
-export function writeMetrics(runDir: string, rows: readonly Record<string, unknown>[]): void {
+export function writeMetrics(
+  runDir: string,
+  rows: readonly Record<string, unknown>[],
+  name = 'metrics.jsonl',
+): void {
   ensureRunDir(runDir);
-  const file = path.join(runDir, 'metrics.jsonl');
+  const file = path.join(runDir, name);
   writeAtomic(file, [Buffer.from(rows.map((r) => `${JSON.stringify(r)}\n`).join(''), 'utf8')]);
 }

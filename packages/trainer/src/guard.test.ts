@@ -10,7 +10,7 @@ describe('checkFinite (issue 8 item 4 divergence guard)', () => {
   it('throws a DivergenceError naming the step and keeping the last good checkpoint', () => {
     let caught: unknown;
     try {
-      checkFinite(Number.NaN, { step: 1234, epoch: 5, checkpoint: 'runs/a/checkpoint-4.bin' });
+      checkFinite(Number.NaN, { step: 1234, epoch: 5, checkpoint: 'runs/a/checkpoint-4.bin', lr: 0.05 });
     } catch (err) {
       caught = err;
     }
@@ -18,17 +18,20 @@ describe('checkFinite (issue 8 item 4 divergence guard)', () => {
     const e = caught as DivergenceError;
     expect(e.name).toBe('DivergenceError');
     expect(e.message).toBe(
-      'Training diverged: loss is NaN at step 1234 (epoch 5). Stopped; the last good checkpoint ' +
-        '(runs/a/checkpoint-4.bin) is kept. Lower the learning rate, then resume or start again.',
+      'Training diverged: loss is NaN at step 1234 (epoch 5). Stopped. The last good checkpoint ' +
+        '(runs/a/checkpoint-4.bin) is kept: continue from it with a lower learning rate, --resume --lr 0.005 ' +
+        '(the change is recorded in the run\'s config.json "history").',
     );
     expect([e.step, e.epoch, e.checkpoint]).toEqual([1234, 5, 'runs/a/checkpoint-4.bin']);
     expect(Number.isNaN(e.value)).toBe(true);
   });
 
   it('catches infinities and says when no checkpoint exists yet', () => {
-    expect(() => checkFinite(Number.POSITIVE_INFINITY, { step: 7, epoch: 0, what: 'train loss' })).toThrow(
-      'Training diverged: train loss is Infinity at step 7 (epoch 0). Stopped; the last good checkpoint in ' +
-        'the run folder is kept (none was written yet).',
+    expect(() =>
+      checkFinite(Number.POSITIVE_INFINITY, { step: 7, epoch: 1, what: 'train loss', lr: 0.1 }),
+    ).toThrow(
+      'Training diverged: train loss is Infinity at step 7 (epoch 1). Stopped. No checkpoint was written ' +
+        'yet: start again with a lower learning rate, e.g. --lr 0.01.',
     );
     expect(() => checkFinite(Number.NEGATIVE_INFINITY, { step: 8, epoch: 1 })).toThrow(DivergenceError);
   });

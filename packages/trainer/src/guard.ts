@@ -7,12 +7,14 @@ export interface GuardContext {
   what?: string;
   /** The last good checkpoint file, if one exists, to name it in the message. */
   checkpoint?: string | null;
+  /** The run's learning rate, to suggest a lower one. */
+  lr?: number;
 }
 
 /**
  * Training diverged (a NaN or infinite loss): issue 8 item 4's divergence guard. The run stops;
- * the checkpoints already written are complete and are kept, so `--resume` can restart from the
- * last good one (e.g. with a lower learning rate).
+ * the checkpoints already written are complete and are kept, so `--resume --lr X` can restart
+ * from the last good one with a lower learning rate. `epoch` counts from 1.
  */
 export class DivergenceError extends Error {
   readonly step: number;
@@ -24,12 +26,13 @@ export class DivergenceError extends Error {
   constructor(value: number, context: GuardContext) {
     const what = context.what ?? 'loss';
     const checkpoint = context.checkpoint ?? null;
-    const kept = checkpoint
-      ? `the last good checkpoint (${checkpoint}) is kept`
-      : 'the last good checkpoint in the run folder is kept (none was written yet)';
+    const lower = context.lr === undefined ? '<lower>' : String(context.lr / 10);
+    const next = checkpoint
+      ? `The last good checkpoint (${checkpoint}) is kept: continue from it with a lower learning rate, ` +
+        `--resume --lr ${lower} (the change is recorded in the run's config.json "history").`
+      : `No checkpoint was written yet: start again with a lower learning rate, e.g. --lr ${lower}.`;
     super(
-      `Training diverged: ${what} is ${value} at step ${context.step} (epoch ${context.epoch}). ` +
-        `Stopped; ${kept}. Lower the learning rate, then resume or start again.`,
+      `Training diverged: ${what} is ${value} at step ${context.step} (epoch ${context.epoch}). Stopped. ${next}`,
     );
     this.name = 'DivergenceError';
     this.step = context.step;

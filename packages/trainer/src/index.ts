@@ -12,7 +12,33 @@ export {
 } from './backend.js';
 export * from './algorithms/index.js';
 export { blockParamNames, createModel, type Model, modelEntries, wrapModel } from './model.js';
-export { type EpochMetrics, type TrainOptions, type TrainSummary, train } from './loop.js';
+export {
+  checkTrainSettings,
+  type EpochMetrics,
+  STEPS_FILE,
+  type StepMetrics,
+  TrainingInterruptedError,
+  type TrainOptions,
+  TrainSettingsError,
+  type TrainSummary,
+  train,
+} from './loop.js';
+export { LOCK_FILE, type LockHolder, lockRunDir, type RunLock } from './lock.js';
+export {
+  CURVE_FILES,
+  type CurveRow,
+  type CurveRun,
+  learningCurvePlots,
+  writeLearningCurves,
+} from './plots.js';
+export {
+  type CheckpointExtra,
+  type DataSource,
+  type PartialEpoch,
+  type RunChange,
+  type RunConfig,
+  runSettingsDiffer,
+} from './run.js';
 export { evaluateError, modelConfigFor } from './evaluate.js';
 export {
   assignParams,

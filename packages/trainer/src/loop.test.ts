@@ -1,11 +1,19 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Dataset, Split } from '@fwdgrad/datasets';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readMetrics } from './checkpoint.js';
-import { type EpochMetrics, train } from './loop.js';
+import {
+  type EpochMetrics,
+  type StepMetrics,
+  TrainingInterruptedError,
+  TrainSettingsError,
+  train,
+} from './loop.js';
 import { resolveExperiment } from './presets.js';
 
 const dirs: string[] = [];
@@ -161,5 +169,144 @@ describe('train', () => {
     const [row] = readMetrics<EpochMetrics>(dir);
     expect(row.readout_loss).toBeGreaterThan(0);
     expect(row.test_error).toBeLessThanOrEqual(1);
+  });
+
+  it('resumes an interrupted epoch exactly: SIGINT ends the step, writes a checkpoint carrying the partial epoch', async () => {
+    const straight = tempDir();
+    await train(options(straight, 'lg-fg-a', 3));
+    const dir = tempDir();
+    // stop after the 7th step (epoch 2, step 1 of 6; the signal is read after each step and after each
+    // epoch's checkpoint), as the CLI's SIGINT handler does
+    let reads = 0;
+    const signal = {
+      get aborted() {
+        return ++reads >= 8;
+      },
+      reason: 'SIGINT',
+    } as AbortSignal;
+    const stopped = await train({ ...options(dir, 'lg-fg-a', 3), signal }).catch((e) => e);
+    expect(stopped).toBeInstanceOf(TrainingInterruptedError);
+    expect(stopped.reason).toBe('SIGINT');
+    expect(stopped.step).toBe(7);
+    expect(stopped.message).toMatch(
+      /interrupted by SIGINT after step 7; wrote .*checkpoint-1\.bin\. Continue with --resume/,
+    );
+    expect(readMetrics<EpochMetrics>(dir).map((r) => r.epoch)).toEqual([1]);
+    expect(existsSync(join(dir, 'run.lock'))).toBe(false);
+    await train({ ...options(dir, 'lg-fg-a', 3), resume: true });
+    const a = readMetrics<EpochMetrics>(straight);
+    const b = readMetrics<EpochMetrics>(dir);
+    for (const key of [
+      'epoch',
+      'step',
+      'loss',
+      'local_loss',
+      'train_batch_accuracy',
+      'test_error',
+      'train_error',
+    ] as const) {
+      expect(b.map((r) => r[key])).toEqual(a.map((r) => r[key]));
+    }
+  });
+
+  it('locks the run folder: a second run on it is refused naming the holder; a dead holder is taken over', async () => {
+    const dir = tempDir();
+    const first = train(options(dir, 'lg-bp', 2));
+    await expect(train(options(dir, 'lg-bp', 1))).rejects.toThrow(
+      new RegExp(`in use by process ${process.pid} on ${hostname()} since .*run\\.lock`),
+    );
+    await first;
+    expect(readMetrics<EpochMetrics>(dir).map((r) => r.epoch)).toEqual([1, 2]);
+    // a lock left by a crashed process (its pid is gone) is recovered
+    const stale = tempDir();
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid;
+    writeFileSync(join(stale, 'run.lock'), JSON.stringify({ pid: dead, host: hostname(), since: 'then' }));
+    await train(options(stale, 'lg-bp', 1));
+    expect(existsSync(join(stale, 'run.lock'))).toBe(false);
+    // a holder on another machine cannot be checked: refused, with how to clear it
+    const remote = tempDir();
+    writeFileSync(join(remote, 'run.lock'), JSON.stringify({ pid: 1, host: 'elsewhere', since: 'then' }));
+    await expect(train(options(remote, 'lg-bp', 1))).rejects.toThrow(
+      /process 1 on elsewhere .*delete .*run\.lock/,
+    );
+  });
+
+  it('resumes against the settings in the checkpoint, even without config.json; nothing to resume is an error', async () => {
+    const dir = tempDir();
+    await train(options(dir, 'lg-fg-a', 1));
+    rmSync(join(dir, 'config.json'));
+    await expect(train({ ...options(dir, 'lg-bp', 2), resume: true })).rejects.toThrow(
+      /cannot resume .*algorithm: "lg-fg-a" vs "lg-bp"/,
+    );
+    const other = { ...options(dir, 'lg-fg-a', 2), resume: true, data: { loader: 'idx', dir: '/data/x' } };
+    await expect(train(other)).rejects.toThrow(/cannot resume .*data: /);
+    expect(readMetrics<EpochMetrics>(dir)).toHaveLength(1);
+    // a folder without checkpoints, or none at all
+    const empty = tempDir();
+    await expect(train({ ...options(empty), resume: true })).rejects.toThrow(
+      /nothing to resume in .*no checkpoint/,
+    );
+    await expect(train({ ...options(join(empty, 'nope')), resume: true })).rejects.toThrow(
+      /nothing to resume: the run folder .*nope does not exist/,
+    );
+    expect(existsSync(join(empty, 'nope'))).toBe(false);
+  });
+
+  it('accepts a new learning rate on resume only when asked, and records it in the history', async () => {
+    const dir = tempDir();
+    await train(options(dir, 'lg-bp', 1, 0.01));
+    await expect(train({ ...options(dir, 'lg-bp', 2, 0.002), resume: true })).rejects.toThrow(
+      /experiment lr: 0.01 vs 0.002 \(pass --lr 0.01/,
+    );
+    await train({ ...options(dir, 'lg-bp', 2, 0.002), resume: true, changeLr: true });
+    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    expect(config.experiment.lr).toBe(0.002);
+    expect(config.history).toMatchObject([{ step: 6, epoch: 1, setting: 'lr', from: 0.01, to: 0.002 }]);
+    expect(readMetrics<EpochMetrics>(dir).map((r) => r.epoch)).toEqual([1, 2]);
+  });
+
+  it('checks the settings against the data before writing anything', async () => {
+    const dir = join(tempDir(), 'run');
+    await expect(train({ ...options(dir), limitTrain: 97 })).rejects.toThrow(TrainSettingsError);
+    await expect(train({ ...options(dir), limitTrain: 97 })).rejects.toThrow(
+      /--limit-train 97 is more than the 96 training examples of synthetic; use at most 96/,
+    );
+    await expect(train({ ...options(dir), limitTest: 49 })).rejects.toThrow(
+      /--limit-test 49 .* 48 test examples/,
+    );
+    await expect(train({ ...options(dir), seed: 1e30 })).rejects.toThrow(/--seed 1e\+30 is not an integer/);
+    const empty = {
+      ...dataset,
+      test: { ...dataset.test, count: 0, images: new Uint8Array(0), labels: new Uint8Array(0) },
+    };
+    await expect(train({ ...options(dir), dataset: empty })).rejects.toThrow(
+      /96 training and 0 test examples/,
+    );
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it('removes the temporary files of a killed write; logs steps every N and draws the learning curves', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, '.checkpoint-3.bin.tmp-99999-abcd1234'), 'partial');
+    await train({ ...options(dir, 'lg-fg-a', 2), logEvery: 4 });
+    expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    const steps = readMetrics<StepMetrics>(dir, 'steps.jsonl');
+    expect(steps.map((r) => [r.step, r.epoch])).toEqual([
+      [4, 1],
+      [8, 2],
+      [12, 2],
+    ]);
+    for (const r of steps) expect(r.loss).toBeGreaterThan(0);
+    const error = readFileSync(join(dir, 'error.svg'), 'utf8');
+    expect(error).toMatch(/^<svg/);
+    expect(error).toMatch(/test/);
+    expect(readFileSync(join(dir, 'loss.svg'), 'utf8')).toMatch(/<polyline|<path/);
+  });
+
+  it('numbers the diverging epoch from 1 and offers --resume --lr', async () => {
+    const dir = tempDir();
+    await expect(train(options(dir, 'lg-bp', 3, 1e38))).rejects.toThrow(
+      /diverged: .* \(epoch 1\)\. Stopped\. No checkpoint was written yet: start again with a lower learning rate, e\.g\. --lr 1e\+37/,
+    );
   });
 });

@@ -6,7 +6,7 @@ import type { LocalMixerConfig, LocalMixerOptions } from '@fwdgrad/localmixer';
 import { alignmentAngles } from './alignment.js';
 import { createAlgorithm } from './algorithms/registry.js';
 import type { Algorithm, AlgorithmId, AlgorithmOptions, StepResult } from './algorithms/types.js';
-import { appendMetrics, saveCheckpoint, writeConfig } from './checkpoint.js';
+import { appendMetrics, readMetrics, saveCheckpoint, writeConfig, writeMetrics } from './checkpoint.js';
 import { evaluateError, modelConfigFor } from './evaluate.js';
 import { checkFinite } from './guard.js';
 import { createModel, type Model } from './model.js';
@@ -15,7 +15,16 @@ import { namedParams, type ParamEntry } from './params.js';
 import { type ExperimentConfig, experimentSchedule } from './presets.js';
 import { createProgress, type ProgressStream } from './progress.js';
 import { trainReadout } from './readout.js';
-import { claimRunDir, type ResumePoint, type RunConfig, resumeRun } from './run.js';
+import { writeLearningCurves } from './plots.js';
+import {
+  type CheckpointExtra,
+  claimRunDir,
+  type DataSource,
+  type PartialEpoch,
+  type ResumePoint,
+  type RunConfig,
+  resumeRun,
+} from './run.js';
 import type { Schedule } from './schedule.js';
 import { firstStepBatch, stepBatches } from './step-batches.js';
 
@@ -46,6 +55,59 @@ export interface TrainOptions {
   log?: (line: string) => void;
   /** Examples per evaluation batch. */
   evalBatchSize?: number;
+  /**
+   * Where the data comes from, recorded in the run's settings (so `eval --run` and resume use the
+   * same data). Default: `experiment.dataset` from `dataDir` (null for a `dataset` passed in).
+   */
+  data?: DataSource;
+  /** On resume, accept a learning rate different from the run's (recorded in config.json "history"). */
+  changeLr?: boolean;
+  /**
+   * Ends training early: after the current step a checkpoint is written (resumable exactly) and
+   * `train` rejects with a {@link TrainingInterruptedError}. The CLI aborts it on SIGINT/SIGTERM.
+   */
+  signal?: AbortSignal;
+  /** Append a row to `steps.jsonl` every N optimiser steps (0 or absent: none). */
+  logEvery?: number;
+  /** Write learning curves (`loss.svg`, `error.svg`) into the run folder after every epoch (default true). */
+  plots?: boolean;
+}
+
+/** One row of steps.jsonl (`logEvery`). */
+export interface StepMetrics {
+  step: number;
+  epoch: number;
+  loss: number;
+  local_loss: number | null;
+  train_batch_accuracy: number | null;
+  lr: number;
+}
+
+/** Settings of a run that cannot work with its data (a usage error: nothing was written). */
+export class TrainSettingsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TrainSettingsError';
+  }
+}
+
+/** Training stopped on request (`signal`) after a step; a checkpoint to resume from was written. */
+export class TrainingInterruptedError extends Error {
+  /** The abort reason when it is a string (the CLI passes the signal name, e.g. `SIGINT`). */
+  readonly reason: string | null;
+  readonly checkpoint: string;
+  readonly step: number;
+  constructor(reason: unknown, checkpoint: string, step: number, runDir: string) {
+    const why = typeof reason === 'string' ? reason : null;
+    super(
+      `training interrupted${why ? ` by ${why}` : ''} after step ${step}; wrote ${checkpoint}. ` +
+        `Continue with --resume --run-dir ${runDir}`,
+    );
+    this.name = 'TrainingInterruptedError';
+    this.reason = why;
+    this.checkpoint = checkpoint;
+    this.step = step;
+  }
 }
 
 /** One row of metrics.jsonl. */
@@ -98,46 +160,58 @@ interface EpochContext {
   schedule: Schedule;
   seed: number;
   stepsPerEpoch: number;
+  runDir: string;
   limitTrain?: number;
   progressStream?: ProgressStream | null;
+  signal?: AbortSignal;
+  logEvery: number;
 }
 
-/** Sums over the optimiser steps of one epoch. */
-interface EpochTotals {
-  loss: number;
-  /** Null when the rule has no local losses. */
-  localLoss: number | null;
-  accuracy: number;
-  /** Seconds spent in steps (data preparation excluded). */
-  seconds: number;
-  /** The learning rate of the epoch's last step. */
+/** Sums over the optimiser steps of one epoch so far; `lr` is the learning rate of the last step. */
+interface EpochTotals extends PartialEpoch {
   lr: number;
+  /** True when `signal` stopped the epoch early. */
+  interrupted: boolean;
 }
 
-/** Runs the optimiser steps of one epoch; `at.step` advances with each. */
-function trainEpoch(ctx: EpochContext, epoch: number, at: ResumePoint): EpochTotals {
+/**
+ * Runs the optimiser steps of one epoch; `at.step` advances with each. An epoch interrupted
+ * before (`at.partial`) continues after the steps it had taken, with its sums.
+ */
+async function trainEpoch(ctx: EpochContext, epoch: number, at: ResumePoint): Promise<EpochTotals> {
   const { exp, model, algorithm, optimizer, seed } = ctx;
+  const done = at.partial;
+  at.partial = undefined;
   const progress =
     ctx.progressStream === null
       ? null
       : createProgress({
-          total: ctx.stepsPerEpoch * exp.batchSize,
+          total: (ctx.stepsPerEpoch - (done?.steps ?? 0)) * exp.batchSize,
           label: `epoch ${epoch + 1}/${exp.epochs}`,
           stream: ctx.progressStream,
         });
   const totals: EpochTotals = {
+    steps: 0,
     loss: 0,
     localLoss: null,
     accuracy: 0,
     seconds: 0,
+    ...done,
     lr: ctx.schedule(at.step),
+    interrupted: false,
   };
+  let index = 0;
   for (const batch of stepBatches(exp, ctx.ds, ctx.config, { seed, epoch, limit: ctx.limitTrain })) {
+    if (index++ < (done?.steps ?? 0)) {
+      // taken before the interruption: the data order (and augmentation) is replayed, not the step
+      tf.dispose([batch.x, batch.labels]);
+      continue;
+    }
     const started = performance.now();
     totals.lr = ctx.schedule(at.step);
     const result: StepResult = algorithm.step(model, batch, createRandom(hashSeed(seed, 2, at.step)));
     try {
-      const guard = { step: at.step, epoch, checkpoint: at.checkpoint };
+      const guard = { step: at.step, epoch: epoch + 1, checkpoint: at.checkpoint, lr: exp.lr };
       checkFinite(result.loss, guard);
       if (result.localLoss !== undefined) checkFinite(result.localLoss, { ...guard, what: 'local loss' });
       optimizer.apply(ctx.entries, result.grads, totals.lr);
@@ -146,10 +220,30 @@ function trainEpoch(ctx: EpochContext, epoch: number, at: ResumePoint): EpochTot
     }
     totals.seconds += (performance.now() - started) / 1000;
     at.step++;
+    totals.steps++;
     totals.loss += result.loss;
     totals.accuracy += result.accuracy ?? 0;
     if (result.localLoss !== undefined) totals.localLoss = (totals.localLoss ?? 0) + result.localLoss;
     progress?.tick(batch.size, { loss: result.loss, acc: result.accuracy });
+    if (ctx.logEvery > 0 && at.step % ctx.logEvery === 0) {
+      const row: StepMetrics = {
+        step: at.step,
+        epoch: epoch + 1,
+        loss: result.loss,
+        local_loss: result.localLoss ?? null,
+        train_batch_accuracy: result.accuracy ?? null,
+        lr: totals.lr,
+      };
+      appendMetrics(ctx.runDir, row as unknown as Record<string, unknown>, STEPS_FILE);
+    }
+    if (ctx.signal !== undefined) {
+      // let signal handlers run (the steps are synchronous), then stop if asked to
+      await new Promise((resolve) => setImmediate(resolve));
+      if (ctx.signal.aborted && totals.steps < ctx.stepsPerEpoch) {
+        totals.interrupted = true;
+        break;
+      }
+    }
   }
   progress?.done();
   return totals;
@@ -166,10 +260,55 @@ function epochAlignment(ctx: EpochContext, epoch: number): Record<string, number
   }
 }
 
+/** The per-step rows file of a run folder (`logEvery`). */
+export const STEPS_FILE = 'steps.jsonl';
+
+/**
+ * Checks the settings of a run against its data before anything is written; returns the optimiser
+ * steps per epoch. Throws a {@link TrainSettingsError} naming the setting and the fix.
+ */
+export function checkTrainSettings(options: TrainOptions, ds: Dataset): number {
+  const exp = options.experiment;
+  const seed = options.seed ?? 0;
+  if (!Number.isSafeInteger(seed)) {
+    throw new TrainSettingsError(`--seed ${seed} is not an integer between -2^53 and 2^53`);
+  }
+  if (ds.train.count === 0 || ds.test.count === 0) {
+    throw new TrainSettingsError(
+      `the dataset ${ds.name} has ${ds.train.count} training and ${ds.test.count} test examples; both splits need examples`,
+    );
+  }
+  for (const [flag, limit, count, split] of [
+    ['--limit-train', options.limitTrain, ds.train.count, 'training'],
+    ['--limit-test', options.limitTest, ds.test.count, 'test'],
+  ] as const) {
+    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) {
+      throw new TrainSettingsError(`${flag} ${limit} is not a positive integer`);
+    }
+    if (limit !== undefined && limit > count) {
+      throw new TrainSettingsError(
+        `${flag} ${limit} is more than the ${count} ${split} examples of ${ds.name}; use at most ${count}`,
+      );
+    }
+  }
+  if (options.logEvery !== undefined && (!Number.isSafeInteger(options.logEvery) || options.logEvery < 0)) {
+    throw new TrainSettingsError(`--log-every ${options.logEvery} is not a whole number ≥ 0`);
+  }
+  const trainCount = options.limitTrain ?? ds.train.count;
+  const stepsPerEpoch = Math.floor(trainCount / exp.batchSize);
+  if (stepsPerEpoch < 1) {
+    throw new TrainSettingsError(
+      `batch size ${exp.batchSize} is larger than the ${trainCount} training examples; lower --batch-size or raise --limit-train`,
+    );
+  }
+  return stepsPerEpoch;
+}
+
 /**
  * Trains a LocalMixer with one learning rule and writes the run folder. Returns the summary of
  * the last epoch. Resuming (same run folder, same settings) continues exactly: data order, noise
- * and feedback matrices are derived from the seed, and the optimiser state is restored.
+ * and feedback matrices are derived from the seed, and the optimiser state is restored. The run
+ * folder is locked while training (`run.lock`).
  */
 export async function train(options: TrainOptions): Promise<TrainSummary> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
@@ -177,18 +316,26 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
   const seed = options.seed ?? 0;
   const ds = options.dataset ?? loadDataset(exp.dataset, { dataDir: options.dataDir });
   const config = modelConfigFor(exp, ds, options.modelOverrides);
-  const runConfig: RunConfig = {
+  let runConfig: RunConfig = {
     experiment: exp,
     algorithm: options.algorithm,
     algorithmOptions: options.algorithmOptions ?? {},
     modelOverrides: options.modelOverrides ?? {},
     model: config,
+    data:
+      options.data ??
+      (options.dataset === undefined
+        ? { loader: exp.dataset, dir: options.dataDir ?? null }
+        : { loader: ds.name, dir: null }),
     seed,
     limitTrain: options.limitTrain ?? null,
     limitTest: options.limitTest ?? null,
+    history: [],
   };
+  // every check that can fail on the settings comes before the run folder is touched
+  const stepsPerEpoch = checkTrainSettings(options, ds);
 
-  claimRunDir(options.runDir, options.resume === true);
+  const lock = claimRunDir(options.runDir, options.resume === true);
   const model = createModel(config, seed);
   const algorithm: Algorithm = createAlgorithm(
     options.algorithm,
@@ -203,14 +350,6 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
     lastLayerLr: exp.lastLayerLr,
   });
   const trainable = new Set(algorithm.trainable(model));
-
-  const trainCount = options.limitTrain ?? ds.train.count;
-  const stepsPerEpoch = Math.floor(trainCount / exp.batchSize);
-  if (stepsPerEpoch < 1) {
-    throw new Error(
-      `batch size ${exp.batchSize} is larger than the ${trainCount} training examples; lower --batch-size or raise --limit-train`,
-    );
-  }
   const ctx: EpochContext = {
     exp,
     ds,
@@ -222,25 +361,53 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
     schedule: experimentSchedule(exp, stepsPerEpoch),
     seed,
     stepsPerEpoch,
+    runDir: options.runDir,
     limitTrain: options.limitTrain,
     progressStream: options.progressStream,
+    signal: options.signal,
+    logEvery: options.logEvery ?? 0,
   };
-
-  const at: ResumePoint = options.resume
-    ? resumeRun(options.runDir, runConfig, model, optimizer, log)
-    : { epoch: 0, step: 0, checkpoint: null };
-  writeConfig(options.runDir, runConfig);
-  const backend = options.backend ?? tf.getBackend();
-  log(
-    `training ${options.algorithm} (${algorithm.description}) on ${ds.name}, LocalMixer ${exp.model}, ` +
-      `${trainCount} examples, batch ${exp.batchSize}, ${exp.epochs} epochs, backend ${backend}`,
-  );
+  const save = (at: ResumePoint, partial?: PartialEpoch) => {
+    const extra: CheckpointExtra = { seed, run: runConfig, ...(partial ? { partial } : {}) };
+    return saveCheckpoint(options.runDir, {
+      epoch: at.epoch,
+      step: at.step,
+      params: namedParams(model.entries),
+      optimizer: optimizer.state(),
+      extra,
+    });
+  };
 
   const wallStart = performance.now();
   let summary: TrainSummary | null = null;
   try {
+    let at: ResumePoint = { epoch: 0, step: 0, checkpoint: null };
+    if (options.resume) {
+      const resumed = resumeRun(options.runDir, runConfig, model, optimizer, log, {
+        changeLr: options.changeLr,
+      });
+      at = resumed.at;
+      runConfig = resumed.runConfig;
+      // per-step rows after the checkpoint are redone
+      writeMetrics(
+        options.runDir,
+        readMetrics<{ step: number }>(options.runDir, STEPS_FILE).filter((r) => r.step <= at.step),
+        STEPS_FILE,
+      );
+    }
+    writeConfig(options.runDir, runConfig);
+    const backend = options.backend ?? tf.getBackend();
+    log(
+      `training ${options.algorithm} (${algorithm.description}) on ${ds.name}, LocalMixer ${exp.model}, ` +
+        `${options.limitTrain ?? ds.train.count} examples, batch ${exp.batchSize}, ${exp.epochs} epochs, backend ${backend}`,
+    );
     for (let epoch = at.epoch; epoch < exp.epochs; epoch++) {
-      const totals = trainEpoch(ctx, epoch, at);
+      const totals = await trainEpoch(ctx, epoch, at);
+      if (totals.interrupted) {
+        const { lr: _lr, interrupted: _i, ...partial } = totals;
+        const file = save(at, partial);
+        throw new TrainingInterruptedError(options.signal?.reason, file, at.step, options.runDir);
+      }
       const readoutLoss =
         exp.objective === 'contrastive'
           ? trainReadout(model, ds, {
@@ -269,14 +436,9 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
         live_tensors: tf.memory().numTensors,
       };
       appendMetrics(options.runDir, row as unknown as Record<string, unknown>);
-      at.checkpoint = saveCheckpoint(options.runDir, {
-        epoch: epoch + 1,
-        step: at.step,
-        params: namedParams(model.entries),
-        optimizer: optimizer.state(),
-        extra: { seed },
-      });
       at.epoch = epoch + 1;
+      at.checkpoint = save(at);
+      if (options.plots !== false) writeLearningCurves(options.runDir, [options.runDir]);
       log(
         `epoch ${epoch + 1}/${exp.epochs}: loss ${row.loss.toFixed(4)}` +
           (row.local_loss === null ? '' : ` local ${row.local_loss.toFixed(4)}`) +
@@ -296,11 +458,15 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
         backend,
         run_dir: options.runDir,
       };
+      if (options.signal?.aborted && epoch + 1 < exp.epochs) {
+        throw new TrainingInterruptedError(options.signal.reason, at.checkpoint, at.step, options.runDir);
+      }
     }
   } finally {
     algorithm.dispose();
     optimizer.dispose();
     model.dispose();
+    lock.release();
   }
   if (summary === null) {
     throw new Error(`nothing to train: the run in ${options.runDir} already completed ${exp.epochs} epochs`);

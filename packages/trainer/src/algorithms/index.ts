@@ -1,3 +1,4 @@
+export { ignoredOptions } from './applies.js';
 export { accuracyOf, meanCrossEntropy } from './common.js';
 export { createAlgorithm, parseAlgorithmId, resolveAlgorithmOptions } from './registry.js';
 export {
