@@ -1,8 +1,10 @@
+import { existsSync } from 'node:fs';
 import { positiveInt } from '@fwdgrad/cli-kit';
 import { loadDataset } from '@fwdgrad/datasets/node';
 import type { LocalMixerConfig } from '@fwdgrad/localmixer';
 import {
   type BackendRequest,
+  type CheckpointExtra,
   createModel,
   describeSelection,
   evaluateError,
@@ -27,6 +29,8 @@ interface SavedRun {
   algorithm: string;
   model: LocalMixerConfig;
   seed: number;
+  /** Recorded since checkpoints carry their settings; older runs name only the preset's dataset. */
+  data?: { loader: string; dir: string | null };
 }
 
 const LOADER: Record<string, string> = { mnist: 'mnist', cifar10: 'cifar10', imagenet: 'image-folder' };
@@ -36,22 +40,29 @@ export function registerEval(program: Command, backendOption: () => Option): voi
     .command('eval')
     .description('evaluate the newest checkpoint of a run folder (test error, optionally train error)')
     .requiredOption('--run <dir>', 'run folder written by fwdgrad train')
-    .option('--data-dir <dir>', 'dataset folder (when the run did not use bundled MNIST)')
+    .option('--data-dir <dir>', "dataset folder (default: the run's own)")
     .option('--limit-test <n>', 'evaluate on the first N test examples', positiveInt('--limit-test'))
     .option('--train', 'also compute the train error')
     .addOption(backendOption())
     .option('--json', 'print one JSON object')
     .action(async (flags: EvalFlags) => {
-      const saved = readConfig<SavedRun>(flags.run);
-      if (saved === null) {
-        throw new Error(`${flags.run} has no config.json; is it a run folder written by fwdgrad train?`);
-      }
+      if (!existsSync(flags.run)) throw new Error(`the run folder ${flags.run} does not exist; check --run`);
       const ckpt = loadLatestCheckpoint(flags.run);
+      const saved = (ckpt?.extra as Partial<CheckpointExtra> | null)?.run ?? readConfig<SavedRun>(flags.run);
+      if (saved === null) {
+        throw new Error(
+          `${flags.run} has no config.json and no checkpoint; is it a run folder written by fwdgrad train?`,
+        );
+      }
       if (ckpt === null) throw new Error(`${flags.run} has no checkpoint yet (no epoch finished)`);
       const sel = await selectBackend(flags.backend);
       if (!flags.json) console.log(describeSelection(sel));
-      const ds = loadDataset(LOADER[saved.experiment.dataset] ?? saved.experiment.dataset, {
-        dataDir: flags.dataDir,
+      const source = saved.data ?? {
+        loader: LOADER[saved.experiment.dataset] ?? saved.experiment.dataset,
+        dir: null,
+      };
+      const ds = loadDataset(source.loader, {
+        dataDir: flags.dataDir ?? source.dir ?? undefined,
         size: saved.model.imageShape[0],
       });
       const model = createModel(saved.model, saved.seed);

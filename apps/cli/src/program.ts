@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { cpus } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -11,6 +14,7 @@ import { runProgram } from '@fwdgrad/cli-kit';
 import { Command, Option } from 'commander';
 import { registerData } from './data.js';
 import { registerEval } from './eval.js';
+import { registerRunTools } from './runs.js';
 import { registerTrain } from './train.js';
 import { registerSweep, registerWorker } from './sweep.js';
 import { registerVariance } from './variance.js';
@@ -60,10 +64,22 @@ async function info(opts: { backend: BackendRequest; json?: boolean }): Promise<
   );
 }
 
+/** This package's version (from its package.json, beside dist/ and src/). */
+function cliVersion(): string {
+  try {
+    const here = typeof __dirname === 'string' ? __dirname : dirname(fileURLToPath(import.meta.url));
+    return (JSON.parse(readFileSync(join(here, '..', 'package.json'), 'utf8')) as { version: string })
+      .version;
+  } catch {
+    return 'unknown';
+  }
+}
+
 /** Builds the `fwdgrad` command. Commands exit with 2 on usage errors. */
 export function createProgram(): Command {
   const program = new Command('fwdgrad')
     .description('Forward gradient learning with local losses (Ren et al., ICLR 2023) on TensorFlow.js')
+    .version(cliVersion(), '-V, --version', 'print the version of fwdgrad')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
 
@@ -79,6 +95,7 @@ export function createProgram(): Command {
   registerTrain(program, backendOption);
   registerEval(program, backendOption);
   registerData(program);
+  registerRunTools(program);
   registerVariance(program);
   registerSweep(program);
   registerWorker(program);

@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
@@ -128,7 +129,7 @@ describe('fwdgrad train', () => {
       '--backend',
       'cpu',
     ]);
-    expect(groups.code).toBe(1);
+    expect(groups.code).toBe(2);
     expect(groups.err).toMatch(/7/);
     expect(groups.err).toMatch(/divisors|divisible/);
     const missing = await run(['train', '--dataset', 'cifar10', '--backend', 'cpu']);
@@ -139,9 +140,139 @@ describe('fwdgrad train', () => {
     expect(nofile.err).toMatch(/fwdgrad data fetch cifar10/);
   });
 
-  it('eval reports a folder that is not a run', async () => {
+  it('eval reports a folder that is not a run, or does not exist', async () => {
     const r = await run(['eval', '--run', tempDir(), '--backend', 'cpu']);
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/no config\.json/);
+    expect(r.err).toMatch(/no config\.json and no checkpoint/);
+    const missing = await run(['eval', '--run', join(tempDir(), 'nope'), '--backend', 'cpu']);
+    expect(missing.err).toMatch(/the run folder .*nope does not exist/);
+  });
+
+  it('late checks are usage errors (exit 2) before anything is written', async () => {
+    const dir = join(tempDir(), 'run');
+    for (const [args, message] of [
+      [['--limit-train', '70000'], /--limit-train 70000 is more than the 60000 training examples/],
+      [['--limit-test', '10001'], /--limit-test 10001 is more than the 10000 test examples/],
+      [['--seed', '1e30'], /--seed expects an integer/],
+      [['--resume'], /--resume needs --run-dir/],
+      [['--epochs', '2', '--warmup-epochs', '3', '--schedule', 'warmup-cosine'], /warmupEpochs/],
+    ] as const) {
+      const r = await run([
+        'train',
+        '--model',
+        'S/1/1',
+        '--backend',
+        'cpu',
+        ...(args[0] === '--resume' ? args : [...args, '--run-dir', dir]),
+      ]);
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(message);
+    }
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it('takes settings from --config (flags win), warns about flags the rule ignores, logs steps and plots', async () => {
+    const dir = join(tempDir(), 'run');
+    const config = join(tempDir(), 'settings.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        algo: 'bp',
+        samples: 4,
+        model: 'S/1/1',
+        epochs: 1,
+        'limit-train': 128,
+        'limit-test': 100,
+        'batch-size': 64,
+        backend: 'cpu',
+        seed: 9,
+      }),
+    );
+    const r = await run([
+      'train',
+      '--config',
+      config,
+      '--seed',
+      '5',
+      '--run-dir',
+      dir,
+      '--log-every',
+      '1',
+      '--no-progress',
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.err).toMatch(/warning: --samples does not apply to bp/);
+    const saved = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    expect(saved).toMatchObject({
+      algorithm: 'bp',
+      seed: 5,
+      limitTrain: 128,
+      algorithmOptions: { samples: 4 },
+    });
+    expect(saved.data).toEqual({ loader: 'mnist', dir: null });
+    expect(readFileSync(join(dir, 'steps.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2);
+    expect(readdirSync(dir).sort()).toEqual([
+      'checkpoint-1.bin',
+      'config.json',
+      'error.svg',
+      'loss.svg',
+      'metrics.jsonl',
+      'steps.jsonl',
+    ]);
+    const bad = await run(['train', '--config', join(tempDir(), 'none.json')]);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--config .*none\.json: cannot read it/);
+
+    // the run's learning curves, its export and the presets
+    const plots = join(tempDir(), 'plots');
+    const p = await run(['plot', '--run', dir, '--compare', dir, '--out', plots]);
+    expect(p.code).toBe(0);
+    expect(readFileSync(join(plots, 'error.svg'), 'utf8')).toMatch(/run test/);
+    const out = join(tempDir(), 'export');
+    const e = await run(['export', '--run', dir, '--out', out]);
+    expect(e.code).toBe(0);
+    const manifest = JSON.parse(readFileSync(join(out, 'model.json'), 'utf8')).weightsManifest;
+    expect(manifest[0].paths).toEqual(['group1-shard1of1.bin']);
+    expect(manifest[0].weights.map((w: { name: string }) => w.name)).toContain('classifier.w');
+  });
+
+  it('prints its version and the presets', async () => {
+    const v = await run(['--version']);
+    expect(v.code).toBe(0);
+    const version = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')).version;
+    const printed: string[] = [];
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((s) => {
+      printed.push(String(s));
+      return true;
+    });
+    await main(['--version']);
+    spy.mockRestore();
+    expect(printed.join('').trim()).toBe(version);
+    const presets = await run(['presets']);
+    expect(presets.out).toMatch(/mnist-m116: MNIST, LocalMixer M\/1\/16: paper Tables 2-3/);
+    expect(presets.out).toMatch(/cifar10-l864-contrastive: .*\n .*batch 2048, sgd lr 4/);
+  });
+
+  it('SIGTERM ends the step, writes a checkpoint and exits 143; --resume continues', async () => {
+    const dir = join(tempDir(), 'run');
+    const bin = join(__dirname, '..', 'dist', 'bin.js');
+    // a tiny model, so the in-process resume is quick
+    const size = ['--model', 'S/1/1', '--channels', '8', '--blocks', '1', '--batch-size', '4'];
+    const limits = ['--epochs', '1', '--limit-train', '400', '--limit-test', '100'];
+    const args = ['train', ...size, ...limits, '--backend', 'cpu', '--no-progress', '--run-dir', dir];
+    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => {
+      err += String(d);
+      if (/^training /m.test(err) && !child.killed) child.kill('SIGTERM');
+    });
+    const code = await new Promise<number | null>((done) => child.on('exit', (c) => done(c)));
+    expect(err).toMatch(/SIGTERM: finishing the step/);
+    expect(err).toMatch(/interrupted by SIGTERM after step \d+; wrote .*checkpoint-0\.bin/);
+    expect(code).toBe(143);
+    expect(existsSync(join(dir, 'run.lock'))).toBe(false);
+    const resumed = await run([...args, '--resume', '--json']);
+    expect(resumed.code).toBe(0);
+    expect(resumed.err).toMatch(/resuming .* after epoch 0 and \d+ steps of epoch 1/);
   });
 });

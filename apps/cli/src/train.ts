@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Dataset } from '@fwdgrad/datasets';
 import { loadDataset } from '@fwdgrad/datasets/node';
 import { presets as modelPresets } from '@fwdgrad/localmixer';
@@ -6,15 +6,30 @@ import {
   ALGORITHM_IDS,
   type AlgorithmOptions,
   type BackendRequest,
+  checkTrainSettings,
   describeSelection,
   type ExperimentOverrides,
+  ignoredOptions,
+  modelConfigFor,
   PRESET_NAMES,
   parseAlgorithmId,
   resolveExperiment,
   selectBackend,
+  type TrainOptions,
+  TrainingInterruptedError,
   train,
 } from '@fwdgrad/trainer';
-import { integer, nonNegativeNumber, positiveInt, positiveNumber } from '@fwdgrad/cli-kit';
+import {
+  abortOnSignals,
+  applyConfigFile,
+  CommandError,
+  integer,
+  nonNegativeNumber,
+  positiveInt,
+  positiveNumber,
+  SIGNAL_EXIT,
+  UsageError,
+} from '@fwdgrad/cli-kit';
 import { trainPipelined } from '@fwdgrad/trainer/pipeline';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 
@@ -73,7 +88,22 @@ interface TrainFlags {
   groups?: number;
   patches?: number;
   progress: boolean;
+  plots: boolean;
+  logEvery?: number;
+  config?: string;
 }
+
+/** The flag of each algorithm option, for warnings. */
+const OPTION_FLAGS: Record<keyof AlgorithmOptions, string> = {
+  samples: '--samples',
+  noise: '--noise',
+  reluMask: '--no-relu-mask',
+  normGradient: '--no-norm-grad',
+  losses: '--losses',
+  variant: '--variant',
+  lossImpl: '--loss-impl',
+  headGradient: '--head-gradient',
+};
 
 /** The preset an experiment starts from when --preset is not given. */
 function defaultPreset(dataset: CliDataset, model: string | undefined): string {
@@ -163,13 +193,34 @@ export function registerTrain(program: Command, backendOption: () => Option): vo
       'local rules: train the blocks in N stages on worker threads at once (activations flow forward only)',
       positiveInt('--parallel-blocks'),
     )
-    .action(async (flags: TrainFlags) => {
-      const summary = await runTrain(flags);
+    .option('--log-every <n>', 'append a row to steps.jsonl every N steps', positiveInt('--log-every'))
+    .option('--no-plots', 'do not draw the learning curves (loss.svg, error.svg) after each epoch')
+    .option(
+      '--config <file>',
+      'JSON file of settings by flag name ({"batch-size": 64, …}); flags override it',
+    )
+    .action(async (given: TrainFlags, command: Command) => {
+      if (given.config !== undefined) applyConfigFile(command, given.config);
+      const flags = command.opts<TrainFlags>();
+      const lrGiven = ['cli', 'config'].includes(command.getOptionValueSource('lr') ?? '');
+      const summary = await runTrain(flags, { changeLr: flags.resume === true && lrGiven });
       if (flags.json) console.log(JSON.stringify(summary));
     });
 }
 
-async function runTrain(flags: TrainFlags) {
+/** Turns a settings error found before training into a usage error (exit 2; nothing written yet). */
+function asUsageError<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+}
+
+async function runTrain(flags: TrainFlags, extra: { changeLr: boolean }) {
+  if (flags.resume && flags.runDir === undefined) {
+    throw new UsageError('--resume needs --run-dir: the run folder to continue');
+  }
   const algo = parseAlgorithmId(flags.algo);
   const presetName = flags.preset ?? defaultPreset(flags.dataset, flags.model);
   const overrides: ExperimentOverrides = {};
@@ -190,14 +241,7 @@ async function runTrain(flags: TrainFlags) {
   set('optimizer', flags.optimizer);
   set('schedule', flags.schedule);
   set('warmupEpochs', flags.warmupEpochs);
-  const experiment = resolveExperiment(presetName, overrides);
-
-  const selection = await selectBackend(flags.backend);
-  process.stderr.write(`${describeSelection(selection)}\n`);
-  const dataset: Dataset = loadDataset(DATASETS[flags.dataset], {
-    dataDir: flags.dataDir,
-    size: flags.dataset === 'folder' ? 224 : undefined,
-  });
+  const experiment = asUsageError(() => resolveExperiment(presetName, overrides));
 
   const algorithmOptions: Partial<AlgorithmOptions> = {};
   if (flags.samples !== undefined) algorithmOptions.samples = flags.samples;
@@ -208,6 +252,11 @@ async function runTrain(flags: TrainFlags) {
   if (flags.variant !== undefined) algorithmOptions.variant = flags.variant;
   if (flags.lossImpl !== undefined) algorithmOptions.lossImpl = flags.lossImpl;
   if (flags.headGradient !== undefined) algorithmOptions.headGradient = flags.headGradient;
+  for (const key of ignoredOptions(algo, algorithmOptions)) {
+    process.stderr.write(
+      `fwdgrad: warning: ${OPTION_FLAGS[key]} does not apply to ${algo}; it is recorded but has no effect\n`,
+    );
+  }
 
   const modelOverrides: Record<string, number> = {};
   if (flags.blocks !== undefined) modelOverrides.blocks = flags.blocks;
@@ -218,25 +267,58 @@ async function runTrain(flags: TrainFlags) {
   if (flags.groups !== undefined) modelOverrides.groups = flags.groups;
   if (flags.patches !== undefined) modelOverrides.patchesPerSide = flags.patches;
 
+  const selection = await selectBackend(flags.backend);
+  process.stderr.write(`${describeSelection(selection)}\n`);
+  const loader = DATASETS[flags.dataset];
+  const dataset: Dataset = loadDataset(loader, {
+    dataDir: flags.dataDir,
+    size: flags.dataset === 'folder' ? 224 : undefined,
+  });
+
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const runDir =
     flags.runDir ??
     join('runs', `${algo}-${experiment.model.replaceAll('/', '_')}-${flags.dataset}-${stamp}`);
-  const run = {
+  const controller = new AbortController();
+  const options: TrainOptions = {
     experiment,
     algorithm: algo,
     algorithmOptions,
     modelOverrides,
     dataset,
+    data: { loader, dir: flags.dataDir === undefined ? null : resolve(flags.dataDir) },
     seed: flags.seed,
     limitTrain: flags.limitTrain,
     limitTest: flags.limitTest,
     runDir,
     resume: flags.resume,
+    changeLr: extra.changeLr,
     backend: selection.name,
     progressStream: flags.progress ? process.stderr : null,
+    logEvery: flags.logEvery,
+    plots: flags.plots,
+    signal: controller.signal,
   };
+  // every check on the settings before anything is written: a usage error, exit 2
+  asUsageError(() => {
+    modelConfigFor(experiment, dataset, modelOverrides);
+    checkTrainSettings(options, dataset);
+  });
+  // the pipelined trainer does not stop on a signal: Ctrl-C ends it as usual
   if (flags.parallelBlocks !== undefined)
-    return trainPipelined({ ...run, parallelBlocks: flags.parallelBlocks });
-  return train(run);
+    return trainPipelined({ ...options, signal: undefined, parallelBlocks: flags.parallelBlocks });
+  const restore = abortOnSignals(controller, (signal) =>
+    process.stderr.write(`\nfwdgrad: ${signal}: finishing the step and writing a checkpoint…\n`),
+  );
+  try {
+    return await train(options);
+  } catch (err) {
+    if (err instanceof TrainingInterruptedError) {
+      const code = err.reason === 'SIGTERM' ? SIGNAL_EXIT.SIGTERM : SIGNAL_EXIT.SIGINT;
+      throw new CommandError(err.message, code);
+    }
+    throw err;
+  } finally {
+    restore();
+  }
 }

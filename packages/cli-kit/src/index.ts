@@ -1,2 +1,3 @@
-export { nonNegativeNumber, positiveInt, positiveNumber, integer, commaList } from './flags.js';
-export { runProgram, SIGNAL_EXIT, UsageError, USAGE_ERROR } from './program.js';
+export { applyConfigFile } from './config.js';
+export { commaList, integer, nonNegativeNumber, positiveInt, positiveNumber } from './flags.js';
+export { abortOnSignals, CommandError, runProgram, SIGNAL_EXIT, USAGE_ERROR, UsageError } from './program.js';

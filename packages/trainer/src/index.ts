@@ -23,6 +23,7 @@ export {
   type TrainSummary,
   train,
 } from './loop.js';
+export { type ExportedWeights, exportWeights } from './export.js';
 export { LOCK_FILE, type LockHolder, lockRunDir, type RunLock } from './lock.js';
 export {
   CURVE_FILES,
@@ -94,6 +95,7 @@ export {
   type LrScaling,
   type ModelSize,
   type ObjectiveKind,
+  PRESET_EXPERIMENTS,
   PRESET_NAMES,
   PRESETS,
   type PresetName,

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Dataset, Split } from '@fwdgrad/datasets';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readMetrics } from './checkpoint.js';
+import { loadLatestCheckpoint, readMetrics } from './checkpoint.js';
+import { exportWeights } from './export.js';
 import {
   type EpochMetrics,
   type StepMetrics,
@@ -308,5 +309,31 @@ describe('train', () => {
     await expect(train(options(dir, 'lg-bp', 3, 1e38))).rejects.toThrow(
       /diverged: .* \(epoch 1\)\. Stopped\. No checkpoint was written yet: start again with a lower learning rate, e\.g\. --lr 1e\+37/,
     );
+  });
+
+  it('exports the newest checkpoint in tfjs weights format, loadable with tf.io', async () => {
+    const dir = tempDir();
+    await train(options(dir, 'lg-fg-a', 1));
+    const out = join(tempDir(), 'export');
+    const written = await exportWeights(dir, out);
+    expect(written.shards.map((f) => f.slice(out.length + 1))).toEqual(['group1-shard1of1.bin']);
+    // tf.io's own loader, reading files instead of HTTP
+    const fetchFunc = async (url: string | URL | Request) => new Response(readFileSync(String(url)));
+    const handler = tf.io.http(join(out, 'model.json'), { fetchFunc });
+    if (handler.load === undefined) throw new Error('no load');
+    const artifacts = await handler.load();
+    const loaded = tf.io.decodeWeights(artifacts.weightData as ArrayBuffer, artifacts.weightSpecs ?? []);
+    const ckpt = loadLatestCheckpoint(dir);
+    if (ckpt === null) throw new Error('no checkpoint');
+    expect(Object.keys(loaded).sort()).toEqual(Object.keys(ckpt.params).sort());
+    for (const [name, t] of Object.entries(ckpt.params)) {
+      expect(loaded[name].shape).toEqual(t.shape);
+      expect(Array.from(loaded[name].dataSync())).toEqual(Array.from(t.dataSync()));
+    }
+    const meta = JSON.parse(readFileSync(written.config, 'utf8'));
+    expect(meta).toMatchObject({ algorithm: 'lg-fg-a', epoch: 1, localmixer: { blocks: 2, channels: 8 } });
+    expect(artifacts.userDefinedMetadata).toMatchObject({ algorithm: 'lg-fg-a' });
+    tf.dispose([...Object.values(loaded), ...Object.values(ckpt.params), ...Object.values(ckpt.optimizer)]);
+    await expect(exportWeights(join(dir, 'nope'), out)).rejects.toThrow(/does not exist/);
   });
 });

@@ -260,6 +260,14 @@ function epochAlignment(ctx: EpochContext, epoch: number): Record<string, number
   }
 }
 
+/** Where a run's data comes from, as its settings record it. */
+export function dataSource(options: TrainOptions, ds: Dataset): DataSource {
+  if (options.data !== undefined) return options.data;
+  return options.dataset === undefined
+    ? { loader: options.experiment.dataset, dir: options.dataDir ?? null }
+    : { loader: ds.name, dir: null };
+}
+
 /** The per-step rows file of a run folder (`logEvery`). */
 export const STEPS_FILE = 'steps.jsonl';
 
@@ -322,11 +330,7 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
     algorithmOptions: options.algorithmOptions ?? {},
     modelOverrides: options.modelOverrides ?? {},
     model: config,
-    data:
-      options.data ??
-      (options.dataset === undefined
-        ? { loader: exp.dataset, dir: options.dataDir ?? null }
-        : { loader: ds.name, dir: null }),
+    data: dataSource(options, ds),
     seed,
     limitTrain: options.limitTrain ?? null,
     limitTest: options.limitTest ?? null,

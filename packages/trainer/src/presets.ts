@@ -349,3 +349,14 @@ export function experimentSchedule(
     warmupSteps: config.warmupEpochs * stepsPerEpoch,
   });
 }
+
+/** The paper experiment each preset reproduces (for `fwdgrad presets`). */
+export const PRESET_EXPERIMENTS: Readonly<Record<PresetName, string>> = {
+  'mnist-s11': 'MNIST, LocalMixer S/1/1: paper Tables 2-3, appendix 11 "MNIST"',
+  'mnist-m116': 'MNIST, LocalMixer M/1/16: paper Tables 2-3, appendix 11 "MNIST"',
+  'cifar10-m816': 'CIFAR-10 supervised, M/8/16: paper Tables 2-3, appendix 11 "CIFAR-10"',
+  'cifar10-l864': 'CIFAR-10 supervised, L/8/64: paper Tables 2 and 4, appendix 11 "CIFAR-10"',
+  'imagenet-l3264': 'ImageNet supervised, L/32/64: paper Table 4, appendix 11 "ImageNet" (+ REFERENCE §4)',
+  'cifar10-m816-contrastive': 'CIFAR-10 contrastive (SimCLR-style), M/8/16: paper Table 4, appendix 11',
+  'cifar10-l864-contrastive': 'CIFAR-10 contrastive (SimCLR-style), L/8/64: paper Table 4, appendix 11',
+};

@@ -4,7 +4,13 @@ import { loadNative } from '@fwdgrad/native';
 import { BACKEND_NAMES, type BackendRequest } from '../backend.js';
 import { appendMetrics, saveCheckpoint, writeConfig } from '../checkpoint.js';
 import { evaluateError, modelConfigFor } from '../evaluate.js';
-import type { EpochMetrics, TrainOptions, TrainSummary } from '../loop.js';
+import {
+  checkTrainSettings,
+  dataSource,
+  type EpochMetrics,
+  type TrainOptions,
+  type TrainSummary,
+} from '../loop.js';
 import { claimRunDir, type RunConfig } from '../run.js';
 import { stepBatches } from '../step-batches.js';
 import { createModel } from '../model.js';
@@ -60,14 +66,9 @@ export async function trainPipelined(options: PipelineTrainOptions): Promise<Pip
   const plan = planStages(config, options.parallelBlocks);
   const threads = options.threadsPerStage ?? 1;
 
-  claimRunDir(options.runDir, false);
   const trainCount = options.limitTrain ?? ds.train.count;
-  const stepsPerEpoch = Math.floor(trainCount / exp.batchSize);
-  if (stepsPerEpoch < 1) {
-    throw new Error(
-      `batch size ${exp.batchSize} is larger than the ${trainCount} training examples; lower --batch-size or raise --limit-train`,
-    );
-  }
+  const stepsPerEpoch = checkTrainSettings(options, ds);
+  const lock = claimRunDir(options.runDir, false);
   const schedule = experimentSchedule(exp, stepsPerEpoch);
   const runConfig: RunConfig & { parallelBlocks: { stages: StageRange[]; threadsPerStage: number } } = {
     experiment: exp,
@@ -75,9 +76,11 @@ export async function trainPipelined(options: PipelineTrainOptions): Promise<Pip
     algorithmOptions: options.algorithmOptions ?? {},
     modelOverrides: options.modelOverrides ?? {},
     model: config,
+    data: dataSource(options, ds),
     seed,
     limitTrain: options.limitTrain ?? null,
     limitTest: options.limitTest ?? null,
+    history: [],
     parallelBlocks: { stages: plan, threadsPerStage: threads },
   };
   writeConfig(options.runDir, runConfig);
@@ -169,7 +172,13 @@ export async function trainPipelined(options: PipelineTrainOptions): Promise<Pip
         stage_seconds: plan.map((_, s) => reports.reduce((a, r) => a + r[s].seconds, 0)),
       };
       appendMetrics(options.runDir, row as unknown as Record<string, unknown>);
-      saveCheckpoint(options.runDir, { epoch: epoch + 1, step, params, optimizer, extra: { seed } });
+      saveCheckpoint(options.runDir, {
+        epoch: epoch + 1,
+        step,
+        params,
+        optimizer,
+        extra: { seed, run: runConfig },
+      });
       tf.dispose([...Object.values(params), ...Object.values(optimizer)]);
       log(
         `epoch ${epoch + 1}/${exp.epochs}: loss ${row.loss.toFixed(4)} local ${row.local_loss?.toFixed(4)}` +
@@ -195,6 +204,7 @@ export async function trainPipelined(options: PipelineTrainOptions): Promise<Pip
   } finally {
     await pipeline.close();
     model.dispose();
+    lock.release();
     // the stages set the (process-wide) kernel threads to theirs
     if (mainThreads !== undefined) loadNative({ threads: mainThreads });
   }
