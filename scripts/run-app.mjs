@@ -26,6 +26,7 @@ if (build.status !== 0) {
 const child = spawn(process.execPath, [join(root, 'apps', app, 'dist', 'bin.js'), ...args], {
   stdio: 'inherit',
   env: process.env,
+  // biome-ignore lint/suspicious/noUndeclaredEnvVars: set by pnpm for this script; no turbo task reads it
   cwd: process.env.INIT_CWD ?? process.cwd(),
 });
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
