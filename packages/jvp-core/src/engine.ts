@@ -26,6 +26,11 @@ interface Level {
   readonly k: number;
   /** Where activity perturbations enter (variableJvp's `perturb`), or undefined. */
   readonly perturb?: PerturbHook;
+  /** variableJvp's tangents drawn when a variable is first read, and the variables already asked for. */
+  readonly lazy?: LazyTangent;
+  readonly lazySeen?: Set<number>;
+  /** variableJvp's seeded variables (id → name) and the names of those a kernel read (`used`). */
+  readonly seeds?: { names: Map<number, string>; used: Set<string> };
 }
 
 /** A kernel call as a {@link PerturbHook} sees it. */
@@ -41,12 +46,29 @@ export interface KernelCall {
 }
 
 /**
- * Called for each linear kernel a {@link variableJvp} pass runs; returns a tangent to add to the
- * kernel's linear part (before its fused activation), of the output's shape (`[K, ...shape]` when
- * batched), or null. The hook keeps ownership of what it returns (jvp never disposes it); tensors it
+ * Called for each linear kernel a {@link variableJvp} pass runs; returns a {@link Perturbation}: a tangent
+ * to add to the kernel's linear part (before its fused activation), of the output's shape (`[K, ...shape]`
+ * when batched), or null. The hook keeps ownership of what it returns (jvp never disposes it); tensors it
  * creates live in the op's engine scope unless it keeps them (`tf.keep`).
  */
-export type PerturbHook = (call: KernelCall) => tf.Tensor | null;
+export type PerturbHook = (call: KernelCall) => Perturbation | null;
+
+/** What a {@link PerturbHook} puts at a linear kernel. */
+export interface Perturbation {
+  /** Added to the kernel's linear part; owned by the hook. */
+  tangent: tf.Tensor;
+  /**
+   * Inputs whose tangents this kernel ignores (e.g. `['b']` or `['filter', 'bias']`: the site's own
+   * parameters, whose gradient the perturbation estimates instead); a `lazy` tangent is not drawn for them.
+   */
+  constants?: readonly string[];
+}
+
+/**
+ * variableJvp's tangent for a variable that has none in `tangents`, drawn when a kernel first reads it
+ * (after `perturb` saw that kernel); null leaves it constant. Owned by the caller.
+ */
+export type LazyTangent = (variable: tf.Variable) => tf.Tensor | null;
 
 /**
  * The kernels whose outputs are linear maps of their inputs by parameters (the sites of activity
@@ -214,37 +236,67 @@ function runRule<T>(levelIndex: number, fn: () => T): T {
   }
 }
 
+/** variableJvp's `lazy` tangent of a variable read for the first time (undefined: none). */
+function seedLazily(level: Level, x: tf.Tensor): tf.Tensor | undefined {
+  if (!(x instanceof tf.Variable) || level.lazySeen?.has(x.id)) return undefined;
+  level.lazySeen?.add(x.id);
+  const t = runRule(0, () => (level.lazy as LazyTangent)(x));
+  if (t === null) return undefined;
+  const expected = shapeOf(x, level);
+  if (!sameShape(t.shape, expected)) {
+    throw new Error(
+      `variableJvp: the lazy tangent of '${x.name}' has shape [${t.shape}]; expected [${expected}]`,
+    );
+  }
+  level.external.add(t);
+  level.tangents.set(x.id, t);
+  level.seeds?.names.set(x.id, x.name);
+  return t;
+}
+
 function propagate(params: KernelParams, outputs: tf.Tensor[]): void {
   const name = params.kernelName as string;
   for (let li = active - 1; li >= 0; li--) {
     const level = levels[li];
-    const inputs = params.inputs;
-    const keys = Object.keys(inputs);
-    let any = false;
-    const tangents: Record<string, tf.Tensor | null> = {};
-    for (const key of keys) {
-      const x = (inputs as Record<string, tf.Tensor>)[key];
-      const t = x == null ? undefined : level.tangents.get(x.id);
-      tangents[key] = t ?? null;
-      if (t !== undefined) any = true;
-    }
+    const inputs = params.inputs as Record<string, tf.Tensor>;
     if (!outputs.some(isFloat)) continue;
     let perturbation: tf.Tensor | null = null;
+    let constants: readonly string[] = [];
     if (level.perturb !== undefined && linearKernels.has(name)) {
-      perturbation = runRule(0, () =>
+      const p = runRule(0, () =>
         (level.perturb as PerturbHook)({
           kernel: name,
-          inputs: inputs as Record<string, tf.Tensor>,
+          inputs,
           attrs: params.attrs ?? {},
           outputs,
           layer: currentLayer(),
         }),
       );
-      if (perturbation !== null && !sameShape(perturbation.shape, shapeOf(outputs[0], level))) {
-        throw new Error(
-          `variableJvp: the perturbation of kernel '${name}' has shape [${perturbation.shape}]; expected ` +
-            `[${shapeOf(outputs[0], level)}] (the kernel's output${level.batched ? ' with the leading K axis' : ''})`,
-        );
+      if (p !== null) {
+        perturbation = p.tangent;
+        constants = p.constants ?? [];
+        level.external.add(perturbation); // the hook's: a rule handing it back gets an alias
+        if (!sameShape(perturbation.shape, shapeOf(outputs[0], level))) {
+          throw new Error(
+            `variableJvp: the perturbation of kernel '${name}' has shape [${perturbation.shape}]; expected ` +
+              `[${shapeOf(outputs[0], level)}] (the kernel's output${level.batched ? ' with the leading K axis' : ''})`,
+          );
+        }
+      }
+    }
+    let any = false;
+    const tangents: Record<string, tf.Tensor | null> = {};
+    for (const key of Object.keys(inputs)) {
+      const x = inputs[key];
+      let t = x == null || constants.includes(key) ? undefined : level.tangents.get(x.id);
+      if (t === undefined && x != null && level.lazy !== undefined && !constants.includes(key)) {
+        t = seedLazily(level, x);
+      }
+      tangents[key] = t ?? null;
+      if (t !== undefined) {
+        any = true;
+        const seed = level.seeds?.names.get(x.id);
+        if (seed !== undefined) level.seeds?.used.add(seed);
       }
     }
     if (!any && perturbation === null) continue;
@@ -477,6 +529,13 @@ export interface VariableJvpOptions {
   k?: number;
   /** Where activity perturbations enter: called at each linear kernel (see {@link PerturbHook}). */
   perturb?: PerturbHook;
+  /** Tangents of the variables not in `tangents`, drawn when first read (see {@link LazyTangent}). */
+  lazy?: LazyTangent;
+  /**
+   * Filled with the names of the variables with a tangent that a kernel of `f` read (the others had no
+   * influence on the value: `tf.variableGrads` would give them no gradient).
+   */
+  used?: Set<string>;
 }
 
 /**
@@ -499,6 +558,7 @@ export function variableJvp(
   const batched = options.batched === true;
   const registered = tf.engine().registeredVariables;
   let k = options.k ?? 0;
+  const names = Object.keys(tangents);
   const seeds: [tf.Tensor, tf.Tensor][] = Object.entries(tangents).map(([name, t]) => {
     const v = registered[name];
     if (v === undefined) {
@@ -517,7 +577,7 @@ export function variableJvp(
     if (batched) k = t.shape[0];
     return [v, t];
   });
-  if (batched && k < 1) {
+  if (batched && k < 1 && options.k === undefined) {
     throw new Error(
       'variableJvp: a batched pass without variable tangents needs { k } (the number of directions)',
     );
@@ -529,6 +589,9 @@ export function variableJvp(
     batched,
     k: batched ? k : 0,
     perturb: options.perturb,
+    lazy: options.lazy,
+    lazySeen: options.lazy === undefined ? undefined : new Set(),
+    seeds: { names: new Map(seeds.map(([v, _t], i) => [v.id, names[i]])), used: options.used ?? new Set() },
   };
   return runLevel(level, seeds, f);
 }

@@ -57,3 +57,8 @@ export {
   type VarianceRow,
   varianceJsonLines,
 } from './lab.js';
+export {
+  type ForwardVariableGradsOptions,
+  forwardVariableGrads,
+  type VariableGradsResult,
+} from './variable-grads.js';

@@ -1,0 +1,184 @@
+import * as tf from '@tensorflow/tfjs';
+import { createRandom } from '@fwdgrad/jvp-core';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { forwardVariableGrads } from './index.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+afterEach(() => {
+  tf.disposeVariables();
+});
+
+const L = tf.layers;
+
+/** ‖a − b‖ / ‖b‖ over every variable of `exact`. */
+function relativeError(estimate: tf.NamedTensorMap, exact: tf.NamedTensorMap): number {
+  return tf.tidy(() => {
+    let num = 0;
+    let den = 0;
+    for (const [name, g] of Object.entries(exact)) {
+      num += tf.sum(tf.square(tf.sub(estimate[name], g))).dataSync()[0];
+      den += tf.sum(tf.square(g)).dataSync()[0];
+    }
+    return Math.sqrt(num / den);
+  });
+}
+
+/** A small CNN with seeded initial weights. */
+function cnn(seed = 1): tf.Sequential {
+  return tf.sequential({
+    layers: [
+      L.conv2d({
+        filters: 3,
+        kernelSize: 3,
+        inputShape: [6, 6, 1],
+        activation: 'relu',
+        kernelInitializer: tf.initializers.glorotNormal({ seed }),
+      }),
+      L.maxPooling2d({ poolSize: 2 }),
+      L.flatten(),
+      L.dense({
+        units: 3,
+        kernelInitializer: tf.initializers.glorotNormal({ seed: seed + 1 }),
+        biasInitializer: tf.initializers.randomNormal({ seed: seed + 2 }),
+      }),
+    ],
+  });
+}
+
+function data(n: number): { x: tf.Tensor; y: tf.Tensor } {
+  const r = createRandom(9);
+  return {
+    x: r.normal([n, 6, 6, 1]),
+    y: tf.oneHot(tf.tensor1d([0, 2, 1, 1, 0, 2, 2, 1].slice(0, n), 'int32'), 3),
+  };
+}
+
+describe('forwardVariableGrads', () => {
+  it("has tf.variableGrads' result: a scalar value and grads keyed by variable name", () => {
+    const model = cnn();
+    const { x, y } = data(4);
+    const f = () => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor);
+    const exact = tf.variableGrads(f as () => tf.Scalar);
+    const before = tf.memory().numTensors;
+    for (const perturb of ['weight', 'activity'] as const) {
+      const { value, grads } = forwardVariableGrads(f, undefined, { perturb, seed: 1 });
+      expect(value.rank).toBe(0);
+      expect(value.dataSync()[0]).toBeCloseTo(exact.value.dataSync()[0], 5);
+      expect(Object.keys(grads).sort()).toEqual(Object.keys(exact.grads).sort());
+      for (const [name, g] of Object.entries(grads)) expect(g.shape).toEqual(exact.grads[name].shape);
+      tf.dispose([value, ...Object.values(grads)]);
+      expect(tf.memory().numTensors).toBe(before); // no leak: sites, noise and tangents are freed
+    }
+    tf.dispose([x, y, exact.value, ...Object.values(exact.grads)]);
+  });
+
+  it('is unbiased: the average of many samples approaches tf.variableGrads (weight, activity, per-example)', () => {
+    const model = cnn();
+    const { x, y } = data(4);
+    const perExample = () =>
+      tf.losses.softmaxCrossEntropy(
+        y,
+        model.apply(x, { training: true }) as tf.Tensor,
+        undefined,
+        undefined,
+        tf.Reduction.NONE,
+      );
+    const mean = () => tf.mean(perExample()) as tf.Scalar;
+    const exact = tf.variableGrads(mean);
+    const random = createRandom(3);
+    // measured relative errors at K = 1000 (three draws each): weight ≈ 0.25, activity per-example ≈ 0.32,
+    // activity with a scalar loss ≈ 0.56 (N = 4: the shared directional derivative costs √N); they fall as
+    // 1/√K (K = 250 → 1000 → 4000 halves them each time), as an unbiased estimate's do
+    const runs: [string, () => tf.Tensor, 'weight' | 'activity', 'normal' | 'rademacher', number][] = [
+      ['weight, scalar loss', mean, 'weight', 'normal', 0.4],
+      ['activity, per-example losses', perExample, 'activity', 'normal', 0.5],
+      ['activity, scalar loss', mean, 'activity', 'rademacher', 1],
+    ];
+    const errors: number[] = [];
+    for (const [what, f, perturb, noise, bound] of runs) {
+      const { value, grads } = forwardVariableGrads(f, undefined, { perturb, noise, samples: 1000, random });
+      const err = relativeError(grads, exact.grads);
+      errors.push(err);
+      expect(err, what).toBeLessThan(bound);
+      // one sample is far noisier than the average of 3000: the test can tell a biased estimate
+      const single = forwardVariableGrads(f, undefined, { perturb, noise, random });
+      expect(relativeError(single.grads, exact.grads), what).toBeGreaterThan(err);
+      tf.dispose([value, single.value, ...Object.values(grads), ...Object.values(single.grads)]);
+    }
+    expect(errors[1]).toBeLessThan(errors[2]); // per-example directional derivatives: the paper's FG-A
+    tf.dispose([x, y, exact.value, ...Object.values(exact.grads)]);
+  });
+
+  it('activity perturbation: site weights get their gradient locally; other parameters are weight-perturbed', () => {
+    // BatchNormalization's gain and offset sit in no linear kernel: weight-perturbed in the same pass
+    const model = tf.sequential({
+      layers: [
+        L.dense({ units: 4, inputShape: [3] }),
+        L.batchNormalization({}),
+        L.dense({ units: 2, activation: 'softmax' }),
+      ],
+    });
+    const x = createRandom(4).normal([6, 3]);
+    const f = () => tf.sum(tf.square(model.apply(x, { training: true }) as tf.Tensor));
+    const exact = tf.variableGrads(f as () => tf.Scalar);
+    const { value, grads } = forwardVariableGrads(f, undefined, {
+      perturb: 'activity',
+      samples: 2000,
+      seed: 5,
+    });
+    expect(Object.keys(grads).sort()).toEqual(Object.keys(exact.grads).sort());
+    expect(relativeError(grads, exact.grads)).toBeLessThan(0.3);
+    tf.dispose([x, value, exact.value, ...Object.values(grads), ...Object.values(exact.grads)]);
+  });
+
+  it('trains with a tf.train optimizer (optimizer.applyGradients), same seed same numbers', () => {
+    const { x, y } = data(8);
+    const losses: number[][] = [];
+    for (let run = 0; run < 2; run++) {
+      tf.disposeVariables();
+      const model = cnn();
+      const optimizer: tf.Optimizer = tf.train.adam(0.05);
+      const f = () => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor);
+      const random = createRandom(7);
+      const trace: number[] = [];
+      for (let step = 0; step < 30; step++) {
+        const { value, grads } = forwardVariableGrads(f, undefined, {
+          perturb: 'activity',
+          samples: 8,
+          random,
+        });
+        trace.push(value.dataSync()[0]);
+        optimizer.applyGradients(grads);
+        tf.dispose([value, ...Object.values(grads)]);
+      }
+      losses.push(trace);
+      optimizer.dispose();
+    }
+    expect(losses[1]).toEqual(losses[0]);
+    expect(losses[0][29]).toBeLessThan(0.7 * losses[0][0]);
+    tf.dispose([x, y]);
+  });
+
+  it('only the variables in varList; errors name the problem', () => {
+    const model = cnn();
+    const { x, y } = data(2);
+    const f = () => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor);
+    const last = model.layers[3].getWeights(true).length; // dense kernel and bias
+    expect(last).toBe(2);
+    const varList = model.layers[3].trainableWeights.map((w) => w.read() as tf.Variable);
+    const { value, grads } = forwardVariableGrads(f, varList, { seed: 2 });
+    expect(Object.keys(grads).sort()).toEqual(varList.map((v) => v.name).sort());
+    tf.dispose([value, ...Object.values(grads)]);
+    expect(() => forwardVariableGrads(f, undefined, { samples: 0 })).toThrow(/samples.*integer ≥ 1/);
+    expect(() => forwardVariableGrads(f, undefined, { perturb: 'both' as 'weight' })).toThrow(
+      /perturb must be/,
+    );
+    expect(() => forwardVariableGrads(f, [x as tf.Variable])).toThrow(/varList\[0\] is not a tf.Variable/);
+    const other = tf.variable(tf.zeros([2]), true, 'fvg_unused');
+    expect(() => forwardVariableGrads(f, [other])).toThrow(/no variable of varList influences f/);
+    tf.dispose([x, y]);
+  });
+});

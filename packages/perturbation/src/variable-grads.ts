@@ -1,0 +1,245 @@
+import * as tf from '@tensorflow/tfjs';
+import {
+  createRandom,
+  type KernelCall,
+  type Perturbation,
+  type Random,
+  variableJvp,
+} from '@fwdgrad/jvp-core';
+import { checkNoiseKind, type NoiseKind, sampleNoise } from './noise.js';
+import { checkSamples } from './util.js';
+
+/**
+ * Forward gradients for any TensorFlow.js model, in tfjs's own idiom: `forwardVariableGrads(f, varList?,
+ * options?)` has `tf.variableGrads`' signature and result, so `optimizer.applyGradients(grads)` and
+ * `model.trainableWeights` work unchanged — but the gradient is a forward-gradient estimate from one
+ * forward pass (jvp-core's `variableJvp`), with no reverse-mode tape and no saved activations.
+ */
+
+/** Options of {@link forwardVariableGrads}. */
+export interface ForwardVariableGradsOptions {
+  /**
+   * `'activity'` (default; FG-A, paper eq. 3): noise enters at the output of every linear kernel that
+   * reads a variable of `varList` (matmuls and convolutions, `jvp-core`'s `LINEAR_KERNELS`), independent
+   * per example; that kernel's weight (and fused bias) gets its gradient locally from the kernel's inputs
+   * and the estimated activity gradient. Variables read by no such kernel are weight-perturbed in the same
+   * pass. `'weight'` (FG-W, eq. 2): every variable is perturbed, one direction shared by the batch.
+   */
+  perturb?: 'weight' | 'activity';
+  /** K: noise samples averaged per estimate, all in one batched forward pass. Default 1. */
+  samples?: number;
+  /** Distribution of the noise entries: `'normal'` (the paper's; `'gaussian'` is the same) or `'rademacher'`. */
+  noise?: 'normal' | NoiseKind;
+  /** Seeded random source (advanced by each call). */
+  random?: Random;
+  /** Or a seed: the noise of this call is `createRandom(seed)`'s (vary it per step). */
+  seed?: number;
+}
+
+/** tf.variableGrads' result: the loss and one gradient per variable name. */
+export interface VariableGradsResult {
+  value: tf.Scalar;
+  grads: tf.NamedTensorMap;
+}
+
+/** The unfused kernel computing a fused kernel's linear part (whose gradient tfjs registers). */
+const UNFUSED: Record<string, string> = {
+  [tf._FusedMatMul]: tf.BatchMatMul,
+  [tf.FusedConv2D]: tf.Conv2D,
+  [tf.FusedDepthwiseConv2D]: tf.DepthwiseConv2dNative,
+};
+/** The input holding a linear kernel's weights (matmuls: b, then a). */
+const WEIGHT_INPUTS: Record<string, string[]> = {
+  [tf.BatchMatMul]: ['b', 'a'],
+  [tf.Conv2D]: ['filter'],
+  [tf.DepthwiseConv2dNative]: ['filter'],
+  [tf.Conv2DBackpropInput]: ['filter'],
+};
+
+/** One activity-perturbation site: a linear kernel call that reads a variable. */
+interface Site {
+  kernel: string;
+  attrs: Record<string, unknown>;
+  /** Aliases (same data) of the kernel's inputs, kept until the estimate is built. */
+  inputs: Record<string, tf.Tensor>;
+  weightInput: string;
+  weight: tf.Variable;
+  bias: tf.Variable | null;
+  /** The noise, [K, ...z.shape] (K = 1 unbatched: [...z.shape]). */
+  noise: tf.Tensor;
+}
+
+let defaultRandom: Random | undefined;
+
+function trainableVariables(): tf.Variable[] {
+  return Object.values(tf.engine().registeredVariables).filter((v) => v.trainable);
+}
+
+function alias(t: tf.Tensor): tf.Tensor {
+  return tf.keep(tf.reshape(t, t.shape));
+}
+
+/**
+ * A forward-gradient estimate of the gradient of `f()` with respect to `varList` (default: every trainable
+ * variable), with `tf.variableGrads`' signature and result: `{ value, grads }` keyed by variable name, the
+ * caller owns every tensor. `f` reads the variables (e.g. `model.apply(x, { training: true })` of any
+ * `tf.sequential` or functional model) and returns the loss: a scalar, or per-example losses `[N]` (then
+ * `value` is their mean, and with `perturb: 'activity'` each example's activity gradient uses its own
+ * directional derivative, as the paper's FG-A; with a scalar every example's noise is still independent,
+ * but they share the batch's directional derivative, which adds variance).
+ *
+ * Unbiased (E[grads] = ∇f) where examples do not interact; with per-example losses and a layer that mixes
+ * examples in training (BatchNormalization) the activity estimate ignores the cross-example terms. Variables
+ * that no kernel of `f` reads get no entry, as with `tf.variableGrads`. A variable read both by a site and by
+ * another kernel (a reshaped view such as tf.conv1d's filter, tied weights) gets both estimates, summed
+ * (still unbiased; the weight-perturbed part only adds variance where the other reader was the view).
+ *
+ * @example
+ * const { value, grads } = forwardVariableGrads(() =>
+ *   tf.losses.softmaxCrossEntropy(ys, model.apply(xs, { training: true }) as tf.Tensor), undefined,
+ *   { perturb: 'activity', random });
+ * optimizer.applyGradients(grads);
+ */
+export function forwardVariableGrads(
+  f: () => tf.Tensor,
+  varList?: tf.Variable[],
+  options: ForwardVariableGradsOptions = {},
+): VariableGradsResult {
+  const where = 'forwardVariableGrads';
+  if (typeof f !== 'function') throw new Error(`${where}: f must be a function returning the loss`);
+  const perturb = options.perturb ?? 'activity';
+  if (perturb !== 'weight' && perturb !== 'activity') {
+    throw new Error(`${where}: perturb must be 'weight' or 'activity', got ${JSON.stringify(perturb)}`);
+  }
+  const k = checkSamples(where, options.samples ?? 1);
+  const noiseKind: NoiseKind =
+    options.noise === 'normal' || options.noise === undefined ? 'gaussian' : options.noise;
+  checkNoiseKind(where, noiseKind);
+  if (options.random === undefined && options.seed === undefined && defaultRandom === undefined) {
+    defaultRandom = createRandom(0x5eed);
+  }
+  const random =
+    options.random ?? (options.seed !== undefined ? createRandom(options.seed) : (defaultRandom as Random));
+  const vars = varList ?? trainableVariables();
+  vars.forEach((v, i) => {
+    if (!(v instanceof tf.Variable)) {
+      throw new Error(
+        `${where}: varList[${i}] is not a tf.Variable (pass model.trainableWeights.map((w) => w.read()))`,
+      );
+    }
+    if (v.dtype !== 'float32')
+      throw new Error(`${where}: variable '${v.name}' has dtype ${v.dtype}; only float32 can be perturbed`);
+  });
+  if (vars.length === 0) throw new Error(`${where}: no trainable variables (varList is empty)`);
+  const batched = k > 1;
+  const draw = (shape: number[]) => sampleNoise(random, batched ? [k, ...shape] : shape, noiseKind);
+
+  // Sites (activity mode): variables by data id, so that a reshaped view (tf.conv1d's filter) is found too.
+  const byData = new Map<object, tf.Variable>();
+  if (perturb === 'activity') for (const v of vars) byData.set(v.dataId, v);
+  const sites: Site[] = [];
+  const siteWeights = new Set<string>();
+  const perturbHook = (call: KernelCall): Perturbation | null => {
+    const base = UNFUSED[call.kernel] ?? call.kernel;
+    const weightInput = (WEIGHT_INPUTS[base] ?? []).find(
+      (key) => call.inputs[key] !== undefined && byData.has(call.inputs[key].dataId),
+    );
+    if (weightInput === undefined) return null;
+    const weight = byData.get(call.inputs[weightInput].dataId) as tf.Variable;
+    const biasT = call.inputs.bias;
+    const bias =
+      biasT !== undefined && byData.has(biasT.dataId) ? (byData.get(biasT.dataId) as tf.Variable) : null;
+    const noise = tf.keep(draw(call.outputs[0].shape));
+    const inputs: Record<string, tf.Tensor> = {};
+    for (const key of WEIGHT_INPUTS[base].length === 2 ? ['a', 'b'] : Object.keys(call.inputs)) {
+      const t = call.inputs[key];
+      if (t !== undefined && key !== 'bias' && key !== 'preluActivationWeights') inputs[key] = alias(t);
+    }
+    sites.push({ kernel: base, attrs: call.attrs, inputs, weightInput, weight, bias, noise });
+    siteWeights.add(weight.name);
+    if (bias !== null) siteWeights.add(bias.name);
+    return { tangent: noise, constants: bias === null ? [weightInput] : [weightInput, 'bias'] };
+  };
+
+  // Weight perturbation: every variable (FG-W), or, with activity perturbation, the variables no site
+  // reads, given their direction when a kernel first reads them.
+  const inVars = new Set(vars.map((v) => v.name));
+  const directions: tf.NamedTensorMap = {};
+  const lazy = (v: tf.Variable): tf.Tensor | null => {
+    if (!inVars.has(v.name) || siteWeights.has(v.name)) return null;
+    directions[v.name] = tf.keep(draw(v.shape));
+    return directions[v.name];
+  };
+  if (perturb === 'weight') for (const v of vars) directions[v.name] = draw(v.shape);
+  const used = new Set<string>();
+  let out: tf.Tensor | undefined;
+  let dOut: tf.Tensor | undefined;
+  try {
+    [out, dOut] = variableJvp(f, perturb === 'weight' ? { ...directions } : {}, {
+      batched,
+      k: batched ? k : undefined,
+      perturb: perturb === 'activity' ? perturbHook : undefined,
+      lazy: perturb === 'activity' ? lazy : undefined,
+      used,
+    });
+    const loss = out;
+    const dLoss = dOut;
+    if (loss.rank > 1) {
+      throw new Error(
+        `${where}: f must return a scalar loss or per-example losses [N], got shape [${loss.shape}]`,
+      );
+    }
+    const n = loss.rank === 1 ? loss.shape[0] : 1;
+    return tf.tidy(() => {
+      // per-example directional derivatives d [K, N] (of the mean's terms: ℓ_n / N), and of the loss D [K]
+      const d = tf.reshape(tf.div(dLoss, n), [k, n]);
+      const total = tf.sum(d, 1);
+      const grads: tf.NamedTensorMap = {};
+      const add = (name: string, g: tf.Tensor) => {
+        grads[name] = name in grads ? tf.add(grads[name], g) : g;
+      };
+      // weight-perturbed: (1/K) Σ_k D_k v_k
+      for (const [name, v] of Object.entries(directions)) {
+        if (!used.has(name)) continue; // read by no kernel: no gradient, as tf.variableGrads
+        add(
+          name,
+          batched
+            ? tf.div(tf.sum(tf.mul(tf.reshape(total, [k, ...v.shape.slice(1).map(() => 1)]), v), 0), k)
+            : tf.mul(tf.reshape(total, []), v),
+        );
+      }
+      // activity-perturbed sites: ĝ_z = (1/K) Σ_k d_k(example of the row) u_k, then the kernel's own VJP
+      for (const s of sites) {
+        const z = batched ? s.noise.shape.slice(1) : s.noise.shape;
+        const rows = z[0];
+        const perRow =
+          n > 1 && rows % n === 0
+            ? tf.reshape(tf.tile(tf.reshape(d, [k, n, 1]), [1, 1, rows / n]), [k, rows])
+            : tf.reshape(tf.broadcastTo(tf.reshape(total, [k, 1]), [k, rows]), [k, rows]);
+        const coeff = tf.reshape(perRow, [k, rows, ...z.slice(1).map(() => 1)]);
+        const u = batched ? s.noise : tf.reshape(s.noise, [1, ...z]);
+        const gz = tf.div(tf.sum(tf.mul(coeff, u), 0), k);
+        const config = tf.getGradient(s.kernel);
+        if (config === undefined) throw new Error(`${where}: tfjs has no gradient for kernel '${s.kernel}'`);
+        const saved = (config.inputsToSave ?? []).map((key) => s.inputs[key]);
+        const vjp = config.gradFunc(gz, saved, s.attrs as tf.NamedAttrMap) as Record<string, () => tf.Tensor>;
+        add(s.weight.name, tf.reshape(vjp[s.weightInput](), s.weight.shape));
+        if (s.bias !== null) {
+          const axes = tf.backend_util.getReductionAxes(s.bias.shape, gz.shape);
+          add(s.bias.name, tf.reshape(axes.length > 0 ? tf.sum(gz, axes) : gz, s.bias.shape));
+        }
+      }
+      if (Object.keys(grads).length === 0) {
+        throw new Error(
+          `${where}: no variable of varList influences f's value; make sure f reads the variables ` +
+            '(e.g. model.apply(x, { training: true }) inside f)',
+        );
+      }
+      return { value: (loss.rank === 1 ? tf.mean(loss) : tf.clone(loss)) as tf.Scalar, grads };
+    });
+  } finally {
+    tf.dispose([out, dOut].filter((t): t is tf.Tensor => t !== undefined));
+    tf.dispose(Object.values(directions));
+    for (const s of sites) tf.dispose([s.noise, ...Object.values(s.inputs)]);
+  }
+}
