@@ -21,6 +21,16 @@ export { mean, median, std } from './stats.js';
 export { SUITES } from './suites/index.js';
 export { M816_SHAPE } from './suites/fused.js';
 export { localMixerBlockLoss, M816_BLOCK } from './suites/jvp-overhead.js';
+export {
+  LAYERS_RULES,
+  type LayersRule,
+  mnistCnn,
+  mnistMlp,
+  type TrainCnnOptions,
+  testAccuracy,
+  trainMnistCnn,
+  trainStep,
+} from './suites/tfjs-layers.js';
 export type { Column, Row } from './table.js';
 export {
   BUDGETS,

@@ -21,6 +21,7 @@ export const SUITE_NAMES = [
   'ablations',
   'contrastive',
   'pipeline',
+  'tfjs-layers',
 ] as const;
 export type SuiteName = (typeof SUITE_NAMES)[number];
 

@@ -29,6 +29,8 @@ interface Level {
   /** variableJvp's tangents drawn when a variable is first read, and the variables already asked for. */
   readonly lazy?: LazyTangent;
   readonly lazySeen?: Set<number>;
+  /** Reshaped views (tensor id) of variables not yet seeded: seeded when a kernel reads the view. */
+  readonly lazyViews?: Map<number, tf.Variable>;
   /** variableJvp's seeded variables (id → name) and the names of those a kernel read (`used`). */
   readonly seeds?: { names: Map<number, string>; used: Set<string> };
 }
@@ -254,12 +256,40 @@ function seedLazily(level: Level, x: tf.Tensor): tf.Tensor | undefined {
   return t;
 }
 
+/** The variable behind x if x is a variable or a lazy view of one that has no tangent yet. */
+function unseededVariable(level: Level, x: tf.Tensor | undefined): tf.Variable | undefined {
+  if (x == null || level.tangents.has(x.id)) return undefined;
+  if (x instanceof tf.Variable) return level.lazySeen?.has(x.id) ? undefined : x;
+  return level.lazyViews?.get(x.id);
+}
+
+/** The tangent of a lazy view: its variable's (drawn now if needed), reshaped. */
+function seedView(level: Level, view: tf.Tensor, variable: tf.Variable): tf.Tensor | undefined {
+  const vt = level.tangents.get(variable.id) ?? seedLazily(level, variable);
+  if (vt === undefined) return undefined;
+  level.seeds?.used.add(variable.name);
+  const t = runRule(0, () => tf.reshape(vt, shapeOf(view, level)));
+  setTangent(level, view, t);
+  return level.tangents.get(view.id);
+}
+
+const VIEW_KERNELS = new Set<string>([tf.Reshape, tf.ExpandDims]);
+
 function propagate(params: KernelParams, outputs: tf.Tensor[]): void {
   const name = params.kernelName as string;
   for (let li = active - 1; li >= 0; li--) {
     const level = levels[li];
     const inputs = params.inputs as Record<string, tf.Tensor>;
     if (!outputs.some(isFloat)) continue;
+    if (level.lazy !== undefined && VIEW_KERNELS.has(name)) {
+      // a reshaped variable (tf.matMul's rank-3 views, tf.conv1d's filter): its tangent is drawn only when
+      // a kernel reads the view, after the perturb hook had its say on that kernel
+      const v = unseededVariable(level, inputs.x ?? inputs.input);
+      if (v !== undefined) {
+        level.lazyViews?.set(outputs[0].id, v);
+        continue;
+      }
+    }
     let perturbation: tf.Tensor | null = null;
     let constants: readonly string[] = [];
     if (level.perturb !== undefined && linearKernels.has(name)) {
@@ -290,7 +320,8 @@ function propagate(params: KernelParams, outputs: tf.Tensor[]): void {
       const x = inputs[key];
       let t = x == null || constants.includes(key) ? undefined : level.tangents.get(x.id);
       if (t === undefined && x != null && level.lazy !== undefined && !constants.includes(key)) {
-        t = seedLazily(level, x);
+        const view = level.lazyViews?.get(x.id);
+        t = view === undefined ? seedLazily(level, x) : seedView(level, x, view);
       }
       tangents[key] = t ?? null;
       if (t !== undefined) {
@@ -591,6 +622,7 @@ export function variableJvp(
     perturb: options.perturb,
     lazy: options.lazy,
     lazySeen: options.lazy === undefined ? undefined : new Set(),
+    lazyViews: options.lazy === undefined ? undefined : new Map(),
     seeds: { names: new Map(seeds.map(([v, _t], i) => [v.id, names[i]])), used: options.used ?? new Set() },
   };
   return runLevel(level, seeds, f);

@@ -247,6 +247,10 @@ describe('variableJvp on tf.layers models (training mode)', () => {
   for (const c of cases) {
     it(`${c.name}: matches tf.variableGrads and central differences`, () => {
       const model = c.model();
+      // deterministic weights (tf.layers' initializers draw unseeded): the same numbers every run
+      model.trainableWeights.forEach((w, i) => {
+        tf.tidy(() => w.write(rand(w.shape, 200 + i, -0.6, 0.6)));
+      });
       const x = c.input();
       const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
       const out = model.apply(x, { training: true }) as tf.Tensor;
@@ -335,6 +339,44 @@ describe('variableJvp', () => {
       /tangent of 'vjp_a'.*shape \[2\]/,
     );
     tf.dispose([value, d, a, b]);
+  });
+
+  it('lazy tangents: drawn when a kernel reads the variable or a reshaped view, not for a perturbed site', () => {
+    const w = tf.variable(rand([3, 2], 70), true, 'lazy_w');
+    const b = tf.variable(rand([2], 71), true, 'lazy_b');
+    const x = rand([4, 3], 72);
+    const f = () => tf.sum(tf.tanh(tf.add(tf.matMul(x, w), b))); // matMul reads w through a rank-3 view
+    const dw = rand([3, 2], 73);
+    const db = rand([2], 74);
+    const [v0, d0] = variableJvp(f, { lazy_w: dw, lazy_b: db });
+    const drawn: string[] = [];
+    const used = new Set<string>();
+    const lazy = (v: tf.Variable) => {
+      drawn.push(v.name);
+      return v.name === 'lazy_w' ? dw : v.name === 'lazy_b' ? db : null;
+    };
+    const [v1, d1] = variableJvp(f, {}, { lazy, used });
+    expect(d1.dataSync()[0]).toBeCloseTo(d0.dataSync()[0], 5);
+    expect(drawn.sort()).toEqual(['lazy_b', 'lazy_w']);
+    expect([...used].sort()).toEqual(['lazy_b', 'lazy_w']);
+    // a perturbed site keeps its weight constant: no draw for it, only the perturbation's tangent
+    drawn.length = 0;
+    const u = tf.onesLike(tf.matMul(x, w));
+    const [v2, d2] = variableJvp(
+      f,
+      {},
+      {
+        lazy,
+        perturb: (call) => (call.kernel === tf.BatchMatMul ? { tangent: u, constants: ['b'] } : null),
+      },
+    );
+    expect(drawn).toEqual(['lazy_b']);
+    const expected = tf.tidy(() => {
+      const z = tf.add(tf.matMul(x, w), b);
+      return tf.sum(tf.mul(tf.sub(1, tf.square(tf.tanh(z))), tf.add(u, db))).dataSync()[0];
+    });
+    expect(d2.dataSync()[0]).toBeCloseTo(expected, 4);
+    tf.dispose([v0, d0, v1, d1, v2, d2, u, w, b, x, dw, db]);
   });
 
   it('a kernel without a rule names the kernel, the layer and how to add a rule; hooks are removed', () => {

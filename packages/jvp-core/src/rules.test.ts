@@ -563,6 +563,21 @@ const cases: Case[] = [
   },
   {
     kernel: 'MaxPool',
+    name: 'MaxPool (explicit padding: the strided-view path)',
+    f: (x) =>
+      tf.maxPool(x as tf.Tensor4D, 2, 1, [
+        [0, 0],
+        [1, 0],
+        [0, 1],
+        [0, 0],
+      ]),
+    shapes: [[2, 4, 4, 2]],
+    lo: -10,
+    hi: 10,
+    reverse: false, // tfjs's MaxPool gradient takes no explicit padding
+  },
+  {
+    kernel: 'MaxPool',
     name: 'MaxPool (3x3, stride 1, valid)',
     f: (x) => tf.maxPool(x as tf.Tensor4D, 3, 1, 'valid'),
     shapes: [[1, 5, 4, 2]],

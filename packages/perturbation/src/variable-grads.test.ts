@@ -116,9 +116,13 @@ describe('forwardVariableGrads', () => {
     // BatchNormalization's gain and offset sit in no linear kernel: weight-perturbed in the same pass
     const model = tf.sequential({
       layers: [
-        L.dense({ units: 4, inputShape: [3] }),
+        L.dense({ units: 4, inputShape: [3], kernelInitializer: tf.initializers.glorotNormal({ seed: 1 }) }),
         L.batchNormalization({}),
-        L.dense({ units: 2, activation: 'softmax' }),
+        L.dense({
+          units: 2,
+          activation: 'softmax',
+          kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }),
+        }),
       ],
     });
     const x = createRandom(4).normal([6, 3]);

@@ -6,6 +6,7 @@ import {
   type Random,
   variableJvp,
 } from '@fwdgrad/jvp-core';
+import { linearWeightGradient } from './kernel-vjp.js';
 import { checkNoiseKind, type NoiseKind, sampleNoise } from './noise.js';
 import { checkSamples } from './util.js';
 
@@ -219,11 +220,8 @@ export function forwardVariableGrads(
         const coeff = tf.reshape(perRow, [k, rows, ...z.slice(1).map(() => 1)]);
         const u = batched ? s.noise : tf.reshape(s.noise, [1, ...z]);
         const gz = tf.div(tf.sum(tf.mul(coeff, u), 0), k);
-        const config = tf.getGradient(s.kernel);
-        if (config === undefined) throw new Error(`${where}: tfjs has no gradient for kernel '${s.kernel}'`);
-        const saved = (config.inputsToSave ?? []).map((key) => s.inputs[key]);
-        const vjp = config.gradFunc(gz, saved, s.attrs as tf.NamedAttrMap) as Record<string, () => tf.Tensor>;
-        add(s.weight.name, tf.reshape(vjp[s.weightInput](), s.weight.shape));
+        const gw = linearWeightGradient(s.kernel, s.inputs, s.attrs, s.weightInput, gz);
+        add(s.weight.name, tf.reshape(gw, s.weight.shape));
         if (s.bias !== null) {
           const axes = tf.backend_util.getReductionAxes(s.bias.shape, gz.shape);
           add(s.bias.name, tf.reshape(axes.length > 0 ? tf.sum(gz, axes) : gz, s.bias.shape));

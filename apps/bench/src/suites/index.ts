@@ -5,6 +5,7 @@ import { fusedSuite } from './fused.js';
 import { jvpOverheadSuite } from './jvp-overhead.js';
 import { pipelineSuite } from './pipeline.js';
 import { table3Suite } from './table3.js';
+import { tfjsLayersSuite } from './tfjs-layers.js';
 import { throughputSuite } from './throughput.js';
 import { varianceSuite } from './variance.js';
 
@@ -18,6 +19,7 @@ export const SUITES: Readonly<Record<SuiteName, Suite>> = {
   ablations: ablationsSuite,
   contrastive: contrastiveSuite,
   pipeline: pipelineSuite,
+  'tfjs-layers': tfjsLayersSuite,
 };
 
 export {
@@ -27,6 +29,7 @@ export {
   jvpOverheadSuite,
   pipelineSuite,
   table3Suite,
+  tfjsLayersSuite,
   throughputSuite,
   varianceSuite,
 };

@@ -93,11 +93,29 @@ function depthwiseTerms(c: JvpRuleContext): (tf.Tensor | null)[] {
  * comparing each of the window's fh·fw strided views of x with the output. Everything stays rank 4 and
  * finite (K folded into the batch axis; padding marked by a mask, not −∞): tfjs's WebGL backend cannot
  * compile Pad or StridedSlice of rank 5 nor a −∞ pad value, and its WebGPU backend pads rank 5 wrongly.
+ * On the cpu backend (tfjs's StridedSlice is slow there) `MaxPoolWithArgmax`'s flat indices gather the
+ * tangent instead: the same first maximum.
  */
 function maxPoolTangent(c: JvpRuleContext): tf.Tensor | null {
   const dx = c.tangents.x;
   if (dx === null) return null;
   const x = c.inputs.x as tf.Tensor4D;
+  if (
+    typeof c.attrs.pad === 'string' &&
+    c.attrs.dimRoundingMode == null &&
+    tf.getBackend() === 'cpu' &&
+    tf.getKernel('MaxPoolWithArgmax', 'cpu')
+  ) {
+    const [pooled, indexes] = tf.engine().runKernel('MaxPoolWithArgmax', { x }, {
+      filterSize: c.attrs.filterSize,
+      strides: c.attrs.strides,
+      pad: c.attrs.pad,
+      includeBatchInIndex: true,
+    } as tf.NamedAttrMap) as tf.Tensor[];
+    pooled.dispose();
+    const flat = tf.reshape(dx, c.batched ? [c.k, x.size] : [x.size]);
+    return tf.gather(flat, indexes, c.batched ? 1 : 0);
+  }
   const y = c.outputs[0];
   const info = tf.backend_util.computePool2DInfo(
     x.shape,
