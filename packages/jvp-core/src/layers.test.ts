@@ -249,7 +249,9 @@ describe('variableJvp on tf.layers models (training mode)', () => {
       const model = c.model();
       // deterministic weights (tf.layers' initializers draw unseeded): the same numbers every run
       model.trainableWeights.forEach((w, i) => {
-        tf.tidy(() => w.write(rand(w.shape, 200 + i, -0.6, 0.6)));
+        tf.tidy(() => {
+          w.write(rand(w.shape as number[], 200 + i, -0.6, 0.6));
+        });
       });
       const x = c.input();
       const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
