@@ -1,4 +1,5 @@
 import { fetchDataset, verifyDataset } from '@fwdgrad/datasets/node';
+import { nonNegativeInt, positiveNumber } from '@fwdgrad/cli-kit';
 import { Argument, type Command } from 'commander';
 
 const FETCHABLE = ['cifar10', 'mnist'] as const;
@@ -16,15 +17,29 @@ export function registerData(program: Command): void {
     .requiredOption('--data-dir <dir>', 'folder to download into')
     .option('--base-url <url>', 'a mirror to download from')
     .option('--force', 'download again even if verified files are present')
+    .option(
+      '--timeout <s>',
+      'give up on an attempt when the server sends nothing for this long',
+      positiveNumber('--timeout'),
+      30,
+    )
+    .option(
+      '--retries <n>',
+      'attempts after the first on network errors, timeouts and 5xx',
+      nonNegativeInt('--retries'),
+      3,
+    )
     .action(
       async (
         name: (typeof FETCHABLE)[number],
-        flags: { dataDir: string; baseUrl?: string; force?: boolean },
+        flags: { dataDir: string; baseUrl?: string; force?: boolean; timeout: number; retries: number },
       ) => {
         let last = 0;
         await fetchDataset(name, flags.dataDir, {
           baseUrl: flags.baseUrl,
           force: flags.force,
+          timeoutMs: flags.timeout * 1000,
+          retries: flags.retries,
           onProgress: (p) => {
             const now = Date.now();
             if (p.phase === 'download' && now - last < 1000) return;

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { encodeIdx, IDX_FILES } from '@fwdgrad/datasets';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from './program.js';
 
@@ -234,6 +235,60 @@ describe('fwdgrad train', () => {
     const manifest = JSON.parse(readFileSync(join(out, 'model.json'), 'utf8')).weightsManifest;
     expect(manifest[0].paths).toEqual(['group1-shard1of1.bin']);
     expect(manifest[0].weights.map((w: { name: string }) => w.name)).toContain('classifier.w');
+  });
+
+  it('records --dataset idx with its folder, so eval scores the run on its own data; a stray label is refused', async () => {
+    const data = tempDir();
+    const images = (n: number) => Uint8Array.from({ length: n * 64 }, (_, i) => (i * 37) % 256);
+    const labels = (n: number) => Uint8Array.from({ length: n }, (_, i) => i % 3);
+    writeFileSync(join(data, IDX_FILES.trainImages), encodeIdx([48, 8, 8], images(48)));
+    writeFileSync(join(data, IDX_FILES.trainLabels), encodeIdx([48], labels(48)));
+    writeFileSync(join(data, IDX_FILES.testImages), encodeIdx([12, 8, 8], images(12)));
+    writeFileSync(join(data, IDX_FILES.testLabels), encodeIdx([12], labels(12)));
+    const dir = join(tempDir(), 'run');
+    const size = ['--model', 'S/1/1', '--channels', '8', '--patches', '2', '--batch-size', '16'];
+    const r = await run([
+      'train',
+      '--dataset',
+      'idx',
+      '--data-dir',
+      data,
+      ...size,
+      '--epochs',
+      '1',
+      '--backend',
+      'cpu',
+      '--no-progress',
+      '--run-dir',
+      dir,
+    ]);
+    expect(r.code).toBe(0);
+    const saved = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    expect(saved.data).toEqual({ loader: 'idx', dir: data });
+    expect(saved.model.numClasses).toBe(3);
+    const e = await run(['eval', '--run', dir, '--backend', 'cpu', '--json']);
+    expect(e.code).toBe(0);
+    expect(JSON.parse(e.out.trim().split('\n').at(-1) as string)).toMatchObject({ dataset: 'idx', epoch: 1 });
+    // one label of 200: refused, instead of a 201-class model
+    const stray = labels(48);
+    stray[5] = 200;
+    writeFileSync(join(data, IDX_FILES.trainLabels), encodeIdx([48], stray));
+    const bad = await run([
+      'train',
+      '--dataset',
+      'idx',
+      '--data-dir',
+      data,
+      ...size,
+      '--epochs',
+      '1',
+      '--backend',
+      'cpu',
+      '--run-dir',
+      join(tempDir(), 'x'),
+    ]);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/largest label is 200 \(example 5\), which would make a 201-class model/);
   });
 
   it('prints its version and the presets', async () => {

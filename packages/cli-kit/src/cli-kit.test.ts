@@ -9,6 +9,7 @@ import {
   CommandError,
   commaList,
   integer,
+  nonNegativeInt,
   nonNegativeNumber,
   positiveInt,
   positiveNumber,
@@ -31,6 +32,8 @@ describe('flag parsers', () => {
     expect(() => positiveNumber('--lr')('Infinity')).toThrow(/--lr/);
     expect(nonNegativeNumber('--momentum')('0')).toBe(0);
     expect(() => nonNegativeNumber('--momentum')('-0.1')).toThrow(/--momentum expects a number ≥ 0/);
+    expect(nonNegativeInt('--retries')('0')).toBe(0);
+    expect(() => nonNegativeInt('--retries')('1.5')).toThrow(/--retries expects a whole number ≥ 0/);
     expect(commaList(' a, ,b ')).toEqual(['a', 'b']);
   });
 });

@@ -15,6 +15,11 @@ export function positiveInt(flag: string): (value: string) => number {
   return numberFlag(flag, (n) => Number.isSafeInteger(n) && n >= 1, 'a positive integer');
 }
 
+/** Parses a whole number ≥ 0 of `flag` (e.g. `--retries`). */
+export function nonNegativeInt(flag: string): (value: string) => number {
+  return numberFlag(flag, (n) => Number.isSafeInteger(n) && n >= 0, 'a whole number ≥ 0');
+}
+
 /** Parses an integer value of `flag` (e.g. `--seed`); beyond ±2^53 integers are not exact. */
 export function integer(flag: string): (value: string) => number {
   return numberFlag(flag, Number.isSafeInteger, 'an integer between -2^53 and 2^53');

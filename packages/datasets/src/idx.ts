@@ -139,6 +139,11 @@ function idxSplit(images: ParsedFile, labels: ParsedFile, options: IdxDatasetOpt
     );
   }
   const count = dims[0];
+  if (count === 0) {
+    throw new Error(
+      `IDX images file ${images.file} holds no images; a dataset needs examples in both its training and test split.`,
+    );
+  }
   if (labels.idx.dims[0] !== count) {
     throw new Error(
       `IDX label count mismatch: ${images.file} holds ${count} images, so ${labels.file} should hold ${count} ` +
@@ -162,6 +167,37 @@ function maxLabel(labels: LabelArray): number {
   return m;
 }
 
+/** `0, 3–7, 9` for sorted integers. */
+function ranges(values: number[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < values.length; ) {
+    let j = i;
+    while (j + 1 < values.length && values[j + 1] === values[j] + 1) j++;
+    out.push(j === i ? `${values[i]}` : `${values[i]}–${values[j]}`);
+    i = j + 1;
+  }
+  return out.join(', ');
+}
+
+/**
+ * With the class count inferred from the largest label, every class below it must have a training
+ * example: otherwise one stray label (200 among 0..9) silently makes a 201-class model.
+ */
+function checkClassesPresent(labels: LabelArray, numClasses: number, file: string): void {
+  const seen = new Uint8Array(numClasses);
+  for (let i = 0; i < labels.length; i++) seen[labels[i]] = 1;
+  const missing: number[] = [];
+  for (let c = 0; c < numClasses; c++) if (seen[c] === 0) missing.push(c);
+  if (missing.length === 0) return;
+  const where = Array.from(labels).indexOf(numClasses - 1);
+  throw new Error(
+    `IDX labels in ${file} leave class${missing.length === 1 ? '' : 'es'} ${ranges(missing)} without a training ` +
+      `example: the largest label is ${numClasses - 1}${where >= 0 ? ` (example ${where})` : ''}, which would make ` +
+      `a ${numClasses}-class model. Number the classes 0..K-1 (fix the stray labels), or pass numClasses when ` +
+      'some classes really have no training example.',
+  );
+}
+
 /**
  * Builds an IDX classification dataset from the bytes of its four files (browser and Node: fetch them, or
  * read them from disk): images [N, H, W] (one channel) or [N, H, W, C], labels [N]. Validates every file
@@ -182,6 +218,13 @@ export function idxDataset(files: IdxFileBytes, options: IdxDatasetOptions = {})
     );
   }
   const numClasses = options.numClasses ?? Math.max(maxLabel(train.labels), maxLabel(test.labels)) + 1;
+  if (options.numClasses === undefined) {
+    checkClassesPresent(
+      train.labels,
+      numClasses,
+      options.paths?.trainLabels ?? `${source}/${IDX_FILES.trainLabels}`,
+    );
+  }
   const stats = options.mean !== undefined && options.std !== undefined ? undefined : channelStats(train);
   const mean = (options.mean ?? stats!.mean).slice();
   const std = (options.std ?? stats!.std).slice();

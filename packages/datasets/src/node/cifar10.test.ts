@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CIFAR10_FOLDER, cifar10Dataset, encodeCifar10Batch, parseCifar10Batch } from '../cifar10.js';
@@ -90,8 +91,15 @@ describe('loadCifar10', () => {
     const root = tmp();
     expect(() => loadCifar10(root)).toThrow(
       new RegExp(
-        `CIFAR-10 file not found: ${join(root, 'data_batch_1.bin')}.*fwdgrad data fetch cifar10 --data-dir ${root}`,
+        `CIFAR-10 files not found: ${join(root, 'data_batch_1.bin')}, .*, ${join(root, 'test_batch.bin')}\\. .*fwdgrad data fetch cifar10 --data-dir ${root}`,
       ),
+    );
+    // the archive's folder without its test batch: named where it belongs, not data_batch_1.bin
+    const partial = tmp();
+    writeCifarFixture(join(partial, CIFAR10_FOLDER));
+    rmSync(join(partial, CIFAR10_FOLDER, 'test_batch.bin'));
+    expect(() => loadCifar10(partial)).toThrow(
+      new RegExp(`CIFAR-10 file not found: ${join(partial, CIFAR10_FOLDER, 'test_batch.bin')}\\. Download`),
     );
   });
 });

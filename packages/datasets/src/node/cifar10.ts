@@ -5,22 +5,18 @@ import { type Dataset, fetchCommand } from '../types.js';
 
 /**
  * Finds the folder holding the CIFAR-10 `.bin` files: `dir` itself or `dir/cifar-10-batches-bin`
- * (where the official archive extracts). Returns undefined when neither has `test_batch.bin`.
+ * (where the official archive extracts) — the one holding `test_batch.bin`, else the one holding
+ * any of the batches. Returns undefined when neither holds any.
  */
 export function resolveCifar10Dir(dir: string): string | undefined {
-  for (const candidate of [dir, join(dir, CIFAR10_FOLDER)]) {
-    if (existsSync(join(candidate, CIFAR10_TEST_FILE))) return candidate;
-  }
-  return undefined;
+  const candidates = [dir, join(dir, CIFAR10_FOLDER)];
+  const has = (folder: string, names: readonly string[]) => names.some((f) => existsSync(join(folder, f)));
+  return (
+    candidates.find((c) => has(c, [CIFAR10_TEST_FILE])) ?? candidates.find((c) => has(c, CIFAR10_TRAIN_FILES))
+  );
 }
 
-function readBatch(file: string, rootDir: string): Uint8Array {
-  if (!existsSync(file)) {
-    throw new Error(
-      `CIFAR-10 file not found: ${file}. Download and extract the binary version with ` +
-        `\`${fetchCommand('cifar10', rootDir)}\`.`,
-    );
-  }
+function readBatch(file: string): Uint8Array {
   const buf = readFileSync(file);
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }
@@ -33,9 +29,16 @@ export function loadCifar10(dir: string): Dataset {
   const binDir = resolveCifar10Dir(dir) ?? dir;
   const train = CIFAR10_TRAIN_FILES.map((f) => join(binDir, f));
   const test = join(binDir, CIFAR10_TEST_FILE);
+  const missing = [...train, test].filter((f) => !existsSync(f));
+  if (missing.length > 0) {
+    throw new Error(
+      `CIFAR-10 file${missing.length === 1 ? '' : 's'} not found: ${missing.join(', ')}. Download and extract the ` +
+        `binary version with \`${fetchCommand('cifar10', dir)}\`.`,
+    );
+  }
   return cifar10Dataset(
-    train.map((f) => readBatch(f, dir)),
-    readBatch(test, dir),
+    train.map((f) => readBatch(f)),
+    readBatch(test),
     { train, test },
   );
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -27,13 +27,19 @@ beforeAll(async () => {
   server = createServer((req, res) => {
     const url = req.url ?? '';
     requests.push(url);
+    if (url.startsWith('/silent/')) return; // never answers
+    if (url.startsWith('/flaky/') && requests.filter((r) => r === url).length === 1) {
+      res.writeHead(503, 'Service Unavailable');
+      res.end();
+      return;
+    }
     if (url.startsWith('/broken/')) {
       res.writeHead(200, { 'content-length': '100000' });
       res.write(Buffer.alloc(1000, 7));
       setTimeout(() => res.destroy(), 20);
       return;
     }
-    const body = files.get(url);
+    const body = files.get(url.replace(/^\/flaky/, ''));
     if (body === undefined) {
       res.writeHead(404, 'Not Found');
       res.end();
@@ -143,10 +149,47 @@ describe('fetchDataset cifar10 against a local server', () => {
 
   it('deletes the partial file when the connection breaks', async () => {
     const dir = tmp('c4');
-    await expect(fetchDataset('cifar10', dir, { baseUrl: `${base}/broken/` })).rejects.toThrow(
-      /broke off after \d+ bytes .*the partial file .*\.part was deleted/,
+    const quick = { retries: 1, retryDelayMs: 10 };
+    await expect(fetchDataset('cifar10', dir, { baseUrl: `${base}/broken/`, ...quick })).rejects.toThrow(
+      /broke off after \d+ bytes .*the partial file .*\.part was deleted\. Retry the fetch\. \(2 attempts\)/,
     );
+    expect(requests.filter((r) => r === '/broken/cifar-10-binary.tar.gz')).toHaveLength(2);
     expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('gives up on a silent server after the timeout and its retries', async () => {
+    const dir = tmp('c6');
+    const started = Date.now();
+    await expect(
+      fetchDataset('cifar10', dir, {
+        baseUrl: `${base}/silent/`,
+        timeoutMs: 200,
+        retries: 2,
+        retryDelayMs: 10,
+      }),
+    ).rejects.toThrow(
+      /cifar-10-binary\.tar\.gz failed: the server sent nothing for 0\.2 s\..* \(3 attempts\)/,
+    );
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(requests.filter((r) => r === '/silent/cifar-10-binary.tar.gz')).toHaveLength(3);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('retries a server error, and removes what killed fetches left behind', async () => {
+    const { bytes } = await makeCifarArchive();
+    files.set('/c7/cifar-10-binary.tar.gz', bytes);
+    const dir = tmp('c7');
+    // a fetch killed mid-download and another killed mid-extraction (pids that do not exist)
+    writeFileSync(join(dir, 'cifar-10-binary.tar.gz.download-99999999.part'), 'partial');
+    mkdirSync(join(dir, '.extract-99999998', CIFAR10_FOLDER), { recursive: true });
+    const report = await fetchDataset('cifar10', dir, {
+      baseUrl: `${base}/flaky/c7/`,
+      expectedMd5: { 'cifar-10-binary.tar.gz': md5(bytes) },
+      retryDelayMs: 10,
+    });
+    expect(report.files[0].downloaded).toBe(true);
+    expect(requests.filter((r) => r === '/flaky/c7/cifar-10-binary.tar.gz')).toHaveLength(2);
+    expect(leftovers(dir)).toEqual([]);
   });
 
   it('refuses an archive without the expected files and leaves no half-extracted folder', async () => {
@@ -161,6 +204,42 @@ describe('fetchDataset cifar10 against a local server', () => {
     ).rejects.toThrow(/does not contain the expected files: missing cifar-10-batches-bin\/test_batch\.bin/);
     expect(existsSync(join(dir, CIFAR10_FOLDER))).toBe(false);
     expect(leftovers(dir)).toEqual([]);
+  });
+});
+
+describe('a hostile archive', () => {
+  it('is refused for its real reason (not a clean-up error) and leaves no temporary folder', async () => {
+    // large entries still being written when the '..' entry is refused made the clean-up fail with
+    // ENOTEMPTY in about a third of the tries
+    const src = tmp('evil-src');
+    const rng = createRng(3);
+    mkdirSync(join(src, 'inner', CIFAR10_FOLDER), { recursive: true });
+    for (const i of [1, 2, 3]) {
+      writeFileSync(
+        join(src, 'inner', CIFAR10_FOLDER, `big${i}.bin`),
+        Uint8Array.from({ length: 1 << 20 }, () => rng.int(256)),
+      );
+    }
+    writeFileSync(join(src, 'evil.txt'), 'outside');
+    const archive = join(src, 'inner', 'cifar-10-binary.tar.gz');
+    await tar.c({ gzip: true, file: archive, cwd: join(src, 'inner'), preservePaths: true }, [
+      CIFAR10_FOLDER,
+      '../evil.txt',
+      CIFAR10_FOLDER,
+    ]);
+    const bytes = readFileSync(archive);
+    files.set('/evil/cifar-10-binary.tar.gz', bytes);
+    for (let i = 0; i < 4; i++) {
+      const dir = tmp(`evil-${i}`);
+      await expect(
+        fetchDataset('cifar10', dir, {
+          baseUrl: `${base}/evil/`,
+          expectedMd5: { 'cifar-10-binary.tar.gz': md5(bytes) },
+        }),
+      ).rejects.toThrow(/was refused: .*path contains '\.\.'.*Nothing was extracted/);
+      expect(leftovers(dir)).toEqual([]);
+      expect(existsSync(join(dir, '..', 'evil.txt'))).toBe(false);
+    }
   });
 });
 

