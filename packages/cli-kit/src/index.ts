@@ -1,3 +1,10 @@
 export { applyConfigFile } from './config.js';
-export { commaList, integer, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from './flags.js';
+export {
+  commaList,
+  integer,
+  nonNegativeInt,
+  nonNegativeNumber,
+  positiveInt,
+  positiveNumber,
+} from './flags.js';
 export { abortOnSignals, CommandError, runProgram, SIGNAL_EXIT, USAGE_ERROR, UsageError } from './program.js';
