@@ -16,6 +16,7 @@ import { registerData } from './data.js';
 import { registerEval } from './eval.js';
 import { registerRunTools } from './runs.js';
 import { registerTrain } from './train.js';
+import { registerSetup } from './setup.js';
 import { registerSweep, registerWorker } from './sweep.js';
 import { registerVariance } from './variance.js';
 
@@ -99,6 +100,7 @@ export function createProgram(): Command {
   registerVariance(program);
   registerSweep(program);
   registerWorker(program);
+  registerSetup(program);
   return program;
 }
 

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { spawnSync } from 'node:child_process';
+import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { installBackendKernels, loadNative, type NativeStatus } from '@fwdgrad/native';
 
@@ -61,6 +62,11 @@ function firstLine(err: unknown): string {
   );
 }
 
+/** libtensorflow logs its start-up (oneDNN, CPU features) at INFO level; keep warnings and errors. */
+function quietTensorflow(): void {
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= '1';
+}
+
 async function tryLoad(name: BackendName): Promise<BackendAttempt> {
   const tfjsName = TFJS_NAME[name];
   try {
@@ -69,9 +75,11 @@ async function tryLoad(name: BackendName): Promise<BackendAttempt> {
         if (!cudaAvailable()) {
           return { name, tfjsName, ok: false, reason: 'no CUDA device or NVIDIA driver found' };
         }
+        quietTensorflow();
         await import('@tensorflow/tfjs-node-gpu');
         break;
       case 'node':
+        quietTensorflow();
         await import('@tensorflow/tfjs-node');
         break;
       case 'native': {
@@ -156,6 +164,8 @@ export interface BackendPackage {
   backend: BackendName;
   installed: boolean;
   version?: string;
+  /** The package's folder, as this package resolves it (where `fwdgrad setup tensorflow` builds). */
+  dir?: string;
   /** Set when `selectBackend` tried this backend: whether it loaded. */
   loads?: boolean;
 }
@@ -172,11 +182,14 @@ export function backendPackages(sel?: BackendSelection): BackendPackage[] {
   return BACKEND_PACKAGES.map(([pkg, backend]) => {
     const tried = sel?.attempts.find((a) => a.name === backend);
     let version: string | undefined;
+    let dir: string | undefined;
     try {
-      version = (req(`${pkg}/package.json`) as { version: string }).version;
+      const manifest = req.resolve(`${pkg}/package.json`);
+      version = (req(manifest) as { version: string }).version;
+      dir = dirname(manifest);
     } catch {
       version = undefined;
     }
-    return { package: pkg, backend, installed: version !== undefined, version, loads: tried?.ok };
+    return { package: pkg, backend, installed: version !== undefined, version, dir, loads: tried?.ok };
   });
 }
