@@ -7,8 +7,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['src/**/*.test.ts'],
-    // FWDGRAD_NATIVE_KERNELS=1 runs the suite with @fwdgrad/native's kernels (see the file)
-    setupFiles: ['../../scripts/vitest-native-setup.ts'],
+    // FWDGRAD_TEST_BACKEND=cpu|native|tensorflow: the backend the suites run on (see the file)
+    setupFiles: ['../../scripts/vitest-backend-setup.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
   },

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   createRandom,
   customJvp,
@@ -18,10 +18,6 @@ import {
   withTangent,
 } from './index.js';
 import { checkBatched, checkJvp, rand } from './testing.test-util.js';
-
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-});
 
 const values = (t: tf.Tensor) => Array.from(t.dataSync());
 

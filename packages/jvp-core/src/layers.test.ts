@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { variableJvp } from './index.js';
 import { rand } from './testing.test-util.js';
 
@@ -7,10 +7,6 @@ import { rand } from './testing.test-util.js';
  * variableJvp on tf.layers models in training mode: one small model per layer type (issue 18's list),
  * checked against the directional derivative from tf.variableGrads and against a central difference.
  */
-
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-});
 
 const L = tf.layers;
 type Input = tf.Tensor | tf.Tensor[];

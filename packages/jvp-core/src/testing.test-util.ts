@@ -9,9 +9,12 @@ declare module 'vitest' {
   }
 }
 
-/** The backend the tests run on: `cpu` in Node, `webgl` or `webgpu` in the browser runs. */
+/**
+ * The backend the tests run on: `webgl` or `webgpu` in the browser runs; in Node the one the shared vitest
+ * setup activated from FWDGRAD_TEST_BACKEND (`cpu`, also for `native`, or `tensorflow`).
+ */
 export function testBackend(): string {
-  return inject('backend') ?? 'cpu';
+  return inject('backend') ?? tf.getBackend();
 }
 
 /** Deterministic pseudo-random tensor in (lo, hi), from a small LCG (tests only). */

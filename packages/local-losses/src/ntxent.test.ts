@@ -1,10 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ntXent, poolFeatures, replicatedInfoNce } from './index.js';
-
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-});
 
 describe('ntXent on stacked projections', () => {
   const N = 3;

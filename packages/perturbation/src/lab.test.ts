@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   activityPerturbedGradient,
   allocateLabEstimates,
@@ -20,10 +20,6 @@ import {
   weightPerturbedGradient,
 } from './index.js';
 import { values } from './test-util.js';
-
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-});
 
 /** The lab network as tfjs code written against Sites (the form every estimator of this package takes). */
 function labTensors(problem: LabProblem, batch: number[]) {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRandom, layerNorm } from '@fwdgrad/jvp-core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   activityWeightGradient,
   applyLinear,
@@ -9,10 +9,6 @@ import {
   weightPerturbationGroupedEstimate,
 } from './index.js';
 import { rand, values } from './test-util.js';
-
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-});
 
 const close = (got: number[], want: number[], digits = 4) => {
   expect(got.length).toBe(want.length);

@@ -8,7 +8,6 @@ import { forwardGradient, plainSites, type Sites } from './index.js';
 
 describe('README example', () => {
   it('trains a small MLP on a toy problem with FG-W and FG-A', async () => {
-    await tf.setBackend('cpu');
     // README example start
     // Toy problem: is a 2-D point inside the circle of radius 1.2?
     const random = createRandom(0);

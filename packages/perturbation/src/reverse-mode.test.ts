@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRandom, jvp } from '@fwdgrad/jvp-core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   activityPerturbedGradient,
   activityWeightGradient,
@@ -14,10 +14,6 @@ import {
 } from './index.js';
 import { smallMixer, smallMlp } from './models.test-util.js';
 import { countReverseMode } from './test-util.js';
-
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-});
 
 // DESIGN principle 3 ("forward means forward"): the estimators run no reverse-mode pass; the one documented
 // exception is the exact VJP of a layer's parameter-free normalisation (REFERENCE 1.6 step 3).

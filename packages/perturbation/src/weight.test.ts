@@ -1,13 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRandom } from '@fwdgrad/jvp-core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { independentWeightPerturbedGradient, plainSites, weightPerturbedGradient } from './index.js';
 import { smallMlp } from './models.test-util.js';
 import { flat, looksUnbiased, rand, unbiasedness, values } from './test-util.js';
-
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-});
 
 describe('weightPerturbedGradient (FG-W, eq. 2)', () => {
   it('is unbiased (appendix 8): the mean of many estimates approaches tf.grads, within its own standard error', () => {

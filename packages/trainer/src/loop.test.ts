@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Dataset, Split } from '@fwdgrad/datasets';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadLatestCheckpoint, readMetrics } from './checkpoint.js';
 import { exportWeights } from './export.js';
 import {
@@ -70,10 +70,6 @@ function options(runDir: string, algorithm: 'lg-fg-a' | 'lg-bp' = 'lg-fg-a', epo
     log: () => {},
   };
 }
-
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-});
 
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });

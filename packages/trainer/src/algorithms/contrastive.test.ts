@@ -1,13 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRandom } from '@fwdgrad/jvp-core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createOptimizer } from '../optim.js';
 import { createAlgorithm } from './registry.js';
 import { disposeBatch, syntheticViews, tinyModel } from './testing.test-util.js';
-
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-});
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 

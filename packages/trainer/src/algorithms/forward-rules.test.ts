@@ -1,12 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRandom } from '@fwdgrad/jvp-core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createAlgorithm } from './registry.js';
 import { disposeBatch, syntheticBatch, syntheticViews, tinyModel, trainTiny } from './testing.test-util.js';
-
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-});
 
 function trainLosses(id: string, steps: number, lr: number, options = {}) {
   const { primary, leaked } = trainTiny(id, steps, lr, options);

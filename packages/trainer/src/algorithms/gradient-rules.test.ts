@@ -2,13 +2,9 @@ import * as tf from '@tensorflow/tfjs';
 import { createRandom } from '@fwdgrad/jvp-core';
 import { createLocalLoss } from '@fwdgrad/local-losses';
 import { exactContext, forwardBackbone, headFeatures } from '@fwdgrad/localmixer';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createAlgorithm } from './registry.js';
 import { disposeBatch, syntheticBatch, tinyModel, trainTiny } from './testing.test-util.js';
-
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-});
 
 const trainLoss = (id: string, steps: number, lr: number, options = {}) =>
   trainTiny(id, steps, lr, options).total;
