@@ -22,6 +22,7 @@ export const SUITE_NAMES = [
   'contrastive',
   'pipeline',
   'tfjs-layers',
+  'backends',
 ] as const;
 export type SuiteName = (typeof SUITE_NAMES)[number];
 

@@ -1,5 +1,6 @@
 import type { Suite, SuiteName } from '../types.js';
 import { ablationsSuite } from './ablations.js';
+import { backendsSuite } from './backends.js';
 import { contrastiveSuite } from './contrastive.js';
 import { fusedSuite } from './fused.js';
 import { jvpOverheadSuite } from './jvp-overhead.js';
@@ -20,10 +21,12 @@ export const SUITES: Readonly<Record<SuiteName, Suite>> = {
   contrastive: contrastiveSuite,
   pipeline: pipelineSuite,
   'tfjs-layers': tfjsLayersSuite,
+  backends: backendsSuite,
 };
 
 export {
   ablationsSuite,
+  backendsSuite,
   contrastiveSuite,
   fusedSuite,
   jvpOverheadSuite,
