@@ -77,6 +77,8 @@ function rowSpec(c: Case, algo: AlgorithmId, b: BackendsBudget): RowSpec {
         algorithm: ReturnType<typeof createAlgorithm>;
         batch: { x: tf.Tensor; labels: tf.Tensor; size: number };
         samples: number[];
+        /** CPU time (user + system, all threads) per step: robust to other load on the machine. */
+        cpu: number[];
       }[] = [];
       try {
         for (const name of COMPARED_BACKENDS) {
@@ -91,18 +93,24 @@ function rowSpec(c: Case, algo: AlgorithmId, b: BackendsBudget): RowSpec {
             algorithm: createAlgorithm(algo, model, {}, createRandom(1)),
             batch: { x, labels, size: c.batch },
             samples: [],
+            cpu: [],
           });
         }
         for (let i = 0; i < b.warmup + c.repeats; i++) {
           for (const s of sides) {
             await selectBackend(s.name);
+            const cpu0 = process.cpuUsage();
             const t0 = performance.now();
             const result = s.algorithm.step(s.model, s.batch, createRandom(100 + i));
             const grads = [...result.grads.values()];
             grads[grads.length - 1]?.dataSync();
             const ms = performance.now() - t0;
+            const cpu = process.cpuUsage(cpu0);
             tf.dispose(grads);
-            if (i >= b.warmup) s.samples.push(ms);
+            if (i >= b.warmup) {
+              s.samples.push(ms);
+              s.cpu.push((cpu.user + cpu.system) / 1000);
+            }
           }
         }
       } catch (err) {
@@ -128,6 +136,14 @@ function rowSpec(c: Case, algo: AlgorithmId, b: BackendsBudget): RowSpec {
         // median over rounds of (second's step time ÷ first's) = first's examples/s ÷ second's
         speedup: round(median(ratios), 3),
         speedup_quartiles: [round(quantile(ratios, 0.25), 3), round(quantile(ratios, 0.75), 3)],
+        [`cpu_ms_${first}`]: round(median(a.cpu)),
+        [`cpu_ms_${second}`]: round(median(z.cpu)),
+        // the same ratio in CPU time (all threads): what each step costs the machine
+        cpu_speedup: round(median(a.cpu.map((v, i) => z.cpu[i] / v)), 3),
+        threads: {
+          FWDGRAD_THREADS: process.env.FWDGRAD_THREADS ?? null,
+          TF_NUM_INTRAOP_THREADS: process.env.TF_NUM_INTRAOP_THREADS ?? null,
+        },
         repeats: c.repeats,
         warmup: b.warmup,
         [`ms_samples_${first}`]: a.samples.map((v) => round(v)),
@@ -148,7 +164,8 @@ function plan(budget: Budget): SuitePlan {
       `One training step (\`createAlgorithm(id, model).step\`, as in the throughput suite) on \`${first}\` and on ` +
         `\`${second}\` in turns in one process (a round: one step on each). \`speedup\` = median over rounds of ` +
         `(${second} step ms ÷ ${first} step ms), i.e. ${first}'s examples/s ÷ ${second}'s; \`speedup_quartiles\` ` +
-        'bound the middle half of the per-round ratios. A row whose backend does not load carries the reason ' +
+        'bound the middle half of the per-round ratios; `cpu_speedup` is the same ratio in CPU time (user + ' +
+        'system, all threads of the process), which other load on the machine does not inflate. A row whose backend does not load carries the reason ' +
         '(node: run `pnpm fwdgrad setup tensorflow`).',
     ],
   };
@@ -165,6 +182,9 @@ function report(rows: Row[]) {
     { header: `${first} examples/s`, value: (r: Row) => r[`examples_per_second_${first}`] },
     { header: `${second} examples/s`, value: (r: Row) => r[`examples_per_second_${second}`] },
     { header: `${first} ÷ ${second}`, value: (r: Row) => r.speedup },
+    { header: `${first} CPU ms`, value: (r: Row) => r[`cpu_ms_${first}`] },
+    { header: `${second} CPU ms`, value: (r: Row) => r[`cpu_ms_${second}`] },
+    { header: `${first} ÷ ${second} (CPU time)`, value: (r: Row) => r.cpu_speedup },
     { header: 'error', value: (r: Row) => r.error ?? null },
   ];
   const checks = rows
@@ -209,6 +229,7 @@ export const backendsSuite: Suite = {
     { header: `ms_${COMPARED_BACKENDS[0]}`, value: (r) => r[`ms_${COMPARED_BACKENDS[0]}`] },
     { header: `ms_${COMPARED_BACKENDS[1]}`, value: (r) => r[`ms_${COMPARED_BACKENDS[1]}`] },
     { header: 'speedup', value: (r) => r.speedup },
+    { header: 'cpu_speedup', value: (r) => r.cpu_speedup },
     { header: 'error', value: (r) => r.error ?? null },
   ],
   report: (rows) => report(rows),
