@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 // Runs a package's browser tests (`vitest run --config vitest.browser.config.ts`) in headless Chromium
-// (scripts/chromium.mjs). `pnpm test` runs every suite twice; the second pass (FWDGRAD_NATIVE_KERNELS=1)
+// (scripts/chromium.mjs). `pnpm test` runs every suite twice; the second pass (FWDGRAD_TEST_BACKEND=native)
 // installs @fwdgrad/native's kernels in Node, which browsers never have, so the browser tests run in the
-// first pass only.
+// first pass (FWDGRAD_TEST_BACKEND unset or cpu) only.
 import { spawnSync } from 'node:child_process';
 import { chromiumPath } from './chromium.mjs';
 
-if (process.env.FWDGRAD_NATIVE_KERNELS === '1') {
+const nodeBackend =
+  process.env.FWDGRAD_TEST_BACKEND ?? (process.env.FWDGRAD_NATIVE_KERNELS === '1' ? 'native' : 'cpu');
+if (nodeBackend !== 'cpu') {
   console.log(
-    'browser tests: run in the first pass of `pnpm test` (native kernels do not exist in browsers)',
+    `browser tests: run in the first pass of \`pnpm test\` (the Node backend ${nodeBackend} does not exist in browsers)`,
   );
   process.exit(0);
 }

@@ -11,8 +11,12 @@ import { resolveExperiment } from '../presets.js';
 import { trainPipelined } from './train.js';
 
 // The stages run on worker threads with the backend of this suite's pass: tfjs's kernels, or
-// @fwdgrad/native's with FWDGRAD_NATIVE_KERNELS=1 (so that one stage can equal the sequential run).
-const backend = process.env.FWDGRAD_NATIVE_KERNELS === '1' ? 'native' : 'cpu';
+// @fwdgrad/native's with FWDGRAD_TEST_BACKEND=native (so that one stage can equal the sequential run).
+const backend =
+  (process.env.FWDGRAD_TEST_BACKEND ?? (process.env.FWDGRAD_NATIVE_KERNELS === '1' ? 'native' : 'cpu')) ===
+  'native'
+    ? 'native'
+    : 'cpu';
 const dirs: string[] = [];
 const runDir = () => {
   const d = mkdtempSync(join(tmpdir(), 'fwdgrad-pipeline-'));
