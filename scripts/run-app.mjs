@@ -51,8 +51,10 @@ child.on('error', (err) => {
 });
 child.on('exit', (code, signal) => {
   if (signal !== null) {
-    process.stderr.write(`${app}: ended by ${signal}\n`);
-    process.exit(128 + (constants.signals[signal] ?? 0));
+    const code = 128 + (constants.signals[signal] ?? 0);
+    const command = app === 'cli' ? 'fwdgrad' : `fwdgrad-${app}`;
+    process.stderr.write(`${command} was ended by ${signal} (exit ${code})\n`);
+    process.exit(code);
   }
   process.exit(code ?? 1);
 });

@@ -323,6 +323,8 @@ describe('fwdgrad train', () => {
     });
     const code = await new Promise<number | null>((done) => child.on('exit', (c) => done(c)));
     expect(err).toMatch(/SIGTERM: finishing the step/);
+    // the backend choice was explained: no tfjs "install the node backend" banner
+    expect(err).not.toMatch(/looks like you are running TensorFlow\.js in Node\.js/);
     expect(err).toMatch(/interrupted by SIGTERM after step \d+; wrote .*checkpoint-0\.bin/);
     expect(code).toBe(143);
     expect(existsSync(join(dir, 'run.lock'))).toBe(false);
