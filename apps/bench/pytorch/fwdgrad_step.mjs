@@ -15,7 +15,8 @@ import { writeFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { createRandom } from '@fwdgrad/jvp-core';
 import { resolveConfig } from '@fwdgrad/localmixer';
-import { createAlgorithm, createModel, createOptimizer, selectBackend } from '@fwdgrad/trainer';
+import { createAlgorithm, createModel, createOptimizer } from '@fwdgrad/trainer';
+import { selectBackend } from '@fwdgrad/trainer/node';
 
 const [mode = 'time', ...rest] = process.argv.slice(2);
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number);

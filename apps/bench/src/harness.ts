@@ -10,7 +10,7 @@ import {
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { type BackendSelection, selectBackend } from '@fwdgrad/trainer';
+import { type BackendSelection, selectBackend } from '@fwdgrad/trainer/node';
 import { type MachineInfo, machineInfo, machineLine } from './machine.js';
 import { backendHealthy } from './measure.js';
 import { cellsOf, markdownTable, type Row, textTable } from './table.js';

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { arch, cpus, loadavg, platform, release, totalmem } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { type BackendSelection, backendPackages } from '@fwdgrad/trainer';
+import { type BackendSelection, backendPackages } from '@fwdgrad/trainer/node';
 
 /** The machine and software a result was measured on (recorded in every results file). */
 export interface MachineInfo {

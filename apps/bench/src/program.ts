@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { BACKEND_NAMES, type BackendRequest } from '@fwdgrad/trainer';
+import { BACKEND_NAMES, type BackendRequest } from '@fwdgrad/trainer/node';
 import { commaList, positiveInt, runProgram, USAGE_ERROR } from '@fwdgrad/cli-kit';
 import { Command, Option } from 'commander';
 import { defaultOutDir, runSuite } from './harness.js';

@@ -14,10 +14,9 @@ import {
   type AlgorithmId,
   type AlgorithmOptions,
   type ExperimentOverrides,
-  readMetrics,
   resolveExperiment,
-  train,
 } from '@fwdgrad/trainer';
+import { readMetrics, train } from '@fwdgrad/trainer/node';
 import { round } from './stats.js';
 import type { Row } from './table.js';
 import type { Figures, RowContext } from './types.js';

@@ -1,4 +1,4 @@
-import type { BackendRequest, BackendSelection } from '@fwdgrad/trainer';
+import type { BackendRequest, BackendSelection } from '@fwdgrad/trainer/node';
 import type { Column, Row } from './table.js';
 
 /**

@@ -2,16 +2,15 @@ import { existsSync } from 'node:fs';
 import { positiveInt } from '@fwdgrad/cli-kit';
 import { loadDataset } from '@fwdgrad/datasets/node';
 import type { LocalMixerConfig } from '@fwdgrad/localmixer';
+import { createModel, evaluateError } from '@fwdgrad/trainer';
 import {
   type BackendRequest,
   type CheckpointExtra,
-  createModel,
   describeSelection,
-  evaluateError,
   loadLatestCheckpoint,
   readConfig,
   selectBackend,
-} from '@fwdgrad/trainer';
+} from '@fwdgrad/trainer/node';
 import * as tf from '@tensorflow/tfjs';
 import type { Command, Option } from 'commander';
 

@@ -33,7 +33,7 @@ describe('fwdgrad CLI', () => {
     c.restore();
     expect(code).toBe(0);
     const report = JSON.parse(c.out.join('').trim());
-    expect(['node-gpu', 'node', 'native', 'wasm', 'cpu']).toContain(report.backend);
+    expect(['node-gpu', 'webgpu', 'node', 'native', 'wasm', 'cpu']).toContain(report.backend);
     expect(report.tfjs_version).toBe(tf.version.tfjs);
     if (report.backend === 'native') {
       expect(report.kernel_patches).toContain('BatchMatMul');

@@ -9,7 +9,7 @@ import {
   backendPackages,
   describeSelection,
   selectBackend,
-} from '@fwdgrad/trainer';
+} from '@fwdgrad/trainer/node';
 import { runProgram } from '@fwdgrad/cli-kit';
 import { Command, Option } from 'commander';
 import { registerData } from './data.js';

@@ -1,10 +1,5 @@
-import {
-  exportWeights,
-  PRESET_EXPERIMENTS,
-  PRESET_NAMES,
-  PRESETS,
-  writeLearningCurves,
-} from '@fwdgrad/trainer';
+import { PRESET_EXPERIMENTS, PRESET_NAMES, PRESETS } from '@fwdgrad/trainer';
+import { exportWeights, writeLearningCurves } from '@fwdgrad/trainer/node';
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 

@@ -5,20 +5,22 @@ import { presets as modelPresets } from '@fwdgrad/localmixer';
 import {
   ALGORITHM_IDS,
   type AlgorithmOptions,
-  type BackendRequest,
-  checkTrainSettings,
-  describeSelection,
   type ExperimentOverrides,
   ignoredOptions,
   modelConfigFor,
   PRESET_NAMES,
   parseAlgorithmId,
   resolveExperiment,
+} from '@fwdgrad/trainer';
+import {
+  type BackendRequest,
+  checkTrainSettings,
+  describeSelection,
   selectBackend,
   type TrainOptions,
   TrainingInterruptedError,
   train,
-} from '@fwdgrad/trainer';
+} from '@fwdgrad/trainer/node';
 import {
   abortOnSignals,
   applyConfigFile,

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { listCheckpoints, readConfig, readMetrics } from '@fwdgrad/trainer';
+import { listCheckpoints, readConfig, readMetrics } from '@fwdgrad/trainer/node';
 import type { SweepJob } from './spec.js';
 
 /*

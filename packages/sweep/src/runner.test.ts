@@ -3,7 +3,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { resolveExperiment, selectBackend, train } from '@fwdgrad/trainer';
+import { resolveExperiment } from '@fwdgrad/trainer';
+import { selectBackend, train } from '@fwdgrad/trainer/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runStatus } from './folder.js';
 import { type Executor, lockRoot, runJob } from './runner.js';

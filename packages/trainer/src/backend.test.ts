@@ -111,6 +111,25 @@ describe('selectBackend', () => {
     }
   });
 
+  it('webgpu (Dawn in Node) either runs a matmul like cpu or says exactly why not, with the fix', async () => {
+    const sel = await selectBackend('auto');
+    const webgpu = sel.attempts.find((a) => a.name === 'webgpu');
+    if (sel.name === 'webgpu') {
+      // a machine with a GPU: the product matches the cpu backend's
+      const a = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]);
+      const b = tf.tensor2d([1, 0, -1, 2, 0.5, 1], [3, 2]);
+      expect(Array.from(await tf.matMul(a, b).data())).toEqual([2.5, 7, 5.5, 16]);
+    } else {
+      expect(webgpu?.ok).toBe(false);
+      expect(webgpu?.reason).toMatch(/Dawn \(the webgpu package\)|webgpu package|CPU emulation/);
+      expect(webgpu?.reason).toMatch(/install|Vulkan|--backend webgpu/);
+      await expect(selectBackend('webgpu')).rejects.toThrow(
+        /backend 'webgpu' could not be loaded \(webgpu: /,
+      );
+    }
+    await selectBackend('cpu');
+  });
+
   it('rejects an unknown backend with the list of valid ones', async () => {
     await expect(selectBackend('tpu' as never)).rejects.toThrow(/unknown backend 'tpu'.*wasm/);
   });

@@ -6,11 +6,12 @@ import * as tf from '@tensorflow/tfjs';
 import { installBackendKernels, loadNative, type NativeStatus } from '@fwdgrad/native';
 
 /**
- * Backends fwdgrad knows, fastest first. `auto` tries them in this order. `native` is tfjs's cpu
- * backend with @fwdgrad/native's kernels (system BLAS and vectorised, multi-threaded C loops); it
- * loads only where that package's addon was compiled at install.
+ * Backends fwdgrad knows, fastest first. `auto` tries them in this order. `webgpu` is tfjs's WebGPU
+ * backend on Dawn (the optional `webgpu` package): a GPU with a Vulkan (Linux), Metal or D3D12 driver.
+ * `native` is tfjs's cpu backend with @fwdgrad/native's kernels (system BLAS and vectorised,
+ * multi-threaded C loops); it loads only where that package's addon was compiled at install.
  */
-export const BACKEND_NAMES = ['node-gpu', 'node', 'native', 'wasm', 'cpu'] as const;
+export const BACKEND_NAMES = ['node-gpu', 'webgpu', 'node', 'native', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 export type BackendRequest = BackendName | 'auto';
 
@@ -39,6 +40,7 @@ export interface BackendSelection {
 
 const TFJS_NAME: Record<BackendName, string> = {
   'node-gpu': 'tensorflow',
+  webgpu: 'webgpu',
   node: 'tensorflow',
   native: 'cpu',
   wasm: 'wasm',
@@ -50,6 +52,65 @@ export function cudaAvailable(): boolean {
   if (existsSync('/proc/driver/nvidia/version')) return true;
   const r = spawnSync('nvidia-smi', ['-L'], { encoding: 'utf8', timeout: 5000 });
   return r.status === 0 && /GPU/.test(r.stdout ?? '');
+}
+
+/** Whether the Vulkan loader is installed (Dawn's backend on Linux). */
+function vulkanLoaderInstalled(): boolean {
+  const r = spawnSync('ldconfig', ['-p'], { encoding: 'utf8', timeout: 5000 });
+  return r.status !== 0 || /libvulkan\.so\.1\b/.test(r.stdout ?? '');
+}
+
+interface GpuLike {
+  requestAdapter(options?: { powerPreference?: string }): Promise<{ info?: Record<string, string> } | null>;
+}
+
+/**
+ * Gives this process a WebGPU implementation — Dawn, from the optional `webgpu` package — as `navigator.gpu`
+ * (what tfjs's WebGPU backend looks for), then asks it for an adapter. Returns why WebGPU cannot run, or null.
+ */
+async function dawnUnavailable(allowSoftware: boolean): Promise<string | null> {
+  const g = globalThis as { navigator?: { gpu?: GpuLike; userAgent?: string } };
+  if (g.navigator?.gpu === undefined) {
+    // checked first: without a loader Dawn has nothing to try (and would print a native warning)
+    if (process.platform === 'linux' && !vulkanLoaderInstalled()) {
+      return (
+        'no GPU adapter for Dawn (the webgpu package): the Vulkan loader libvulkan.so.1 is not installed ' +
+        "(apt-get install libvulkan1, plus the GPU vendor's Vulkan driver)"
+      );
+    }
+    const { create, globals } = (await import('webgpu')) as unknown as {
+      create(flags: string[]): GpuLike;
+      globals: Record<string, unknown>;
+    };
+    Object.assign(globalThis, globals);
+    const gpu = create([]);
+    if (g.navigator === undefined) {
+      // Node 20 has no navigator; tfjs reads userAgent from it once one exists
+      Object.defineProperty(globalThis, 'navigator', {
+        value: { gpu, userAgent: `Node.js/${process.versions.node}` },
+        configurable: true,
+        writable: true,
+      });
+    } else Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true });
+  }
+  const gpu = g.navigator?.gpu;
+  if (gpu === undefined) return 'navigator.gpu could not be set up in this process';
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (adapter === null) {
+    return (
+      'Dawn (the webgpu package) found no GPU adapter: no GPU with a Vulkan driver it can use ' +
+      "(software Vulkan such as Mesa's lavapipe lacks features Dawn requires)"
+    );
+  }
+  const info = adapter.info ?? {};
+  const described = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ');
+  if (
+    !allowSoftware &&
+    (String(info.isFallbackAdapter) === 'true' || /swiftshader|llvmpipe|lavapipe/i.test(described))
+  ) {
+    return `Dawn's only adapter is a CPU emulation (${described}), slower than the CPU backends; ask for --backend webgpu to use it anyway`;
+  }
+  return null;
 }
 
 function firstLine(err: unknown): string {
@@ -67,7 +128,7 @@ function quietTensorflow(): void {
   process.env.TF_CPP_MIN_LOG_LEVEL ??= '1';
 }
 
-async function tryLoad(name: BackendName): Promise<BackendAttempt> {
+async function tryLoad(name: BackendName, auto: boolean): Promise<BackendAttempt> {
   const tfjsName = TFJS_NAME[name];
   try {
     switch (name) {
@@ -78,6 +139,12 @@ async function tryLoad(name: BackendName): Promise<BackendAttempt> {
         quietTensorflow();
         await import('@tensorflow/tfjs-node-gpu');
         break;
+      case 'webgpu': {
+        const why = await dawnUnavailable(!auto);
+        if (why !== null) return { name, tfjsName, ok: false, reason: why };
+        await import('@tensorflow/tfjs-backend-webgpu');
+        break;
+      }
       case 'node':
         quietTensorflow();
         await import('@tensorflow/tfjs-node');
@@ -111,7 +178,8 @@ async function tryLoad(name: BackendName): Promise<BackendAttempt> {
 
 /**
  * Selects and activates a tfjs backend. `auto` takes the first of node-gpu (only where CUDA is
- * present), node, wasm and cpu that loads, and records why the others were skipped. Naming a
+ * present), webgpu (only where Dawn finds a GPU adapter), node, native, wasm and cpu that loads, and
+ * records why the others were skipped. Naming a
  * backend that cannot load throws an error with the reason.
  */
 export async function selectBackend(request: BackendRequest = 'auto'): Promise<BackendSelection> {
@@ -121,7 +189,7 @@ export async function selectBackend(request: BackendRequest = 'auto'): Promise<B
   const order: BackendName[] = request === 'auto' ? [...BACKEND_NAMES] : [request];
   const attempts: BackendAttempt[] = [];
   for (const name of order) {
-    const attempt = await tryLoad(name);
+    const attempt = await tryLoad(name, request === 'auto');
     attempts.push(attempt);
     if (attempt.ok) {
       // 'native' and 'cpu' share tfjs's cpu backend: the native kernels are on for one, off for the other
@@ -172,6 +240,7 @@ export interface BackendPackage {
 
 const BACKEND_PACKAGES: [string, BackendName][] = [
   ['@tensorflow/tfjs-node-gpu', 'node-gpu'],
+  ['webgpu', 'webgpu'],
   ['@tensorflow/tfjs-node', 'node'],
   ['@tensorflow/tfjs-backend-wasm', 'wasm'],
   ['@tensorflow/tfjs', 'cpu'],

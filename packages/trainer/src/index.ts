@@ -1,46 +1,12 @@
-export {
-  BACKEND_NAMES,
-  type BackendAttempt,
-  type BackendName,
-  type BackendRequest,
-  type BackendSelection,
-  backendPackages,
-  type BackendPackage,
-  cudaAvailable,
-  describeSelection,
-  selectBackend,
-} from './backend.js';
+/**
+ * @fwdgrad/trainer — the learning rules (thin callers of the estimators), models, optimisers, schedules,
+ * presets, data batches for a step and evaluation. Browser-safe: backend selection, the training loop with
+ * its run folders and checkpoints are in `@fwdgrad/trainer/node`; blocks in parallel in `@fwdgrad/trainer/pipeline`.
+ */
 export * from './algorithms/index.js';
 export { blockParamNames, createModel, type Model, modelEntries, wrapModel } from './model.js';
-export {
-  checkTrainSettings,
-  type EpochMetrics,
-  STEPS_FILE,
-  type StepMetrics,
-  TrainingInterruptedError,
-  type TrainOptions,
-  TrainSettingsError,
-  type TrainSummary,
-  train,
-} from './loop.js';
-export { type ExportedWeights, exportWeights } from './export.js';
-export { LOCK_FILE, type LockHolder, lockRunDir, type RunLock } from './lock.js';
-export {
-  CURVE_FILES,
-  type CurveRow,
-  type CurveRun,
-  learningCurvePlots,
-  writeLearningCurves,
-} from './plots.js';
-export {
-  type CheckpointExtra,
-  type DataSource,
-  type PartialEpoch,
-  type RunChange,
-  type RunConfig,
-  runSettingsDiffer,
-} from './run.js';
 export { evaluateError, modelConfigFor } from './evaluate.js';
+export { stepBatches } from './step-batches.js';
 export {
   assignParams,
   namedParams,
@@ -59,22 +25,6 @@ export {
   type ScheduleOptions,
   scaleLr,
 } from './schedule.js';
-export {
-  appendMetrics,
-  type CheckpointData,
-  checkpointPath,
-  ensureRunDir,
-  listCheckpoints,
-  type LoadedCheckpoint,
-  loadCheckpoint,
-  loadLatestCheckpoint,
-  readConfig,
-  readMetrics,
-  type SaveCheckpointOptions,
-  saveCheckpoint,
-  writeConfig,
-  writeMetrics,
-} from './checkpoint.js';
 export {
   createProgress,
   formatDuration,

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRandom, jvp, layerNorm, softmaxCrossEntropy } from '@fwdgrad/jvp-core';
 import { applyLinear } from '@fwdgrad/localmixer';
-import { type BackendName, selectBackend } from '@fwdgrad/trainer';
+import { type BackendName, selectBackend } from '@fwdgrad/trainer/node';
 import { type Measured, measureInterleaved, randn, randomLabels } from '../measure.js';
 import { round } from '../stats.js';
 import { barPlot } from '@fwdgrad/plot';

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createRandom } from '@fwdgrad/jvp-core';
 import { type LocalMixerOptions, type PresetName, patchify, resolveConfig } from '@fwdgrad/localmixer';
 import { barPlot } from '@fwdgrad/plot';
-import type { BackendRequest } from '@fwdgrad/trainer';
+import type { BackendRequest } from '@fwdgrad/trainer/node';
 import {
   blockCosts,
   type ForwardMessage,
