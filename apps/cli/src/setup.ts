@@ -16,7 +16,7 @@ import {
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { basename, delimiter, dirname, join, resolve } from 'node:path';
-import { backendPackages, cudaAvailable } from '@fwdgrad/trainer';
+import { backendPackages, cudaAvailable } from '@fwdgrad/trainer/node';
 import type { Command } from 'commander';
 import { extractZip, readZipText } from './wheel.js';
 

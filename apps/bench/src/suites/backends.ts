@@ -1,13 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRandom } from '@fwdgrad/jvp-core';
 import { type LocalMixerOptions, type PresetName, patchify, resolveConfig } from '@fwdgrad/localmixer';
-import {
-  type AlgorithmId,
-  type BackendName,
-  createAlgorithm,
-  createModel,
-  selectBackend,
-} from '@fwdgrad/trainer';
+import { type AlgorithmId, createAlgorithm, createModel } from '@fwdgrad/trainer';
+import { type BackendName, selectBackend } from '@fwdgrad/trainer/node';
 import { failureText, randomLabels } from '../measure.js';
 import { median, quantile, round } from '../stats.js';
 import { cellsOf, markdownTable, type Row } from '../table.js';
