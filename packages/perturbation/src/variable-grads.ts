@@ -191,41 +191,58 @@ export function forwardVariableGrads(
       );
     }
     const n = loss.rank === 1 ? loss.shape[0] : 1;
-    return tf.tidy(() => {
-      // per-example directional derivatives d [K, N] (of the mean's terms: ℓ_n / N), and of the loss D [K]
-      const d = tf.reshape(tf.div(dLoss, n), [k, n]);
-      const total = tf.sum(d, 1);
-      const grads: tf.NamedTensorMap = {};
-      const add = (name: string, g: tf.Tensor) => {
-        grads[name] = name in grads ? tf.add(grads[name], g) : g;
-      };
+    // per-example directional derivatives d [K, N] (of the mean's terms: ℓ_n / N), and of the loss D [K]
+    const d = tf.tidy(() => tf.reshape(tf.div(dLoss, n), [k, n]));
+    const total = tf.tidy(() => tf.sum(d, 1));
+    const grads: tf.NamedTensorMap = {};
+    // each estimate in its own scope, and each site's tensors freed once used: the peak stays near one
+    // site's work above the gradients themselves
+    const add = (name: string, g: tf.Tensor) => {
+      if (name in grads) {
+        const sum = tf.add(grads[name], g);
+        tf.dispose([grads[name], g]);
+        grads[name] = sum;
+      } else grads[name] = g;
+    };
+    try {
       // weight-perturbed: (1/K) Σ_k D_k v_k
       for (const [name, v] of Object.entries(directions)) {
-        if (!used.has(name)) continue; // read by no kernel: no gradient, as tf.variableGrads
-        add(
-          name,
-          batched
-            ? tf.div(tf.sum(tf.mul(tf.reshape(total, [k, ...v.shape.slice(1).map(() => 1)]), v), 0), k)
-            : tf.mul(tf.reshape(total, []), v),
-        );
+        if (used.has(name)) {
+          // read by a kernel (else no gradient, as tf.variableGrads)
+          add(
+            name,
+            tf.tidy(() =>
+              batched
+                ? tf.div(tf.sum(tf.mul(tf.reshape(total, [k, ...v.shape.slice(1).map(() => 1)]), v), 0), k)
+                : tf.mul(tf.reshape(total, []), v),
+            ),
+          );
+        }
+        v.dispose();
       }
       // activity-perturbed sites: ĝ_z = (1/K) Σ_k d_k(example of the row) u_k, then the kernel's own VJP
       for (const s of sites) {
-        const z = batched ? s.noise.shape.slice(1) : s.noise.shape;
-        const rows = z[0];
-        const perRow =
-          n > 1 && rows % n === 0
-            ? tf.reshape(tf.tile(tf.reshape(d, [k, n, 1]), [1, 1, rows / n]), [k, rows])
-            : tf.reshape(tf.broadcastTo(tf.reshape(total, [k, 1]), [k, rows]), [k, rows]);
-        const coeff = tf.reshape(perRow, [k, rows, ...z.slice(1).map(() => 1)]);
-        const u = batched ? s.noise : tf.reshape(s.noise, [1, ...z]);
-        const gz = tf.div(tf.sum(tf.mul(coeff, u), 0), k);
-        const gw = linearWeightGradient(s.kernel, s.inputs, s.attrs, s.weightInput, gz);
-        add(s.weight.name, tf.reshape(gw, s.weight.shape));
-        if (s.bias !== null) {
+        const { gw, gb } = tf.tidy((): { gw: tf.Tensor; gb?: tf.Tensor } => {
+          const z = batched ? s.noise.shape.slice(1) : s.noise.shape;
+          const rows = z[0];
+          const perRow =
+            n > 1 && rows % n === 0
+              ? tf.reshape(tf.tile(tf.reshape(d, [k, n, 1]), [1, 1, rows / n]), [k, rows])
+              : tf.reshape(tf.broadcastTo(tf.reshape(total, [k, 1]), [k, rows]), [k, rows]);
+          const coeff = tf.reshape(perRow, [k, rows, ...z.slice(1).map(() => 1)]);
+          const u = batched ? s.noise : tf.reshape(s.noise, [1, ...z]);
+          const gz = tf.div(tf.sum(tf.mul(coeff, u), 0), k);
+          const w = tf.reshape(
+            linearWeightGradient(s.kernel, s.inputs, s.attrs, s.weightInput, gz),
+            s.weight.shape,
+          );
+          if (s.bias === null) return { gw: w };
           const axes = tf.backend_util.getReductionAxes(s.bias.shape, gz.shape);
-          add(s.bias.name, tf.reshape(axes.length > 0 ? tf.sum(gz, axes) : gz, s.bias.shape));
-        }
+          return { gw: w, gb: tf.reshape(axes.length > 0 ? tf.sum(gz, axes) : gz, s.bias.shape) };
+        });
+        tf.dispose([s.noise, ...Object.values(s.inputs)]);
+        add(s.weight.name, gw);
+        if (s.bias !== null && gb !== undefined) add(s.bias.name, gb);
       }
       if (Object.keys(grads).length === 0) {
         throw new Error(
@@ -233,8 +250,13 @@ export function forwardVariableGrads(
             '(e.g. model.apply(x, { training: true }) inside f)',
         );
       }
-      return { value: (loss.rank === 1 ? tf.mean(loss) : tf.clone(loss)) as tf.Scalar, grads };
-    });
+    } catch (err) {
+      tf.dispose(Object.values(grads));
+      throw err;
+    } finally {
+      tf.dispose([d, total]);
+    }
+    return { value: tf.tidy(() => (loss.rank === 1 ? tf.mean(loss) : tf.clone(loss))) as tf.Scalar, grads };
   } finally {
     tf.dispose([out, dOut].filter((t): t is tf.Tensor => t !== undefined));
     tf.dispose(Object.values(directions));
