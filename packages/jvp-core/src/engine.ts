@@ -6,7 +6,7 @@ import { getRule, type JvpRuleContext, supportedKernels } from './rules/index.js
  *
  * Every tfjs op reaches the backend through `engine.runKernelFunc` (registered kernels and
  * `tf.customGrad` ops alike). While a `jvp` runs, that method is wrapped: after each kernel
- * call, the JVP rule of that kernel (rules.ts, one per kernel name, like tfjs's gradient
+ * call, the JVP rule of that kernel (rules/, one file per kernel family, like tfjs's gradient
  * registry) maps the inputs' tangents to the outputs' tangents. Tangents live in a map keyed
  * by tensor id, one map per `jvp` level (nested `jvp` calls give higher derivatives). A
  * tangent is disposed when its primal is (the engine's `disposeTensor` is wrapped too), so

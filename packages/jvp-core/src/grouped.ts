@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 /**
  * The optional kernel a backend may register for {@link groupedMatMul} (`@fwdgrad/native` does, on tfjs's cpu
  * backend, with its gradient): inputs {a, b}, attrs {mode}, rank-3 operands as in {@link GroupedMatMulMode}.
- * jvp-core has its JVP rule (rules.ts).
+ * jvp-core has its JVP rule (rules/linalg.ts).
  */
 export const FUSED_GROUPED_MATMUL = 'FwdgradGroupedMatMul';
 
