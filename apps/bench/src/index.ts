@@ -22,6 +22,7 @@ export { SUITES } from './suites/index.js';
 export { M816_SHAPE } from './suites/fused.js';
 export { localMixerBlockLoss, M816_BLOCK } from './suites/jvp-overhead.js';
 export {
+  gradients as layersGradients,
   LAYERS_RULES,
   type LayersRule,
   mnistCnn,
