@@ -4,9 +4,8 @@ import { trainMnistCnn } from './suites/tfjs-layers.js';
 import { num, smoke } from './test-util.test-util.js';
 import { mnist } from './training.js';
 
-describe('tfjs-layers: a tf.sequential CNN on MNIST with forwardVariableGrads (cpu backend)', () => {
-  it('the example: FG-A and BP side by side on a small subset; both learn', async () => {
-    await tf.setBackend('cpu');
+describe('tfjs-layers: a tf.sequential CNN on MNIST with forwardVariableGrads', () => {
+  it('the example: FG-A and BP side by side on a small subset; both learn', () => {
     const dataset = mnist();
     const before = tf.memory().numTensors;
     // a BP step costs ~10 FG-A steps here (tfjs's cpu Conv2DBackpropFilter): FG-A gets more steps

@@ -1,11 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRandom } from '@fwdgrad/jvp-core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { conv2dFilterGradient } from './kernel-vjp.js';
-
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-});
 
 describe('conv2dFilterGradient', () => {
   const cases: [string, number[], number[], number | [number, number], 'valid' | 'same'][] = [

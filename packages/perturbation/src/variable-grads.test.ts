@@ -1,11 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRandom } from '@fwdgrad/jvp-core';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { forwardVariableGrads } from './index.js';
-
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-});
 
 afterEach(() => {
   tf.disposeVariables();
