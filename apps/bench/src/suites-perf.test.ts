@@ -49,6 +49,26 @@ describe('performance suites at --budget smoke (cpu backend)', () => {
     cleanup();
   });
 
+  it('backends: native and node timed in turns, or the reason one of them does not load', async () => {
+    const { file, cleanup } = await smoke('backends');
+    expect(file.rows).toHaveLength(1);
+    const [r] = file.rows;
+    expect(r.model).toBe('M/1/16');
+    expect(r.algo).toBe('lg-fg-a');
+    if (r.error !== undefined) {
+      // node (or native) not loadable here: the row says which and why
+      expect(String(r.error)).toMatch(/backend '(node|native)' could not be loaded/);
+    } else {
+      const [q1, q3] = r.speedup_quartiles as number[];
+      const speedup = num(r.speedup);
+      expect(q1).toBeLessThanOrEqual(speedup + 1e-3);
+      expect(speedup).toBeLessThanOrEqual(q3 + 1e-3);
+      expect(num(r.examples_per_second_native)).toBeCloseTo((4 * 1000) / num(r.ms_native), 0);
+      expect(num(r.cpu_ms_node)).toBeGreaterThanOrEqual(0); // CPU time is counted in ticks: 0 for tiny steps
+    }
+    cleanup();
+  });
+
   it('pipeline: one stage on 1 and 2 threads, 2 stages, projections from per-block times', async () => {
     const { file, cleanup } = await smoke('pipeline');
     const measured = file.rows.filter((r) => r.projection === false);

@@ -1,7 +1,7 @@
 import { join, resolve } from 'node:path';
 import type { Dataset } from '@fwdgrad/datasets';
 import { loadDataset } from '@fwdgrad/datasets/node';
-import { presets as modelPresets } from '@fwdgrad/localmixer';
+import { presets as modelPresets, resolveConfig } from '@fwdgrad/localmixer';
 import {
   ALGORITHM_IDS,
   type AlgorithmOptions,
@@ -17,6 +17,7 @@ import {
   checkTrainSettings,
   describeSelection,
   selectBackend,
+  stepWork,
   type TrainOptions,
   TrainingInterruptedError,
   train,
@@ -269,7 +270,15 @@ async function runTrain(flags: TrainFlags, extra: { changeLr: boolean }) {
   if (flags.groups !== undefined) modelOverrides.groups = flags.groups;
   if (flags.patches !== undefined) modelOverrides.patchesPerSide = flags.patches;
 
-  const selection = await selectBackend(flags.backend);
+  // auto: where tfjs-node loads, it takes the large steps (NODE_MIN_STEP_WORK), native the small ones
+  // (sizes that do not fit are reported below, as usage errors)
+  let work: number | undefined;
+  try {
+    work = stepWork(resolveConfig(experiment.model, modelOverrides), experiment.batchSize);
+  } catch {
+    work = undefined;
+  }
+  const selection = await selectBackend(flags.backend, { stepWork: work });
   process.stderr.write(`${describeSelection(selection)}\n`);
   const loader = DATASETS[flags.dataset];
   const dataset: Dataset = loadDataset(loader, {

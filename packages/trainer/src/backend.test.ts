@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRandom, normalFiller } from '@fwdgrad/jvp-core';
 import { nativeAddon } from '@fwdgrad/native';
-import { describeSelection, selectBackend } from './backend.js';
+import { autoOrder, describeSelection, NODE_MIN_STEP_WORK, selectBackend, stepWork } from './backend.js';
 
 describe('selectBackend', () => {
   afterAll(async () => {
@@ -128,6 +128,21 @@ describe('selectBackend', () => {
       );
     }
     await selectBackend('cpu');
+  });
+
+  it('auto tries native before node for small steps, node first for large ones', async () => {
+    // M/1/16 and M/8/16 at batch 128, the two measured sizes, fall on either side of the threshold
+    const m116 = stepWork({ blocks: 1, patchesPerSide: 1, channels: 512 }, 128);
+    const m816 = stepWork({ blocks: 4, patchesPerSide: 8, channels: 512 }, 128);
+    expect(m116).toBe(128 * 512 * 513);
+    expect(m116).toBeLessThan(NODE_MIN_STEP_WORK);
+    expect(m816).toBeGreaterThan(NODE_MIN_STEP_WORK);
+    expect(autoOrder()).toEqual(['node-gpu', 'webgpu', 'native', 'node', 'wasm', 'cpu']);
+    expect(autoOrder(m116)).toEqual(autoOrder());
+    expect(autoOrder(m816)).toEqual(['node-gpu', 'webgpu', 'node', 'native', 'wasm', 'cpu']);
+    const sel = await selectBackend('auto', { stepWork: m816 });
+    const names = sel.attempts.map((a) => a.name);
+    expect(names.indexOf('native') === -1 || names.indexOf('node') < names.indexOf('native')).toBe(true);
   });
 
   it('rejects an unknown backend with the list of valid ones', async () => {

@@ -6,12 +6,45 @@ import * as tf from '@tensorflow/tfjs';
 import { installBackendKernels, loadNative, type NativeStatus } from '@fwdgrad/native';
 
 /**
- * Backends fwdgrad knows, fastest first. `auto` tries them in this order. `webgpu` is tfjs's WebGPU
- * backend on Dawn (the optional `webgpu` package): a GPU with a Vulkan (Linux), Metal or D3D12 driver.
- * `native` is tfjs's cpu backend with @fwdgrad/native's kernels (system BLAS and vectorised,
- * multi-threaded C loops); it loads only where that package's addon was compiled at install.
+ * Backends fwdgrad knows, fastest first. `auto` tries them in this order (but see
+ * {@link NODE_MIN_STEP_WORK}). `webgpu` is tfjs's WebGPU backend on Dawn (the optional `webgpu` package): a GPU
+ * with a Vulkan (Linux), Metal or D3D12 driver. `native` is tfjs's cpu backend with @fwdgrad/native's kernels (system BLAS
+ * and vectorised, multi-threaded C loops); it loads only where that package's addon was compiled at
+ * install. `node` (tfjs-node, libtensorflow) loads where its install could download libtensorflow or
+ * `fwdgrad setup tensorflow` built it.
  */
-export const BACKEND_NAMES = ['node-gpu', 'webgpu', 'node', 'native', 'wasm', 'cpu'] as const;
+export const BACKEND_NAMES = ['node-gpu', 'webgpu', 'native', 'node', 'wasm', 'cpu'] as const;
+
+/**
+ * From this much work per training step (see {@link stepWork}), `auto` tries `node` before `native`.
+ * Measured on the 2-core test machine (apps/bench `backends` suite, LG-FG-A, batch 128, both backends
+ * timed in turns in one process): on M/1/16 (stepWork ≈ 3.4e7) native is 1.4–1.6× faster than tfjs-node
+ * (1.3× in CPU time): each step is hundreds of small kernels, and tfjs-node pays TensorFlow's eager
+ * dispatch per kernel; on M/8/16 (≈ 9.6e9) tfjs-node was 1.6× faster on two threads (1.07× in CPU
+ * time) and native 1.09× faster on one: there large products dominate, and libtensorflow's oneDNN
+ * kernels and thread pool beat OpenBLAS plus OpenMP loops. The threshold sits between the two
+ * (geometrically); only these two sizes were measured.
+ */
+export const NODE_MIN_STEP_WORK = 1e9;
+
+/**
+ * A rough count of the multiply-adds of one LocalMixer training step's forward pass: batch × blocks ×
+ * P × C × (C + P) (channel mixing C×C and token mixing P×P per token and channel). Only its order of
+ * magnitude matters (it places a step on either side of {@link NODE_MIN_STEP_WORK}).
+ */
+export function stepWork(
+  config: { blocks: number; patchesPerSide: number; channels: number },
+  batchSize: number,
+): number {
+  const p = config.patchesPerSide ** 2;
+  return batchSize * config.blocks * p * config.channels * (config.channels + p);
+}
+
+/** What `auto` may take into account. */
+export interface SelectOptions {
+  /** The work of one training step ({@link stepWork}); from {@link NODE_MIN_STEP_WORK} on, node before native. */
+  stepWork?: number;
+}
 export type BackendName = (typeof BACKEND_NAMES)[number];
 export type BackendRequest = BackendName | 'auto';
 
@@ -176,17 +209,31 @@ async function tryLoad(name: BackendName, auto: boolean): Promise<BackendAttempt
   }
 }
 
+/** The order `auto` tries the backends in, for a step of `work` multiply-adds (if known). */
+export function autoOrder(work?: number): BackendName[] {
+  const order: BackendName[] = [...BACKEND_NAMES];
+  if (work === undefined || work < NODE_MIN_STEP_WORK) return order;
+  // node moves to just before native
+  order.splice(order.indexOf('node'), 1);
+  order.splice(order.indexOf('native'), 0, 'node');
+  return order;
+}
+
 /**
  * Selects and activates a tfjs backend. `auto` takes the first of node-gpu (only where CUDA is
- * present), webgpu (only where Dawn finds a GPU adapter), node, native, wasm and cpu that loads, and
- * records why the others were skipped. Naming a
+ * present), webgpu (only where Dawn finds a GPU adapter), native, node, wasm and cpu that loads — node
+ * before native for steps of at least {@link NODE_MIN_STEP_WORK} (`options.stepWork`) — and records why
+ * the others were skipped. Naming a
  * backend that cannot load throws an error with the reason.
  */
-export async function selectBackend(request: BackendRequest = 'auto'): Promise<BackendSelection> {
+export async function selectBackend(
+  request: BackendRequest = 'auto',
+  options: SelectOptions = {},
+): Promise<BackendSelection> {
   if (request !== 'auto' && !(BACKEND_NAMES as readonly string[]).includes(request)) {
     throw new Error(`unknown backend '${request}'; choose one of auto, ${BACKEND_NAMES.join(', ')}`);
   }
-  const order: BackendName[] = request === 'auto' ? [...BACKEND_NAMES] : [request];
+  const order: BackendName[] = request === 'auto' ? autoOrder(options.stepWork) : [request];
   const attempts: BackendAttempt[] = [];
   for (const name of order) {
     const attempt = await tryLoad(name, request === 'auto');

@@ -11,9 +11,13 @@ export {
   type BackendSelection,
   backendPackages,
   type BackendPackage,
+  autoOrder,
   cudaAvailable,
   describeSelection,
+  NODE_MIN_STEP_WORK,
+  type SelectOptions,
   selectBackend,
+  stepWork,
 } from './backend.js';
 export {
   checkTrainSettings,

@@ -3,6 +3,7 @@ import { createRandom } from '@fwdgrad/jvp-core';
 import { type LocalMixerOptions, type PresetName, patchify, resolveConfig } from '@fwdgrad/localmixer';
 import { type AlgorithmId, createAlgorithm, createModel } from '@fwdgrad/trainer';
 import { type BackendName, selectBackend } from '@fwdgrad/trainer/node';
+import { barPlot } from '@fwdgrad/plot';
 import { failureText, randomLabels } from '../measure.js';
 import { median, quantile, round } from '../stats.js';
 import { cellsOf, markdownTable, type Row } from '../table.js';
@@ -205,9 +206,31 @@ function report(rows: Row[]) {
         `${Array.isArray(c.quartiles) ? c.quartiles.join('–') : '?'}) → ${c.met ? 'met' : 'not met'}`,
     ),
   ].join('\n');
+  const measured = rows.filter((r) => r.error === undefined);
+  const label = (r: Row) => `${r.model} ${r.algo} b${r.batch}`;
+  const plots = [
+    {
+      name: 'examples-per-second',
+      title: `examples/s, ${first} and ${second}`,
+      svg: barPlot({
+        title: `Training examples per second: ${first} against ${second} (log scale)`,
+        yLabel: 'examples/s',
+        categories: measured.map(label),
+        yLog: true,
+        series: COMPARED_BACKENDS.map((name) => ({
+          name,
+          values: measured.map((r) =>
+            typeof r[`examples_per_second_${name}`] === 'number'
+              ? (r[`examples_per_second_${name}`] as number)
+              : null,
+          ),
+        })),
+      }),
+    },
+  ];
   return {
     markdown,
-    plots: [],
+    plots,
     summary: { goal: `${first} examples/s >= ${NATIVE_OVER_NODE_GOAL} x ${second} (lg-fg-a)`, checks },
   };
 }
