@@ -6,8 +6,8 @@ import {
   checkFinite,
   createAlgorithm,
   createModel,
-  createOptimizer,
   evaluateError,
+  experimentOptimizer,
   experimentSchedule,
   modelConfigFor,
   resolveExperiment,
@@ -58,12 +58,7 @@ export async function trainInPage(
   const config = modelConfigFor(exp, ds, choice.overrides);
   const model = createModel(config, o.seed);
   const algorithm = createAlgorithm(algo, model, {}, createRandom(hashSeed(o.seed, 1)));
-  const optimizer = createOptimizer(exp.optimizer, {
-    momentum: exp.momentum,
-    weightDecay: exp.weightDecay,
-    headLr: exp.headLr,
-    lastLayerLr: exp.lastLayerLr,
-  });
+  const optimizer = experimentOptimizer(exp);
   const trainable = new Set(algorithm.trainable(model));
   const entries = model.entries.filter((e) => trainable.has(e.name));
   const limitTrain = Math.min(o.limitTrain, ds.train.count);

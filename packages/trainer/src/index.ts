@@ -41,6 +41,7 @@ export {
   type DatasetName,
   type ExperimentConfig,
   type ExperimentOverrides,
+  experimentOptimizer,
   experimentSchedule,
   type LrScaling,
   type ModelSize,

@@ -10,9 +10,9 @@ import { appendMetrics, readMetrics, saveCheckpoint, writeConfig, writeMetrics }
 import { evaluateError, modelConfigFor } from './evaluate.js';
 import { checkFinite } from './guard.js';
 import { createModel, type Model } from './model.js';
-import { createOptimizer, type Optimizer } from './optim.js';
+import type { Optimizer } from './optim.js';
 import { namedParams, type ParamEntry } from './params.js';
-import { type ExperimentConfig, experimentSchedule } from './presets.js';
+import { type ExperimentConfig, experimentOptimizer, experimentSchedule } from './presets.js';
 import { createProgress, type ProgressStream } from './progress.js';
 import { trainReadout } from './readout.js';
 import { writeLearningCurves } from './plots.js';
@@ -347,12 +347,7 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
     options.algorithmOptions,
     createRandom(hashSeed(seed, 1)),
   );
-  const optimizer: Optimizer = createOptimizer(exp.optimizer, {
-    momentum: exp.momentum,
-    weightDecay: exp.weightDecay,
-    headLr: exp.headLr,
-    lastLayerLr: exp.lastLayerLr,
-  });
+  const optimizer: Optimizer = experimentOptimizer(exp);
   const trainable = new Set(algorithm.trainable(model));
   const ctx: EpochContext = {
     exp,

@@ -1,4 +1,4 @@
-import type { OptimizerKind } from './optim.js';
+import { createOptimizer, type Optimizer, type OptimizerKind } from './optim.js';
 import { createSchedule, SCHEDULE_KINDS, type Schedule, type ScheduleKind, scaleLr } from './schedule.js';
 
 /** Datasets of the paper's experiments (section 6). */
@@ -360,3 +360,15 @@ export const PRESET_EXPERIMENTS: Readonly<Record<PresetName, string>> = {
   'cifar10-m816-contrastive': 'CIFAR-10 contrastive (SimCLR-style), M/8/16: paper Table 4, appendix 11',
   'cifar10-l864-contrastive': 'CIFAR-10 contrastive (SimCLR-style), L/8/64: paper Table 4, appendix 11',
 };
+
+/** The optimiser of an experiment: its kind, momentum, weight decay and the head / last-layer rates. */
+export function experimentOptimizer(
+  config: Pick<ExperimentConfig, 'optimizer' | 'momentum' | 'weightDecay' | 'headLr' | 'lastLayerLr'>,
+): Optimizer {
+  return createOptimizer(config.optimizer, {
+    momentum: config.momentum,
+    weightDecay: config.weightDecay,
+    headLr: config.headLr,
+    lastLayerLr: config.lastLayerLr,
+  });
+}
