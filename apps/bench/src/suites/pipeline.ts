@@ -87,14 +87,18 @@ async function measure(
   pipeline: Pipeline,
   feed: (step: number) => ForwardMessage,
   b: PipelineBudget,
-): Promise<{ examplesPerSecond: number; stageMs: number[] }> {
+): Promise<{ examplesPerSecond: number; stageMs: number[]; stageCpuMs: number[] | null }> {
   for (let i = 0; i < b.warmup + b.steps; i++) await pipeline.send(feed(i));
   const reports = await pipeline.drain();
   const arrived = reports.map((r) => r[r.length - 1].received as number);
   const ms = (arrived[arrived.length - 1] - arrived[b.warmup - 1]) / b.steps;
   const timed = reports.slice(b.warmup);
   const stageMs = timed[0].map((_, s) => median(timed.map((r) => r[s].seconds * 1000)));
-  return { examplesPerSecond: (b.batch * 1000) / ms, stageMs };
+  const cpu = timed.every((r) => r.every((x) => typeof x.cpuSeconds === 'number'));
+  const stageCpuMs = cpu
+    ? timed[0].map((_, s) => median(timed.map((r) => (r[s].cpuSeconds as number) * 1000)))
+    : null;
+  return { examplesPerSecond: (b.batch * 1000) / ms, stageMs, stageCpuMs };
 }
 
 function specs(
@@ -150,6 +154,10 @@ function rowSpec(b: PipelineBudget, algo: PipelineAlgorithmId, budget: Budget): 
       const pipes = new Map<string, Pipeline>();
       const eps = new Map<string, number[]>(setups.map((s) => [s.key, []]));
       const stageMs = new Map<string, number[][]>(setups.map((s) => [s.key, []]));
+      const stageCpu = new Map<string, (number[] | null)[]>(setups.map((s) => [s.key, []]));
+      // one thread means one thread: no background normal draws on a spare core (FWDGRAD_NATIVE_PREFETCH=0)
+      const prefetch = process.env.FWDGRAD_NATIVE_PREFETCH;
+      process.env.FWDGRAD_NATIVE_PREFETCH = '0';
       const loads: number[] = [];
       try {
         for (const s of setups) {
@@ -172,6 +180,7 @@ function rowSpec(b: PipelineBudget, algo: PipelineAlgorithmId, budget: Budget): 
             const m = await measure(pipe, feed, b);
             eps.get(s.key)?.push(m.examplesPerSecond);
             stageMs.get(s.key)?.push(m.stageMs);
+            stageCpu.get(s.key)?.push(m.stageCpuMs);
             ctx.log(`round ${round + 1}/${b.rounds} ${s.key}: ${m.examplesPerSecond.toFixed(1)} examples/s`);
           }
           loads.push(loadavg()[0]);
@@ -180,6 +189,8 @@ function rowSpec(b: PipelineBudget, algo: PipelineAlgorithmId, budget: Budget): 
         return { ...ident, stages: null, examples_per_second: null, error: failureText(err) };
       } finally {
         for (const p of pipes.values()) await p.close();
+        if (prefetch === undefined) delete process.env.FWDGRAD_NATIVE_PREFETCH;
+        else process.env.FWDGRAD_NATIVE_PREFETCH = prefetch;
       }
       const base = eps.get('1x1') as number[];
       const ratioTo = (key: string, ref: number[]) => (eps.get(key) as number[]).map((v, i) => v / ref[i]);
@@ -189,7 +200,21 @@ function rowSpec(b: PipelineBudget, algo: PipelineAlgorithmId, budget: Budget): 
         timed_steps: b.steps,
         load_1min: loads.map((l) => round(l, 2)),
       };
+      // per-stage medians over rounds of a per-round list
+      const medianOf = (list: number[][]) => list[0].map((_, k) => median(list.map((r) => r[k])));
+      const cpuOf = (key: string) => {
+        const list = stageCpu.get(key) as (number[] | null)[];
+        // clock ticks are 10 ms: steps shorter than a few ticks have no usable CPU time
+        return list.every((r) => r !== null && r.every((t) => t >= 30)) ? (list as number[][]) : null;
+      };
+      const baseCpu = cpuOf('1x1');
       const rows: Figures[] = SETUPS.filter((s) => eps.has(s.key)).map((s) => {
+        const cpu = cpuOf(s.key);
+        // thread CPU time does not grow when other work takes turns on the core: the speedup this setup
+        // would reach with a free core per stage (the slowest stage's CPU ms per micro-batch against one
+        // stage's), 1-thread setups only
+        const cpuRatios =
+          cpu && baseCpu && s.threads === 1 ? cpu.map((r, i) => baseCpu[i][0] / Math.max(...r)) : null;
         const ratios = ratioTo(s.key, base);
         const twoThreads =
           eps.has('1x2') && s.key !== '1x2' ? ratioTo(s.key, eps.get('1x2') as number[]) : null;
@@ -204,9 +229,9 @@ function rowSpec(b: PipelineBudget, algo: PipelineAlgorithmId, budget: Budget): 
           speedup: round(median(ratios), 3),
           speedup_quartiles: [round(quantile(ratios, 0.25), 3), round(quantile(ratios, 0.75), 3)],
           speedup_vs_one_stage_two_threads: twoThreads ? round(median(twoThreads), 3) : null,
-          stage_ms: (stageMs.get(s.key) as number[][])[0].map((_, k) =>
-            round(median((stageMs.get(s.key) as number[][]).map((r) => r[k])), 1),
-          ),
+          stage_ms: medianOf(stageMs.get(s.key) as number[][]).map((t) => round(t, 1)),
+          stage_cpu_ms: cpu ? medianOf(cpu).map((t) => round(t, 1)) : null,
+          cpu_speedup: cpuRatios ? round(median(cpuRatios), 3) : null,
           projection: false,
         };
       });
@@ -214,9 +239,9 @@ function rowSpec(b: PipelineBudget, algo: PipelineAlgorithmId, budget: Budget): 
       // the pace of its slowest stage, so with one core per stage, speedup = Σ block times ÷ the
       // slowest stage's. For 8 stages: an 8-block M/8/16 (block 0 + 7 mixer blocks, each mixer block
       // as long as the measured mixer blocks' median).
-      const blockMs = (stageMs.get('blocks') as number[][])[0].map((_, k) =>
-        median((stageMs.get('blocks') as number[][]).map((r) => r[k])),
-      );
+      // (thread CPU ms where the system gives them: robust to other load; else wall ms)
+      const blockCpu = cpuOf('blocks');
+      const blockMs = medianOf(blockCpu ?? (stageMs.get('blocks') as number[][]));
       const project = (times: number[], stages: number, blocks: number) => {
         const plan = planStages({ ...config, blocks }, stages, times);
         const per = plan.map((r) => times.slice(r.first, r.first + r.count).reduce((a, t) => a + t, 0));
@@ -247,10 +272,12 @@ function rowSpec(b: PipelineBudget, algo: PipelineAlgorithmId, budget: Budget): 
           speedup_quartiles: null,
           speedup_vs_one_stage_two_threads: null,
           stage_ms: p.per.map((t) => round(t, 1)),
+          stage_cpu_ms: null,
+          cpu_speedup: null,
           projection: true,
           note:
-            `projection, not a measurement: ${p.stages} stages on ${p.stages} cores from per-block times measured one ` +
-            `stage at a time (${blockMs.map((t) => round(t, 1)).join(', ')} ms)` +
+            `projection, not a measurement: ${p.stages} stages on ${p.stages} cores from per-block ${blockCpu ? 'thread CPU' : 'wall'} ` +
+            `times measured one stage at a time (${blockMs.map((t) => round(t, 1)).join(', ')} ms)` +
             (p.blocks === 8 ? '; an 8-block M/8/16 (block 0 + 7 mixer blocks of the measured median)' : ''),
         });
       }
@@ -273,7 +300,11 @@ function plan(budget: Budget): SuitePlan {
         'rounds. `speedup`: median over rounds of (setup ÷ one stage on one thread), the setups timed in turns in ' +
         'each round so that other load on the machine affects them alike. `1x2`: one stage with 2 kernel threads ' +
         '(the single process with 2 BLAS threads). `stage_ms`: median compute ms per micro-batch of each stage ' +
-        '(with more stages than free cores they include time-slicing). Projection rows are computed, not measured.',
+        '(with more stages than free cores they include time-slicing); `stage_cpu_ms`: the same in CPU ms of the ' +
+        "stage's thread (Linux), which other load does not inflate; `cpu_speedup`: one stage's CPU ms per " +
+        "micro-batch ÷ the slowest stage's, median over rounds — the speedup with a free core per stage, an " +
+        'estimate that ignores contention for memory and caches. Kernels run on the stage thread only ' +
+        '(FWDGRAD_NATIVE_PREFETCH=0: no normal draws ahead on a spare core). Projection rows are computed, not measured.',
       ...(Object.keys(b.overrides).length
         ? [`${b.model} uses ${JSON.stringify(b.overrides)} at budget ${budget}.`]
         : []),
@@ -291,6 +322,7 @@ function report(rows: Row[]) {
     { header: 'examples/s', value: (r: Row) => r.examples_per_second },
     { header: 'speedup', value: (r: Row) => r.speedup },
     { header: 'vs 1 stage × 2 threads', value: (r: Row) => r.speedup_vs_one_stage_two_threads },
+    { header: 'CPU-time speedup', value: (r: Row) => r.cpu_speedup },
     { header: 'stage ms', value: (r: Row) => (Array.isArray(r.stage_ms) ? r.stage_ms.join(' / ') : null) },
     { header: 'projection', value: (r: Row) => (r.projection ? 'yes' : '') },
     { header: 'error', value: (r: Row) => r.error ?? null },
@@ -305,6 +337,7 @@ function report(rows: Row[]) {
       speedup: r.speedup,
       quartiles: r.speedup_quartiles,
       vs_two_threads: r.speedup_vs_one_stage_two_threads,
+      cpu_speedup: r.cpu_speedup,
       load_1min: r.load_1min,
       met: typeof r.speedup === 'number' && r.speedup >= 1.7,
     }));
@@ -321,6 +354,7 @@ function report(rows: Row[]) {
       (c) =>
         `- ${c.model} batch ${c.batch}: 2 stages = ${c.speedup}× one stage (per-round middle half ` +
         `${Array.isArray(c.quartiles) ? c.quartiles.join('–') : '?'}; ${c.vs_two_threads}× one stage on 2 threads; ` +
+        `CPU-time estimate ${c.cpu_speedup ?? '—'}×; ` +
         `1-min load ${Array.isArray(c.load_1min) ? c.load_1min.join(', ') : '?'}) → ${c.met ? 'met' : 'not met'}`,
     ),
   ].join('\n');

@@ -85,6 +85,11 @@ export interface StepReport {
   accuracy: number | null;
   /** Seconds the stage computed (excluding waiting for its input). */
   seconds: number;
+  /**
+   * CPU seconds of the stage's thread over the step, where the system tells (Linux), else null:
+   * unlike `seconds` it does not grow when other work takes turns on the core.
+   */
+  cpuSeconds?: number | null;
   /** Set by the coordinator: when the report arrived (its `performance.now()`, ms). */
   received?: number;
 }

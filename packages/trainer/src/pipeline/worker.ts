@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { loadNative } from '@fwdgrad/native';
 import { type BackendRequest, selectBackend } from '../backend.js';
@@ -35,6 +36,18 @@ const fail = (err: unknown) =>
 
 const selection = selectBackend(backend);
 
+/** This thread's CPU seconds (user + system) from /proc/thread-self/stat (Linux), or null. */
+function threadCpuSeconds(): number | null {
+  try {
+    const stat = readFileSync('/proc/thread-self/stat', 'utf8');
+    // fields after "pid (comm) ": state is field 3, utime 14 and stime 15, in clock ticks (100 per second)
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return null;
+  }
+}
+
 control.on('message', async (m: ControlMessage) => {
   try {
     if (m.kind === 'init') {
@@ -69,7 +82,9 @@ control.on('message', async (m: ControlMessage) => {
 input.on('message', (m: ForwardMessage) => {
   try {
     if (stage === null) throw new Error('micro-batch before init');
+    const cpu = threadCpuSeconds();
     const { report: stepped, forward } = stage.step(m);
+    if (cpu !== null) stepped.cpuSeconds = (threadCpuSeconds() as number) - cpu;
     if (forward !== null && output !== null)
       output.postMessage(forward, transfers(forward.x, forward.labels));
     report(stepped);
