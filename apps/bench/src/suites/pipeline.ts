@@ -1,4 +1,4 @@
-import { loadavg } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { createRandom } from '@fwdgrad/jvp-core';
 import { type LocalMixerOptions, type PresetName, patchify, resolveConfig } from '@fwdgrad/localmixer';
@@ -53,8 +53,8 @@ const BUDGETS: Record<Budget, PipelineBudget> = {
     batch: PAPER_BATCH,
     algos: ['lg-fg-a'],
     warmup: 2,
-    steps: 6,
-    rounds: 3,
+    steps: 4,
+    rounds: 2,
   },
   paper: {
     model: 'M/8/16',
@@ -205,7 +205,7 @@ function rowSpec(b: PipelineBudget, algo: PipelineAlgorithmId, budget: Budget): 
       const cpuOf = (key: string) => {
         const list = stageCpu.get(key) as (number[] | null)[];
         // clock ticks are 10 ms: steps shorter than a few ticks have no usable CPU time
-        return list.every((r) => r !== null && r.every((t) => t >= 30)) ? (list as number[][]) : null;
+        return list.every((r) => r?.every((t) => t >= 30)) ? (list as number[][]) : null;
       };
       const baseCpu = cpuOf('1x1');
       const rows: Figures[] = SETUPS.filter((s) => eps.has(s.key)).map((s) => {
@@ -229,8 +229,8 @@ function rowSpec(b: PipelineBudget, algo: PipelineAlgorithmId, budget: Budget): 
           speedup: round(median(ratios), 3),
           speedup_quartiles: [round(quantile(ratios, 0.25), 3), round(quantile(ratios, 0.75), 3)],
           speedup_vs_one_stage_two_threads: twoThreads ? round(median(twoThreads), 3) : null,
-          stage_ms: medianOf(stageMs.get(s.key) as number[][]).map((t) => round(t, 1)),
-          stage_cpu_ms: cpu ? medianOf(cpu).map((t) => round(t, 1)) : null,
+          stage_ms: medianOf(stageMs.get(s.key) as number[][]).map((t) => round(t, 4)),
+          stage_cpu_ms: cpu ? medianOf(cpu).map((t) => round(t, 4)) : null,
           cpu_speedup: cpuRatios ? round(median(cpuRatios), 3) : null,
           projection: false,
         };
@@ -271,13 +271,13 @@ function rowSpec(b: PipelineBudget, algo: PipelineAlgorithmId, budget: Budget): 
           speedup: round(p.total / p.ms, 3),
           speedup_quartiles: null,
           speedup_vs_one_stage_two_threads: null,
-          stage_ms: p.per.map((t) => round(t, 1)),
+          stage_ms: p.per.map((t) => round(t, 4)),
           stage_cpu_ms: null,
           cpu_speedup: null,
           projection: true,
           note:
             `projection, not a measurement: ${p.stages} stages on ${p.stages} cores from per-block ${blockCpu ? 'thread CPU' : 'wall'} ` +
-            `times measured one stage at a time (${blockMs.map((t) => round(t, 1)).join(', ')} ms)` +
+            `times measured one stage at a time (${blockMs.map((t) => round(t, 4)).join(', ')} ms)` +
             (p.blocks === 8 ? '; an 8-block M/8/16 (block 0 + 7 mixer blocks of the measured median)' : ''),
         });
       }
@@ -327,20 +327,30 @@ function report(rows: Row[]) {
     { header: 'projection', value: (r: Row) => (r.projection ? 'yes' : '') },
     { header: 'error', value: (r: Row) => r.error ?? null },
   ];
+  const cores = availableParallelism();
   const checks = rows
     .filter(
       (r) => r.algo === 'lg-fg-a' && r.stages === 2 && r.threads_per_stage === 1 && r.projection === false,
     )
-    .map((r) => ({
-      model: r.model,
-      batch: r.batch,
-      speedup: r.speedup,
-      quartiles: r.speedup_quartiles,
-      vs_two_threads: r.speedup_vs_one_stage_two_threads,
-      cpu_speedup: r.cpu_speedup,
-      load_1min: r.load_1min,
-      met: typeof r.speedup === 'number' && r.speedup >= 1.7,
-    }));
+    .map((r) => {
+      // With more runnable threads than cores, two stage threads get a larger share of the machine than
+      // one: wall-clock speedups then overstate (they can exceed the core count). The thread CPU-time
+      // estimate decides then.
+      const loaded = Array.isArray(r.load_1min) && (r.load_1min as number[]).some((l) => l > cores - 0.5);
+      const basis = loaded && typeof r.cpu_speedup === 'number' ? 'cpu' : 'wall';
+      const value = basis === 'cpu' ? r.cpu_speedup : r.speedup;
+      return {
+        model: r.model,
+        batch: r.batch,
+        speedup: r.speedup,
+        quartiles: r.speedup_quartiles,
+        vs_two_threads: r.speedup_vs_one_stage_two_threads,
+        cpu_speedup: r.cpu_speedup,
+        load_1min: r.load_1min,
+        basis,
+        met: typeof value === 'number' && value >= 1.7,
+      };
+    });
   const measured = rows.filter((r) => r.projection === false && typeof r.examples_per_second === 'number');
   const markdown = [
     markdownTable(
@@ -352,10 +362,13 @@ function report(rows: Row[]) {
     '',
     ...checks.map(
       (c) =>
-        `- ${c.model} batch ${c.batch}: 2 stages = ${c.speedup}× one stage (per-round middle half ` +
-        `${Array.isArray(c.quartiles) ? c.quartiles.join('–') : '?'}; ${c.vs_two_threads}× one stage on 2 threads; ` +
-        `CPU-time estimate ${c.cpu_speedup ?? '—'}×; ` +
-        `1-min load ${Array.isArray(c.load_1min) ? c.load_1min.join(', ') : '?'}) → ${c.met ? 'met' : 'not met'}`,
+        `- ${c.model} batch ${c.batch}: 2 stages = ${c.speedup}× one stage in wall-clock examples/s (per-round ` +
+        `middle half ${Array.isArray(c.quartiles) ? c.quartiles.join('–') : '?'}; ${c.vs_two_threads}× one stage on ` +
+        `2 threads); thread CPU-time estimate ${c.cpu_speedup ?? '—'}×; 1-min load ` +
+        `${Array.isArray(c.load_1min) ? c.load_1min.join(', ') : '?'} on ${cores} cores → ${c.met ? 'met' : 'not met'} ` +
+        (c.basis === 'cpu'
+          ? 'by the CPU-time estimate (the machine was loaded: wall-clock ratios overstate)'
+          : 'by the wall-clock measurement'),
     ),
   ].join('\n');
   const plots = [
