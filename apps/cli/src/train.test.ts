@@ -247,7 +247,7 @@ describe('fwdgrad train', () => {
     writeFileSync(join(data, IDX_FILES.testLabels), encodeIdx([12], labels(12)));
     const dir = join(tempDir(), 'run');
     const size = ['--model', 'S/1/1', '--channels', '8', '--patches', '2', '--batch-size', '16'];
-    const r = await run([
+    const idx = [
       'train',
       '--dataset',
       'idx',
@@ -258,10 +258,8 @@ describe('fwdgrad train', () => {
       '1',
       '--backend',
       'cpu',
-      '--no-progress',
-      '--run-dir',
-      dir,
-    ]);
+    ];
+    const r = await run([...idx, '--no-progress', '--run-dir', dir]);
     expect(r.code).toBe(0);
     const saved = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
     expect(saved.data).toEqual({ loader: 'idx', dir: data });
@@ -273,20 +271,7 @@ describe('fwdgrad train', () => {
     const stray = labels(48);
     stray[5] = 200;
     writeFileSync(join(data, IDX_FILES.trainLabels), encodeIdx([48], stray));
-    const bad = await run([
-      'train',
-      '--dataset',
-      'idx',
-      '--data-dir',
-      data,
-      ...size,
-      '--epochs',
-      '1',
-      '--backend',
-      'cpu',
-      '--run-dir',
-      join(tempDir(), 'x'),
-    ]);
+    const bad = await run([...idx, '--run-dir', join(tempDir(), 'x')]);
     expect(bad.code).toBe(1);
     expect(bad.err).toMatch(/largest label is 200 \(example 5\), which would make a 201-class model/);
   });

@@ -260,12 +260,25 @@ function epochAlignment(ctx: EpochContext, epoch: number): Record<string, number
   }
 }
 
-/** Where a run's data comes from, as its settings record it. */
-export function dataSource(options: TrainOptions, ds: Dataset): DataSource {
-  if (options.data !== undefined) return options.data;
-  return options.dataset === undefined
-    ? { loader: options.experiment.dataset, dir: options.dataDir ?? null }
-    : { loader: ds.name, dir: null };
+/** The settings a run records (config.json and every checkpoint), before any resume history. */
+export function runConfigOf(options: TrainOptions, ds: Dataset, model: LocalMixerConfig): RunConfig {
+  const data: DataSource =
+    options.data ??
+    (options.dataset === undefined
+      ? { loader: options.experiment.dataset, dir: options.dataDir ?? null }
+      : { loader: ds.name, dir: null });
+  return {
+    experiment: options.experiment,
+    algorithm: options.algorithm,
+    algorithmOptions: options.algorithmOptions ?? {},
+    modelOverrides: options.modelOverrides ?? {},
+    model,
+    data,
+    seed: options.seed ?? 0,
+    limitTrain: options.limitTrain ?? null,
+    limitTest: options.limitTest ?? null,
+    history: [],
+  };
 }
 
 /** The per-step rows file of a run folder (`logEvery`). */
@@ -324,18 +337,7 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
   const seed = options.seed ?? 0;
   const ds = options.dataset ?? loadDataset(exp.dataset, { dataDir: options.dataDir });
   const config = modelConfigFor(exp, ds, options.modelOverrides);
-  let runConfig: RunConfig = {
-    experiment: exp,
-    algorithm: options.algorithm,
-    algorithmOptions: options.algorithmOptions ?? {},
-    modelOverrides: options.modelOverrides ?? {},
-    model: config,
-    data: dataSource(options, ds),
-    seed,
-    limitTrain: options.limitTrain ?? null,
-    limitTest: options.limitTest ?? null,
-    history: [],
-  };
+  let runConfig = runConfigOf(options, ds, config);
   // every check that can fail on the settings comes before the run folder is touched
   const stepsPerEpoch = checkTrainSettings(options, ds);
 

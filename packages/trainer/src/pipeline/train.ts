@@ -6,7 +6,7 @@ import { appendMetrics, saveCheckpoint, writeConfig } from '../checkpoint.js';
 import { evaluateError, modelConfigFor } from '../evaluate.js';
 import {
   checkTrainSettings,
-  dataSource,
+  runConfigOf,
   type EpochMetrics,
   type TrainOptions,
   type TrainSummary,
@@ -71,16 +71,8 @@ export async function trainPipelined(options: PipelineTrainOptions): Promise<Pip
   const lock = claimRunDir(options.runDir, false);
   const schedule = experimentSchedule(exp, stepsPerEpoch);
   const runConfig: RunConfig & { parallelBlocks: { stages: StageRange[]; threadsPerStage: number } } = {
-    experiment: exp,
+    ...runConfigOf(options, ds, config),
     algorithm,
-    algorithmOptions: options.algorithmOptions ?? {},
-    modelOverrides: options.modelOverrides ?? {},
-    model: config,
-    data: dataSource(options, ds),
-    seed,
-    limitTrain: options.limitTrain ?? null,
-    limitTest: options.limitTest ?? null,
-    history: [],
     parallelBlocks: { stages: plan, threadsPerStage: threads },
   };
   writeConfig(options.runDir, runConfig);
