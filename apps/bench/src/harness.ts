@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import { type BackendSelection, selectBackend } from '@fwdgrad/trainer/node';
 import { type MachineInfo, machineInfo, machineLine } from './machine.js';
 import { backendHealthy } from './measure.js';
-import { cellsOf, markdownTable, type Row, textTable } from './table.js';
+import { cellsOf, columnsTable, type Row, textTable } from './table.js';
 import type { Budget, RowContext, Suite, SuiteOptions, SuitePlan } from './types.js';
 
 /** The bench package folder (`apps/bench`), from this module's location (src/ or dist/; tsup shims it in CJS). */
@@ -352,8 +352,5 @@ export async function runSuite(suite: Suite, options: RunOptions): Promise<Suite
 
 /** The default Markdown table of a suite's rows (its terminal columns). */
 export function defaultTable(suite: Suite, rows: Row[]): string {
-  return markdownTable(
-    suite.columns.map((c) => c.header),
-    cellsOf(rows, suite.columns),
-  );
+  return columnsTable(rows, suite.columns);
 }

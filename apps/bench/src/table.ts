@@ -11,6 +11,16 @@ export interface Column {
   value: (row: Row) => unknown;
 }
 
+/** A column showing a row's field as it is, headed `header` (the field's name unless given). */
+export function field(key: string, header: string = key): Column {
+  return { header, value: (row) => row[key] };
+}
+
+/** Columns showing rows' fields as they are, each headed by its name. */
+export function fields(...keys: string[]): Column[] {
+  return keys.map((key) => field(key));
+}
+
 /** Formats a cell: numbers to 4 significant digits (integers as is), null as `—`. */
 export function formatCell(v: unknown): string {
   if (v === null || v === undefined) return '—';
@@ -50,6 +60,22 @@ export function textTable(headers: string[], cells: string[][]): string {
 /** Cells of `rows` under `columns`. */
 export function cellsOf(rows: Row[], columns: Column[]): string[][] {
   return rows.map((r) => columns.map((c) => formatCell(c.value(r))));
+}
+
+/** The Markdown table of `rows` under `columns`. */
+export function columnsTable(rows: Row[], columns: Column[]): string {
+  return markdownTable(
+    columns.map((c) => c.header),
+    cellsOf(rows, columns),
+  );
+}
+
+/** The numeric values of field `key` of `rows` (null where a row has no number there), for a plot series. */
+export function numbersOf(rows: Row[], key: string): (number | null)[] {
+  return rows.map((r) => {
+    const v = r[key];
+    return typeof v === 'number' ? v : null;
+  });
 }
 
 /** Bytes as `512 B`, `10.6 KiB`, `256 MiB`, `1.5 GiB`. */

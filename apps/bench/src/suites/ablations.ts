@@ -2,7 +2,7 @@ import type { LocalMixerOptions, NormKind, NormPlacementName } from '@fwdgrad/lo
 import { type AlgorithmId, type AlgorithmOptions, PRESETS } from '@fwdgrad/trainer';
 import { type ErrorPair, TABLE5_SUPERVISED, TABLE6_SUPERVISED, paperErrors } from '../paper.js';
 import { barPlot, learningCurves, linePlot, PALETTE } from '@fwdgrad/plot';
-import { markdownTable, pct, type Row } from '../table.js';
+import { field, fields, markdownTable, pct, type Row } from '../table.js';
 import { meanStd, mixerLabel, pctMeanStd, trainRow } from '../training.js';
 import type { Budget, RowSpec, Suite, SuiteOptions, SuitePlan } from '../types.js';
 
@@ -322,14 +322,13 @@ export const ablationsSuite: Suite = {
   title: 'Ablations: local-loss placement (Fig. 6), groups (Fig. 7/9), normalisation (Tables 5–6)',
   plan,
   columns: [
-    { header: 'ablation', value: (r) => r.ablation },
-    { header: 'setting', value: (r) => r.setting },
-    { header: 'algo', value: (r) => r.variant },
-    { header: 'seed', value: (r) => r.seed },
+    ...fields('ablation', 'setting'),
+    field('variant', 'algo'),
+    field('seed'),
     { header: 'test_err_%', value: (r) => pct(r.test_error) },
     { header: 'train_err_%', value: (r) => pct(r.train_error) },
     { header: 'paper_test_%', value: (r) => pct(r.paper_test_error) },
-    { header: 'seconds', value: (r) => r.seconds },
+    field('seconds'),
     { header: 'error', value: (r) => r.error ?? r.skipped ?? null },
   ],
   report: (rows) => report(rows),

@@ -6,7 +6,7 @@ import { type BackendName, selectBackend } from '@fwdgrad/trainer/node';
 import { barPlot } from '@fwdgrad/plot';
 import { failureText, randomLabels } from '../measure.js';
 import { median, quantile, round } from '../stats.js';
-import { cellsOf, markdownTable, type Row } from '../table.js';
+import { columnsTable, field, fields, type Row } from '../table.js';
 import type { Budget, RowSpec, Suite, SuitePlan } from '../types.js';
 
 /**
@@ -170,9 +170,7 @@ function plan(budget: Budget): SuitePlan {
 function report(rows: Row[]) {
   const [first, second] = COMPARED_BACKENDS;
   const cols = [
-    { header: 'model', value: (r: Row) => r.model },
-    { header: 'algo', value: (r: Row) => r.algo },
-    { header: 'batch', value: (r: Row) => r.batch },
+    ...fields('model', 'algo', 'batch'),
     { header: `${first} ms/step`, value: (r: Row) => r[`ms_${first}`] },
     { header: `${second} ms/step`, value: (r: Row) => r[`ms_${second}`] },
     { header: `${first} examples/s`, value: (r: Row) => r[`examples_per_second_${first}`] },
@@ -181,7 +179,7 @@ function report(rows: Row[]) {
     { header: `${first} CPU ms`, value: (r: Row) => r[`cpu_ms_${first}`] },
     { header: `${second} CPU ms`, value: (r: Row) => r[`cpu_ms_${second}`] },
     { header: `${first} ÷ ${second} (CPU time)`, value: (r: Row) => r.cpu_speedup },
-    { header: 'error', value: (r: Row) => r.error ?? null },
+    field('error'),
   ];
   const checks = rows
     .filter((r) => r.algo === 'lg-fg-a' && typeof r.speedup === 'number')
@@ -193,10 +191,7 @@ function report(rows: Row[]) {
       met: (r.speedup as number) >= NATIVE_OVER_NODE_GOAL,
     }));
   const markdown = [
-    markdownTable(
-      cols.map((c) => c.header),
-      cellsOf(rows, cols),
-    ),
+    columnsTable(rows, cols),
     '',
     `Goal (issue 17): ${first} ≥ ${NATIVE_OVER_NODE_GOAL}× ${second}'s examples/s for LG-FG-A at batch 128.`,
     '',
@@ -241,14 +236,10 @@ export const backendsSuite: Suite = {
   title: 'Backends: native against tfjs-node (libtensorflow), the same step timed in turns',
   plan,
   columns: [
-    { header: 'model', value: (r) => r.model },
-    { header: 'algo', value: (r) => r.algo },
-    { header: 'batch', value: (r) => r.batch },
+    ...fields('model', 'algo', 'batch'),
     { header: `ms_${COMPARED_BACKENDS[0]}`, value: (r) => r[`ms_${COMPARED_BACKENDS[0]}`] },
     { header: `ms_${COMPARED_BACKENDS[1]}`, value: (r) => r[`ms_${COMPARED_BACKENDS[1]}`] },
-    { header: 'speedup', value: (r) => r.speedup },
-    { header: 'cpu_speedup', value: (r) => r.cpu_speedup },
-    { header: 'error', value: (r) => r.error ?? null },
+    ...fields('speedup', 'cpu_speedup', 'error'),
   ],
   report: (rows) => report(rows),
 };

@@ -2,7 +2,7 @@ import type { LocalMixerOptions } from '@fwdgrad/localmixer';
 import { type AlgorithmId, type ExperimentOverrides, PRESETS } from '@fwdgrad/trainer';
 import { TABLE4_CIFAR_M816, paperErrors } from '../paper.js';
 import { barPlot } from '@fwdgrad/plot';
-import { markdownTable, pct, type Row } from '../table.js';
+import { fields, markdownTable, pct, type Row } from '../table.js';
 import { meanStd, pctMeanStd, trainRow } from '../training.js';
 import type { Budget, RowSpec, Suite, SuiteOptions, SuitePlan } from '../types.js';
 
@@ -176,8 +176,7 @@ export const contrastiveSuite: Suite = {
   title: 'Table 4 protocol: contrastive learning with a linear readout',
   plan,
   columns: [
-    { header: 'algo', value: (r) => r.algo },
-    { header: 'seed', value: (r) => r.seed },
+    ...fields('algo', 'seed'),
     { header: 'test_err_%', value: (r) => pct(r.test_error) },
     { header: 'train_err_%', value: (r) => pct(r.train_error) },
     { header: 'paper_test_%', value: (r) => pct(r.paper_test_error) },

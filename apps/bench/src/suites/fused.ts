@@ -9,7 +9,7 @@ import {
 import { type Measured, measure, randn, randomLabels } from '../measure.js';
 import { round } from '../stats.js';
 import { linePlot } from '@fwdgrad/plot';
-import { cellsOf, formatBytes, markdownTable, type Row } from '../table.js';
+import { columnsTable, field, fields, formatBytes, type Row } from '../table.js';
 import type { Budget, RowSpec, Suite, SuitePlan } from '../types.js';
 
 /** The paper's M/8/16 replicated-loss shape (Figure 5): N=128 examples, P=64 patches, G=16 groups, C′=32, K=10. */
@@ -98,20 +98,16 @@ function rowSpec(loss: Loss, op: Op, g: number, b: FusedBudget, budget: Budget):
       const seed = 1000 + g;
       // Fused first: if the naive form exhausts memory (a WebAssembly abort leaves the backend
       // unusable), the fused figures are already measured and the row records the failure.
-      const fusedC = computation(loss, op, 'fused', shape, seed);
-      let fused: Measured;
-      try {
-        fused = await measure(fusedC.run, b.repeats);
-      } finally {
-        fusedC.dispose();
-      }
-      const naiveC = computation(loss, op, 'naive', shape, seed);
-      let naive: Measured;
-      try {
-        naive = await measure(naiveC.run, b.repeats);
-      } finally {
-        naiveC.dispose();
-      }
+      const measureForm = async (form: LossImpl): Promise<Measured> => {
+        const c = computation(loss, op, form, shape, seed);
+        try {
+          return await measure(c.run, b.repeats);
+        } finally {
+          c.dispose();
+        }
+      };
+      const fused = await measureForm('fused');
+      const naive = await measureForm('naive');
       const atPaperShape =
         b.n === M816_SHAPE.n && b.p === M816_SHAPE.p && g === M816_SHAPE.g && b.c === M816_SHAPE.c;
       const sameBase = b.n === M816_SHAPE.n && b.p === M816_SHAPE.p && b.c === M816_SHAPE.c;
@@ -183,9 +179,7 @@ const MiB = 2 ** 20;
 function report(rows: Row[]) {
   const ok = rows.filter((r) => r.error === undefined);
   const cols = [
-    { header: 'loss', value: (r: Row) => r.loss },
-    { header: 'op', value: (r: Row) => r.op },
-    { header: 'shape', value: (r: Row) => r.shape },
+    ...fields('loss', 'op', 'shape'),
     {
       header: 'naive peak',
       value: (r: Row) =>
@@ -195,11 +189,11 @@ function report(rows: Row[]) {
       header: 'fused peak',
       value: (r: Row) => (typeof r.fused_bytes === 'number' ? formatBytes(r.fused_bytes) : null),
     },
-    { header: 'memory ×', value: (r: Row) => r.memory_ratio },
-    { header: 'naive ms', value: (r: Row) => r.naive_ms },
-    { header: 'fused ms', value: (r: Row) => r.fused_ms },
-    { header: 'time ×', value: (r: Row) => r.time_ratio },
-    { header: 'error', value: (r: Row) => r.error ?? null },
+    field('memory_ratio', 'memory ×'),
+    field('naive_ms', 'naive ms'),
+    field('fused_ms', 'fused ms'),
+    field('time_ratio', 'time ×'),
+    field('error'),
   ];
   const top = ok.filter((r) => r.loss === 'cross-entropy');
   const largestG = Math.max(...top.map((r) => Number(r.g)));
@@ -222,10 +216,7 @@ function report(rows: Row[]) {
       `time ×${g.time_ratio ?? '—'} → ${g.met ? 'met' : 'not met'}`,
   );
   const markdown = [
-    markdownTable(
-      cols.map((c) => c.header),
-      cellsOf(rows, cols),
-    ),
+    columnsTable(rows, cols),
     '',
     'Goal (issue 9): fused replicated losses use ≥ 10× less memory and time than naive at M/8/16.',
     '',
@@ -288,16 +279,13 @@ export const fusedSuite: Suite = {
   title: 'Figure 5: naive vs fused replicated losses (memory and time)',
   plan,
   columns: [
-    { header: 'loss', value: (r) => r.loss },
-    { header: 'op', value: (r) => r.op },
-    { header: 'shape', value: (r) => r.shape },
+    ...fields('loss', 'op', 'shape'),
     { header: 'naive_bytes', value: (r) => r.naive_bytes ?? r.naive_error ?? null },
-    { header: 'fused_bytes', value: (r) => r.fused_bytes },
-    { header: 'mem×', value: (r) => r.memory_ratio },
-    { header: 'naive_ms', value: (r) => r.naive_ms },
-    { header: 'fused_ms', value: (r) => r.fused_ms },
-    { header: 'time×', value: (r) => r.time_ratio },
-    { header: 'error', value: (r) => r.error ?? null },
+    field('fused_bytes'),
+    field('memory_ratio', 'mem×'),
+    ...fields('naive_ms', 'fused_ms'),
+    field('time_ratio', 'time×'),
+    field('error'),
   ],
   report: (rows) => report(rows),
 };

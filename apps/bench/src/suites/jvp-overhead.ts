@@ -5,7 +5,7 @@ import { type BackendName, selectBackend } from '@fwdgrad/trainer/node';
 import { type Measured, measureInterleaved, randn, randomLabels } from '../measure.js';
 import { round } from '../stats.js';
 import { barPlot } from '@fwdgrad/plot';
-import { cellsOf, markdownTable, type Row } from '../table.js';
+import { columnsTable, field, fields, numbersOf, type Row } from '../table.js';
 import type { Budget, RowSpec, Suite, SuiteOptions, SuitePlan } from '../types.js';
 
 /** Sizes of the measured block: batch N, patches P, channels C, groups G, classes K. */
@@ -171,14 +171,13 @@ function plan(budget: Budget, options: SuiteOptions): SuitePlan {
 
 function report(rows: Row[]) {
   const cols = [
-    { header: 'backend', value: (r: Row) => r.backend },
-    { header: 'shape', value: (r: Row) => r.shape },
-    { header: 'f ms', value: (r: Row) => r.f_ms },
-    { header: 'jvp ms', value: (r: Row) => r.jvp_ms },
-    { header: 'grad ms', value: (r: Row) => r.grad_ms },
-    { header: 'jvp / f', value: (r: Row) => r.jvp_ratio },
-    { header: 'grads / f', value: (r: Row) => r.grad_ratio },
-    { header: 'error', value: (r: Row) => r.error ?? null },
+    ...fields('backend', 'shape'),
+    field('f_ms', 'f ms'),
+    field('jvp_ms', 'jvp ms'),
+    field('grad_ms', 'grad ms'),
+    field('jvp_ratio', 'jvp / f'),
+    field('grad_ratio', 'grads / f'),
+    field('error'),
   ];
   const checks = rows
     .filter((r) => typeof r.jvp_ratio === 'number')
@@ -189,10 +188,7 @@ function report(rows: Row[]) {
       met: (r.jvp_ratio as number) <= 2.5,
     }));
   const markdown = [
-    markdownTable(
-      cols.map((c) => c.header),
-      cellsOf(rows, cols),
-    ),
+    columnsTable(rows, cols),
     '',
     'Goal (issue 9): jvp(f) ≤ 2.5 × f.',
     '',
@@ -212,11 +208,11 @@ function report(rows: Row[]) {
         series: [
           {
             name: 'jvp / f',
-            values: rows.map((r) => (typeof r.jvp_ratio === 'number' ? r.jvp_ratio : null)),
+            values: numbersOf(rows, 'jvp_ratio'),
           },
           {
             name: 'grads / f',
-            values: rows.map((r) => (typeof r.grad_ratio === 'number' ? r.grad_ratio : null)),
+            values: numbersOf(rows, 'grad_ratio'),
           },
         ],
         reference: { value: 2.5, label: 'goal: jvp ≤ 2.5 × f' },
@@ -232,14 +228,10 @@ export const jvpOverheadSuite: Suite = {
   title: 'Forward-mode overhead: jvp(f) / f for a LocalMixer block',
   plan,
   columns: [
-    { header: 'backend', value: (r) => r.backend },
-    { header: 'shape', value: (r) => r.shape },
-    { header: 'f_ms', value: (r) => r.f_ms },
-    { header: 'jvp_ms', value: (r) => r.jvp_ms },
-    { header: 'grad_ms', value: (r) => r.grad_ms },
-    { header: 'jvp/f', value: (r) => r.jvp_ratio },
-    { header: 'grad/f', value: (r) => r.grad_ratio },
-    { header: 'error', value: (r) => r.error ?? null },
+    ...fields('backend', 'shape', 'f_ms', 'jvp_ms', 'grad_ms'),
+    field('jvp_ratio', 'jvp/f'),
+    field('grad_ratio', 'grad/f'),
+    field('error'),
   ],
   report: (rows) => report(rows),
 };

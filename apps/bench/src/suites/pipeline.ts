@@ -17,7 +17,7 @@ import {
 } from '@fwdgrad/trainer/pipeline';
 import { failureText, randomLabels } from '../measure.js';
 import { median, quantile, round } from '../stats.js';
-import { cellsOf, markdownTable, type Row } from '../table.js';
+import { columnsTable, field, fields, numbersOf, type Row } from '../table.js';
 import type { Budget, Figures, RowSpec, Suite, SuitePlan } from '../types.js';
 
 /** The issue's shape: M/8/16 at the paper's batch (appendix 11). */
@@ -314,18 +314,15 @@ function plan(budget: Budget): SuitePlan {
 
 function report(rows: Row[]) {
   const cols = [
-    { header: 'model', value: (r: Row) => r.model },
-    { header: 'algo', value: (r: Row) => r.algo },
-    { header: 'batch', value: (r: Row) => r.batch },
-    { header: 'stages', value: (r: Row) => r.stages },
-    { header: 'threads/stage', value: (r: Row) => r.threads_per_stage },
-    { header: 'examples/s', value: (r: Row) => r.examples_per_second },
-    { header: 'speedup', value: (r: Row) => r.speedup },
-    { header: 'vs 1 stage × 2 threads', value: (r: Row) => r.speedup_vs_one_stage_two_threads },
-    { header: 'CPU-time speedup', value: (r: Row) => r.cpu_speedup },
+    ...fields('model', 'algo', 'batch', 'stages'),
+    field('threads_per_stage', 'threads/stage'),
+    field('examples_per_second', 'examples/s'),
+    field('speedup'),
+    field('speedup_vs_one_stage_two_threads', 'vs 1 stage × 2 threads'),
+    field('cpu_speedup', 'CPU-time speedup'),
     { header: 'stage ms', value: (r: Row) => (Array.isArray(r.stage_ms) ? r.stage_ms.join(' / ') : null) },
     { header: 'projection', value: (r: Row) => (r.projection ? 'yes' : '') },
-    { header: 'error', value: (r: Row) => r.error ?? null },
+    field('error'),
   ];
   const cores = availableParallelism();
   const checks = rows
@@ -353,10 +350,7 @@ function report(rows: Row[]) {
     });
   const measured = rows.filter((r) => r.projection === false && typeof r.examples_per_second === 'number');
   const markdown = [
-    markdownTable(
-      cols.map((c) => c.header),
-      cellsOf(rows, cols),
-    ),
+    columnsTable(rows, cols),
     '',
     'Goal (issue 20): M/8/16 LG-FG-A at batch 128, 2 stages ≥ 1.7× one stage at one thread each.',
     '',
@@ -379,9 +373,7 @@ function report(rows: Row[]) {
         title: 'Examples/s ÷ one stage on one thread (projections marked *)',
         yLabel: 'speedup',
         categories: rows.map((r) => `${r.algo} ${r.stages}×${r.threads_per_stage}${r.projection ? '*' : ''}`),
-        series: [
-          { name: 'speedup', values: rows.map((r) => (typeof r.speedup === 'number' ? r.speedup : null)) },
-        ],
+        series: [{ name: 'speedup', values: numbersOf(rows, 'speedup') }],
         reference: { value: 1.7, label: 'goal 1.7×' },
       }),
     },
@@ -403,12 +395,10 @@ export const pipelineSuite: Suite = {
   title: 'Pipeline: blocks trained in parallel on worker threads',
   plan,
   columns: [
-    { header: 'model', value: (r) => r.model },
-    { header: 'algo', value: (r) => r.algo },
-    { header: 'stages', value: (r) => r.stages },
-    { header: 'thr', value: (r) => r.threads_per_stage },
-    { header: 'ex/s', value: (r) => r.examples_per_second },
-    { header: 'speedup', value: (r) => r.speedup },
+    ...fields('model', 'algo', 'stages'),
+    field('threads_per_stage', 'thr'),
+    field('examples_per_second', 'ex/s'),
+    field('speedup'),
     { header: 'proj', value: (r) => (r.projection ? 'yes' : '') },
   ],
   report,

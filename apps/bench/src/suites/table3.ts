@@ -1,7 +1,7 @@
 import { ALGORITHM_IDS, PRESETS } from '@fwdgrad/trainer';
 import { TABLE3_MNIST, paperErrors } from '../paper.js';
 import { barPlot, learningCurves } from '@fwdgrad/plot';
-import { markdownTable, pct, type Row } from '../table.js';
+import { field, fields, markdownTable, pct, type Row } from '../table.js';
 import { meanStd, pctMeanStd, trainRow } from '../training.js';
 import type { Budget, RowSpec, Suite, SuiteOptions, SuitePlan } from '../types.js';
 
@@ -201,14 +201,12 @@ export const table3Suite: Suite = {
   title: 'Table 3 (MNIST): supervised test / train error of every algorithm',
   plan,
   columns: [
-    { header: 'model', value: (r) => r.model },
-    { header: 'algo', value: (r) => r.algo },
-    { header: 'seed', value: (r) => r.seed },
+    ...fields('model', 'algo', 'seed'),
     { header: 'test_err_%', value: (r) => pct(r.test_error) },
     { header: 'train_err_%', value: (r) => pct(r.train_error) },
     { header: 'paper_test_%', value: (r) => pct(r.paper_test_error) },
     { header: 'paper_train_%', value: (r) => pct(r.paper_train_error) },
-    { header: 'seconds', value: (r) => r.seconds },
+    field('seconds'),
     { header: 'error', value: (r) => r.error ?? r.skipped ?? null },
   ],
   report: (rows) => report(rows),

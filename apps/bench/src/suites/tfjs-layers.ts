@@ -5,7 +5,7 @@ import { forwardVariableGrads } from '@fwdgrad/perturbation';
 import { barPlot } from '@fwdgrad/plot';
 import { measureInterleaved, peakBytesOf } from '../measure.js';
 import { round } from '../stats.js';
-import { cellsOf, markdownTable, type Row } from '../table.js';
+import { columnsTable, field, fields, numbersOf, type Row } from '../table.js';
 import { mnist } from '../training.js';
 import type { Budget, RowSpec, Suite, SuitePlan } from '../types.js';
 
@@ -340,24 +340,22 @@ function report(rows: Row[]) {
   const train = rows.filter((r) => r.kind === 'train');
   const steps = rows.filter((r) => r.kind === 'step');
   const trainCols = [
-    { header: 'rule', value: (r: Row) => r.rule },
+    field('rule'),
     { header: 'steps × batch', value: (r: Row) => `${r.steps} × ${r.batch}` },
     { header: 'loss first 10 → last 10', value: (r: Row) => `${r.first_loss} → ${r.last_loss}` },
-    { header: 'test accuracy', value: (r: Row) => r.test_accuracy },
-    { header: 'ms / step', value: (r: Row) => r.ms_per_step },
+    field('test_accuracy', 'test accuracy'),
+    field('ms_per_step', 'ms / step'),
   ];
   const stepCols = [
-    { header: 'model', value: (r: Row) => r.model },
-    { header: 'backend', value: (r: Row) => r.backend },
-    { header: 'batch', value: (r: Row) => r.batch },
-    { header: 'BP ms', value: (r: Row) => r.bp_ms },
-    { header: 'FG-W ms', value: (r: Row) => r.fg_w_ms },
-    { header: 'FG-A ms', value: (r: Row) => r.fg_a_ms },
-    { header: 'FG-W / BP', value: (r: Row) => r.fg_w_ratio },
-    { header: 'FG-A / BP', value: (r: Row) => r.fg_a_ratio },
-    { header: 'BP bytes', value: (r: Row) => r.bp_bytes },
-    { header: 'FG-W bytes', value: (r: Row) => r.fg_w_bytes },
-    { header: 'FG-A bytes', value: (r: Row) => r.fg_a_bytes },
+    ...fields('model', 'backend', 'batch'),
+    field('bp_ms', 'BP ms'),
+    field('fg_w_ms', 'FG-W ms'),
+    field('fg_a_ms', 'FG-A ms'),
+    field('fg_w_ratio', 'FG-W / BP'),
+    field('fg_a_ratio', 'FG-A / BP'),
+    field('bp_bytes', 'BP bytes'),
+    field('fg_w_bytes', 'FG-W bytes'),
+    field('fg_a_bytes', 'FG-A bytes'),
   ];
   const checks = steps.map((r) => ({
     model: r.model,
@@ -373,15 +371,9 @@ function report(rows: Row[]) {
   }));
   const met = (b: boolean) => (b ? 'met' : 'not met');
   const markdown = [
-    markdownTable(
-      trainCols.map((c) => c.header),
-      cellsOf(train, trainCols),
-    ),
+    columnsTable(train, trainCols),
     '',
-    markdownTable(
-      stepCols.map((c) => c.header),
-      cellsOf(steps, stepCols),
-    ),
+    columnsTable(steps, stepCols),
     '',
     'Goals (issue 18, same backend, one run): FG-W step ≤ BP step, FG-A step ≤ 1.2 × BP step, forward-gradient step memory below BP.',
     '',
@@ -402,11 +394,11 @@ function report(rows: Row[]) {
         series: [
           {
             name: 'FG-W / BP',
-            values: steps.map((r) => (typeof r.fg_w_ratio === 'number' ? r.fg_w_ratio : null)),
+            values: numbersOf(steps, 'fg_w_ratio'),
           },
           {
             name: 'FG-A / BP',
-            values: steps.map((r) => (typeof r.fg_a_ratio === 'number' ? r.fg_a_ratio : null)),
+            values: numbersOf(steps, 'fg_a_ratio'),
           },
         ],
         reference: { value: 1, label: 'BP' },
@@ -422,15 +414,13 @@ export const tfjsLayersSuite: Suite = {
   title: 'Forward gradients for tf.layers models: MNIST CNN (FG-A vs BP) and step cost vs tf.variableGrads',
   plan,
   columns: [
-    { header: 'kind', value: (r) => r.kind },
-    { header: 'model', value: (r) => r.model },
-    { header: 'rule', value: (r) => r.rule ?? null },
-    { header: 'test_acc', value: (r) => r.test_accuracy ?? null },
-    { header: 'bp_ms', value: (r) => r.bp_ms ?? null },
-    { header: 'fg_w/bp', value: (r) => r.fg_w_ratio ?? null },
-    { header: 'fg_a/bp', value: (r) => r.fg_a_ratio ?? null },
-    { header: 'fg_a_bytes/bp', value: (r) => r.fg_a_bytes_ratio ?? null },
-    { header: 'error', value: (r) => r.error ?? null },
+    ...fields('kind', 'model', 'rule'),
+    field('test_accuracy', 'test_acc'),
+    field('bp_ms'),
+    field('fg_w_ratio', 'fg_w/bp'),
+    field('fg_a_ratio', 'fg_a/bp'),
+    field('fg_a_bytes_ratio', 'fg_a_bytes/bp'),
+    field('error'),
   ],
   report: (rows) => report(rows),
 };

@@ -5,7 +5,7 @@ import { ALGORITHM_IDS, type AlgorithmId, createAlgorithm, createModel } from '@
 import { failureText, randomLabels } from '../measure.js';
 import { median, quantile, round } from '../stats.js';
 import { barPlot } from '@fwdgrad/plot';
-import { cellsOf, markdownTable, type Row } from '../table.js';
+import { columnsTable, field, fields, type Row } from '../table.js';
 import type { Budget, RowSpec, Suite, SuitePlan } from '../types.js';
 
 /** The models of the issue: the MNIST ones and the CIFAR-10 one (paper Table 2). */
@@ -183,15 +183,12 @@ function plan(budget: Budget): SuitePlan {
 
 function report(rows: Row[]) {
   const cols = [
-    { header: 'model', value: (r: Row) => r.model },
-    { header: 'algo', value: (r: Row) => r.algo },
-    { header: 'batch', value: (r: Row) => r.batch },
-    { header: 'backend', value: (r: Row) => r.backend },
-    { header: 'ms/step', value: (r: Row) => r.ms_per_step },
-    { header: 'examples/s', value: (r: Row) => r.examples_per_second },
-    { header: '÷ LG-BP', value: (r: Row) => r.ratio_to_lg_bp },
-    { header: 'leaked tensors/step', value: (r: Row) => r.leaked_tensors_per_step },
-    { header: 'error', value: (r: Row) => r.error ?? null },
+    ...fields('model', 'algo', 'batch', 'backend'),
+    field('ms_per_step', 'ms/step'),
+    field('examples_per_second', 'examples/s'),
+    field('ratio_to_lg_bp', '÷ LG-BP'),
+    field('leaked_tensors_per_step', 'leaked tensors/step'),
+    field('error'),
   ];
   const models = [...new Set(rows.map((r) => `${r.model} b${r.batch}`))];
   const algos = algorithmOrder().filter((a) => rows.some((r) => r.algo === a));
@@ -211,10 +208,7 @@ function report(rows: Row[]) {
       met: (r.ratio_to_lg_bp as number) <= 1,
     }));
   const markdown = [
-    markdownTable(
-      cols.map((c) => c.header),
-      cellsOf(rows, cols),
-    ),
+    columnsTable(rows, cols),
     '',
     'Goal (issue 9): LG-FG-A step time ≤ LG-BP step time on the same backend and model.',
     '',
@@ -258,14 +252,16 @@ export const throughputSuite: Suite = {
   title: 'Throughput: one training step of every algorithm',
   plan,
   columns: [
-    { header: 'model', value: (r) => r.model },
-    { header: 'algo', value: (r) => r.algo },
-    { header: 'batch', value: (r) => r.batch },
-    { header: 'backend', value: (r) => r.backend },
-    { header: 'ms_per_step', value: (r) => r.ms_per_step },
-    { header: 'examples_per_second', value: (r) => r.examples_per_second },
-    { header: 'ratio_to_lg_bp', value: (r) => r.ratio_to_lg_bp },
-    { header: 'error', value: (r) => r.error ?? null },
+    ...fields(
+      'model',
+      'algo',
+      'batch',
+      'backend',
+      'ms_per_step',
+      'examples_per_second',
+      'ratio_to_lg_bp',
+      'error',
+    ),
   ],
   report: (rows) => report(rows),
 };

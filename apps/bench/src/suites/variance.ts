@@ -1,7 +1,7 @@
 import { type LabSweep, labEstimators, runVarianceLab, type VarianceRow } from '@fwdgrad/perturbation';
 import { varianceFigure } from '@fwdgrad/plot';
 import { round } from '../stats.js';
-import { markdownTable, type Row } from '../table.js';
+import { fields, markdownTable, type Row } from '../table.js';
 import type { Budget, Figures, RowSpec, Suite, SuitePlan } from '../types.js';
 
 interface VarianceBudget {
@@ -17,6 +17,16 @@ interface VarianceBudget {
 
 const pow2 = (max: number) => Array.from({ length: Math.log2(max) + 1 }, (_, i) => 2 ** i);
 const base = { fixedBatch: 4, baseFanIn: 4, baseFanOut: 4 };
+
+// Appendix 10: N from 1 to 4096, p and q from 1 to 256 at N = 4, 5000 samples.
+const APPENDIX_10: VarianceBudget = {
+  ...base,
+  batchSizes: pow2(4096),
+  fanIns: pow2(256),
+  fanOuts: pow2(256),
+  samples: 5000,
+  dataSize: 5000,
+};
 
 const BUDGETS: Record<Budget, VarianceBudget> = {
   smoke: {
@@ -35,23 +45,8 @@ const BUDGETS: Record<Budget, VarianceBudget> = {
     samples: 2000,
     dataSize: 2000,
   },
-  // Appendix 10: N from 1 to 4096, p and q from 1 to 256 at N = 4, 5000 samples.
-  medium: {
-    ...base,
-    batchSizes: pow2(4096),
-    fanIns: pow2(256),
-    fanOuts: pow2(256),
-    samples: 5000,
-    dataSize: 5000,
-  },
-  paper: {
-    ...base,
-    batchSizes: pow2(4096),
-    fanIns: pow2(256),
-    fanOuts: pow2(256),
-    samples: 5000,
-    dataSize: 5000,
-  },
+  medium: APPENDIX_10,
+  paper: APPENDIX_10,
 };
 
 const SEED = 0;
@@ -209,15 +204,6 @@ export const varianceSuite: Suite = {
   name: 'variance',
   title: 'Table 1 / Figure 8: forward-gradient variance, empirical vs theory',
   plan,
-  columns: [
-    { header: 'estimator', value: (r) => r.estimator },
-    { header: 'N', value: (r) => r.N },
-    { header: 'p', value: (r) => r.p },
-    { header: 'q', value: (r) => r.q },
-    { header: 'empirical', value: (r) => r.empirical },
-    { header: 'theory', value: (r) => r.theory },
-    { header: 'ratio', value: (r) => r.ratio },
-    { header: 'error', value: (r) => r.error ?? null },
-  ],
+  columns: [...fields('estimator', 'N', 'p', 'q', 'empirical', 'theory', 'ratio', 'error')],
   report: (rows) => report(rows),
 };
