@@ -11,6 +11,7 @@ import {
   type PipelineAlgorithmId,
   planStages,
   type StageSpec,
+  stageSpecs,
   startPipeline,
   toWire,
   type WireTensor,
@@ -106,16 +107,13 @@ function specs(
   algorithm: PipelineAlgorithmId,
   stages: number,
 ): StageSpec[] {
-  return planStages(config, stages).map((range, stage) => ({
-    stage,
-    stages,
-    range,
+  return stageSpecs(planStages(config, stages), {
     config,
     algorithm,
     algorithmOptions: {},
     optimizer: { kind: 'sgd', momentum: 0.9, weightDecay: 0, headLr: 1, lastLayerLr: 1 },
     seed: 0,
-  }));
+  });
 }
 
 function rowSpec(b: PipelineBudget, algo: PipelineAlgorithmId, budget: Budget): RowSpec {

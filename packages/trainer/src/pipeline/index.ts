@@ -18,6 +18,7 @@ export {
   type StageMessage,
   type StageSpec,
   type StepReport,
+  stageSpecs,
   toWire,
   transfers,
   type WireTensor,

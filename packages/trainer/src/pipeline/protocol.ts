@@ -47,6 +47,14 @@ export interface StageSpec {
   seed: number;
 }
 
+/** The specs of a pipeline's stages: one per range of `plan`, each with the settings all stages share. */
+export function stageSpecs(
+  plan: readonly StageRange[],
+  shared: Omit<StageSpec, 'stage' | 'stages' | 'range'>,
+): StageSpec[] {
+  return plan.map((range, stage) => ({ ...shared, stage, stages: plan.length, range }));
+}
+
 /**
  * One micro-batch flowing forward: into stage 0 the patchified inputs, into stage s > 0 the output
  * of stage s − 1's last block, computed with that stage's weights before it learned from this

@@ -13,7 +13,7 @@ import {
   pipelineAlgorithm,
   planStages,
 } from './plan.js';
-import { type ForwardMessage, type StageSpec, toWire } from './protocol.js';
+import { type ForwardMessage, stageSpecs, toWire } from './protocol.js';
 import { PipelineStage } from './stage.js';
 
 // 3 blocks, 8×8 images in 2×2 patches: small enough to step in milliseconds.
@@ -80,20 +80,13 @@ function sequential(algorithm: PipelineAlgorithmId): Map<string, Float32Array> {
 
 /** The same steps through chained stages in this thread (what the worker threads run). */
 function pipelined(algorithm: PipelineAlgorithmId, stages: number): Map<string, Float32Array> {
-  const plan = planStages(config, stages);
-  const chain = plan.map(
-    (range, stage): PipelineStage =>
-      new PipelineStage({
-        stage,
-        stages,
-        range,
-        config,
-        algorithm,
-        algorithmOptions: {},
-        optimizer,
-        seed,
-      } as StageSpec),
-  );
+  const chain = stageSpecs(planStages(config, stages), {
+    config,
+    algorithm,
+    algorithmOptions: {},
+    optimizer,
+    seed,
+  }).map((spec) => new PipelineStage(spec));
   for (let t = 0; t < steps; t++) {
     let m: ForwardMessage | null = batchAt(t);
     for (const s of chain) {

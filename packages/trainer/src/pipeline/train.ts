@@ -19,7 +19,7 @@ import { experimentSchedule } from '../presets.js';
 import { createProgress } from '../progress.js';
 import { startPipeline } from './pipeline.js';
 import { pipelineAlgorithm, planStages, type StageRange } from './plan.js';
-import { type StageSpec, toWire } from './protocol.js';
+import { stageSpecs, toWire } from './protocol.js';
 
 /** {@link trainPipelined}'s options: a training run's, plus the pipeline's. */
 export interface PipelineTrainOptions extends TrainOptions {
@@ -77,10 +77,7 @@ export async function trainPipelined(options: PipelineTrainOptions): Promise<Pip
   };
   writeConfig(options.runDir, runConfig);
 
-  const specs: StageSpec[] = plan.map((range, stage) => ({
-    stage,
-    stages: plan.length,
-    range,
+  const specs = stageSpecs(plan, {
     config,
     algorithm,
     algorithmOptions: options.algorithmOptions ?? {},
@@ -92,7 +89,7 @@ export async function trainPipelined(options: PipelineTrainOptions): Promise<Pip
       lastLayerLr: exp.lastLayerLr,
     },
     seed,
-  }));
+  });
   const backend = (BACKEND_NAMES as readonly string[]).includes(options.backend ?? '')
     ? (options.backend as BackendRequest)
     : 'auto';
