@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { createRandom, type Random } from '@fwdgrad/jvp-core';
+import { createRandom, type Random } from '@fwdgrad/random';
 import { median, round, timeRepeats } from './stats.js';
 
 /**

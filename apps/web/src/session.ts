@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { type Dataset, hashSeed } from '@fwdgrad/datasets';
-import { createRandom } from '@fwdgrad/jvp-core';
+import type { Dataset } from '@fwdgrad/datasets';
+
 import {
   type AlgorithmId,
   checkFinite,
@@ -14,6 +14,7 @@ import {
   stepBatches,
 } from '@fwdgrad/trainer';
 import { MODELS, type RunOptions } from './options.js';
+import { createRandom, hashSeed } from '@fwdgrad/random';
 
 /** What one finished run reports: the fields of `fwdgrad train --json`, errors as fractions. */
 export interface RunResult {

@@ -22,6 +22,5 @@ export {
   initDirectFeedback,
   initFeedback,
   initScale,
-  type SeedSource,
 } from './init.js';
 export { feedbackLinear, type LinearLayout, linear } from './linear.js';

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { createRandom } from '@fwdgrad/random';
 import { describe, expect, it } from 'vitest';
 import { initDirectFeedback, initFeedback, initScale } from './init.js';
 
@@ -34,14 +35,16 @@ describe('initFeedback', () => {
     expect(Math.abs(std(explicit) / 0.5 - 1)).toBeLessThan(0.05);
   });
 
-  it('takes its seed from a generator with seed(), one draw per matrix', () => {
-    let next = 100;
-    const source = { seed: () => next++ };
-    const a = initFeedback([8, 4], { seed: source });
-    const b = initFeedback([8, 4], { seed: source });
-    expect(next).toBe(102);
+  it('draws from a stream of @fwdgrad/random, successive matrices from successive draws', () => {
+    const stream = createRandom(100);
+    const a = initFeedback([8, 4], { seed: stream });
+    const b = initFeedback([8, 4], { seed: stream });
+    const replay = createRandom(100);
+    const scale = initScale([8, 4]);
+    const expected = (t: tf.Tensor) => Array.from(tf.mul(t, scale).dataSync());
+    expect(Array.from(a.dataSync())).toEqual(expected(replay.normal([8, 4])));
+    expect(Array.from(b.dataSync())).toEqual(expected(replay.normal([8, 4])));
     expect(Array.from(a.dataSync())).toEqual(Array.from(initFeedback([8, 4], 100).dataSync()));
-    expect(Array.from(b.dataSync())).toEqual(Array.from(initFeedback([8, 4], 101).dataSync()));
   });
 
   it('rejects what cannot be a feedback matrix', () => {

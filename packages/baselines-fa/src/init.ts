@@ -1,20 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
+import { createRandom, type Random } from '@fwdgrad/random';
 
 /** Initialisation schemes of the authors' code (REFERENCE 0). */
 export type InitScheme = 'kaiming' | 'lecun';
 
-/**
- * Anything that hands out integer seeds for tfjs random ops, e.g. `createRandom(seed)` of
- * `@fwdgrad/jvp-core` (its `seed()` method). Successive calls must give successive draws of one stream.
- */
-export interface SeedSource {
-  seed(): number;
-}
-
 /** Options of {@link initFeedback}. */
 export interface InitFeedbackOptions {
-  /** Integer seed, or a generator whose `seed()` gives the next seed of its stream. Required. */
-  seed: number | SeedSource;
+  /**
+   * Integer seed (the matrix is drawn from `createRandom(seed)`), or a stream of `@fwdgrad/random` to draw it
+   * from (successive matrices then take successive draws). Required.
+   */
+  seed: number | Random;
   /** 'kaiming' (default): scale = min(2/√fan_in, 0.1); 'lecun': min(1/√fan_in, 0.1). Ignored if `scale`. */
   scheme?: InitScheme;
   /** Explicit standard deviation; overrides `scheme`. Must be finite and ≥ 0. */
@@ -41,12 +37,12 @@ export function initScale(shape: readonly number[], scheme: InitScheme = 'kaimin
   return Math.min((scheme === 'kaiming' ? 2 : 1) / Math.sqrt(fan), 0.1);
 }
 
-function nextSeed(seed: number | SeedSource): number {
-  const s = typeof seed === 'number' ? seed : seed.seed();
-  if (!Number.isFinite(s)) {
-    throw new Error(`initFeedback: seed must be a finite number, got ${String(s)}.`);
+function streamOf(seed: number | Random): Random {
+  if (typeof seed !== 'number') return seed;
+  if (!Number.isFinite(seed)) {
+    throw new Error(`initFeedback: seed must be a finite number, got ${String(seed)}.`);
   }
-  return s;
+  return createRandom(seed);
 }
 
 /**
@@ -65,7 +61,7 @@ export function initFeedback(
   const opts: InitFeedbackOptions = typeof options === 'number' ? { seed: options } : options;
   if (opts === undefined || opts === null || opts.seed === undefined) {
     throw new Error(
-      'initFeedback: pass a seed (a number or a generator with seed()), e.g. initFeedback(W, 1).',
+      'initFeedback: pass a seed (a number or a stream of @fwdgrad/random), e.g. initFeedback(W, 1).',
     );
   }
   if (shape.length < 2 && opts.scale === undefined && opts.fanIn === undefined) {
@@ -83,8 +79,8 @@ export function initFeedback(
   } else {
     scale = initScale(shape, opts.scheme ?? 'kaiming', opts.fanIn);
   }
-  const seed = nextSeed(opts.seed);
-  return tf.randomNormal(shape, 0, scale, 'float32', seed);
+  const random = streamOf(opts.seed);
+  return tf.tidy(() => tf.mul(random.normal(shape), scale));
 }
 
 /**

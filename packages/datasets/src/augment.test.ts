@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { createRandom } from '@fwdgrad/random';
 import {
   adjustBrightness,
   adjustContrast,
@@ -19,7 +20,6 @@ import {
   toGrayscale,
 } from './augment.js';
 import { cropAndResize, cropImage, type FloatImage, resizeBilinear } from './image.js';
-import { createRng } from './rng.js';
 
 function img(height: number, width: number, channels: number, values: number[]): FloatImage {
   expect(values.length).toBe(height * width * channels);
@@ -27,12 +27,12 @@ function img(height: number, width: number, channels: number, values: number[]):
 }
 
 function randomImage(h: number, w: number, c: number, seed: number): FloatImage {
-  const rng = createRng(seed);
+  const rng = createRandom(seed);
   return img(
     h,
     w,
     c,
-    Array.from({ length: h * w * c }, () => rng.next()),
+    Array.from({ length: h * w * c }, () => rng.uniform()),
   );
 }
 
@@ -88,7 +88,7 @@ describe('pad + crop and flip', () => {
     const patterns = new Map<string, number>();
     for (let t = 0; t <= 2; t++)
       for (let l = 0; l <= 2; l++) patterns.set(arr(padAndCrop(base, 1, t, l)).join(), 0);
-    const rng = createRng(5);
+    const rng = createRandom(5);
     const n = 9000;
     for (let i = 0; i < n; i++) {
       const key = arr(randomPadCrop(base, rng, 1)).join();
@@ -107,7 +107,7 @@ describe('pad + crop and flip', () => {
 
 describe('random resized crop box', () => {
   it('stays in the image, within the area and aspect ranges, with uniform area below the rejection zone', () => {
-    const rng = createRng(17);
+    const rng = createRandom(17);
     const H = 1000;
     const W = 1000;
     let low = 0;
@@ -138,7 +138,7 @@ describe('random resized crop box', () => {
   });
 
   it('with area lower bound 1 returns the whole image', () => {
-    const rng = createRng(2);
+    const rng = createRandom(2);
     for (let i = 0; i < 50; i++) {
       expect(sampleResizedCropBox(rng, 32, 32, { areaLowerBound: 1 })).toEqual({
         top: 0,
@@ -150,7 +150,7 @@ describe('random resized crop box', () => {
   });
 
   it('falls back to a central crop clamped to the aspect range', () => {
-    const rng = createRng(1);
+    const rng = createRandom(1);
     // A 10x100 strip: no 3/4..4/3 box of ≥ 90% area fits, so after the attempts the fallback is used.
     expect(sampleResizedCropBox(rng, 10, 100, { areaLowerBound: 0.9 })).toEqual({
       top: 0,
@@ -177,9 +177,9 @@ describe('colour operations', () => {
     expectClose(rgbToHsv(1, 0, 0), [0, 1, 1]);
     expectClose(rgbToHsv(0, 1, 0), [1 / 3, 1, 1]);
     expectClose(rgbToHsv(0.5, 0.5, 0.5), [0, 0, 0.5]);
-    const rng = createRng(4);
+    const rng = createRandom(4);
     for (let i = 0; i < 200; i++) {
-      const rgb: [number, number, number] = [rng.next(), rng.next(), rng.next()];
+      const rgb: [number, number, number] = [rng.uniform(), rng.uniform(), rng.uniform()];
       expectClose(hsvToRgb(...rgbToHsv(...rgb)), rgb);
     }
   });
@@ -217,7 +217,7 @@ describe('colour operations', () => {
   });
 
   it('jitter parameters stay in range and all 24 orders occur', () => {
-    const rng = createRng(21);
+    const rng = createRandom(21);
     const orders = new Set<string>();
     for (let i = 0; i < 2000; i++) {
       const p = sampleColorJitter(rng);

@@ -2,10 +2,10 @@
  * Image augmentations on {@link FloatImage}s (HWC floats in [0, 1], before normalisation),
  * REFERENCE §5. Each operation comes in two halves: a deterministic `apply`-style function with
  * explicit parameters (tested exactly) and a sampler that draws those parameters from an
- * {@link Rng} (tested statistically). Every function returns a new image; inputs are not modified.
+ * {@link Random} (tested statistically). Every function returns a new image; inputs are not modified.
  */
+import { type Random, shuffleInPlace } from '@fwdgrad/random';
 import { type CropBox, cropAndResize, emptyImage, type FloatImage } from './image.js';
-import { type Rng, shuffleInPlace } from './rng.js';
 
 function clip01(v: number): number {
   return Math.min(Math.max(v, 0), 1);
@@ -56,7 +56,7 @@ export function padAndCrop(image: FloatImage, pad: number, top: number, left: nu
 }
 
 /** Pad + random crop: offsets uniform in [0, 2·pad] on each axis. */
-export function randomPadCrop(image: FloatImage, rng: Rng, pad = 4): FloatImage {
+export function randomPadCrop(image: FloatImage, rng: Random, pad = 4): FloatImage {
   const top = rng.int(2 * pad + 1);
   const left = rng.int(2 * pad + 1);
   return padAndCrop(image, pad, top, left);
@@ -92,7 +92,7 @@ export interface ResizedCropOptions {
  * maxAttempts times, then the whole image (clamped to the aspect range) is used.
  */
 export function sampleResizedCropBox(
-  rng: Rng,
+  rng: Random,
   height: number,
   width: number,
   options: ResizedCropOptions,
@@ -128,7 +128,7 @@ export function sampleResizedCropBox(
 /** Random resized crop: a box from {@link sampleResizedCropBox} resized bilinearly to outHeight x outWidth. */
 export function randomResizedCrop(
   image: FloatImage,
-  rng: Rng,
+  rng: Random,
   outHeight: number,
   outWidth: number,
   options: ResizedCropOptions,
@@ -277,7 +277,10 @@ export interface ColorJitterParams {
 }
 
 /** Draws a random order and the four jitter parameters. */
-export function sampleColorJitter(rng: Rng, strength: ColorJitterStrength = BYOL_JITTER): ColorJitterParams {
+export function sampleColorJitter(
+  rng: Random,
+  strength: ColorJitterStrength = BYOL_JITTER,
+): ColorJitterParams {
   const order = shuffleInPlace<JitterOp[]>(['brightness', 'contrast', 'saturation', 'hue'], rng);
   return {
     order,

@@ -1,13 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
+import { createRandom } from '@fwdgrad/random';
 import { flipHorizontal } from './augment.js';
 import { batches, epochOrder, numBatches, viewBatches } from './batching.js';
-import { createRng, hashSeed } from './rng.js';
 import type { Split } from './types.js';
 import { byolViewConfigs, viewAugment } from './views.js';
 
 function makeSplit(count: number, h: number, w: number, c: number, seed = 1): Split {
-  const rng = createRng(seed);
+  const rng = createRandom(seed);
   return {
     images: Uint8Array.from({ length: count * h * w * c }, () => rng.int(256)),
     labels: Uint8Array.from({ length: count }, (_, i) => i % 10),
@@ -111,11 +111,11 @@ describe('batches', () => {
     );
   });
 
-  it('uses the augmentation rng seeded by hashSeed(seed, epoch, index, 0)', () => {
+  it("augments example i of epoch e with the stream createRandom(seed).derive('augment', e, i, view)", () => {
     const split = makeSplit(3, 2, 2, 1);
     const seen: number[] = [];
     const augment = (im: any, rng: any) => {
-      seen.push(rng.seed);
+      seen.push(rng.key);
       return flipHorizontal(im);
     };
     for (const b of batches(split, {
@@ -128,7 +128,7 @@ describe('batches', () => {
     })) {
       tf.dispose([b.images, b.labels]);
     }
-    expect(seen).toEqual([0, 1, 2].map((i) => createRng(hashSeed(5, 2, i, 0)).seed));
+    expect(seen).toEqual([0, 1, 2].map((i) => createRandom(5).derive('augment', 2, i, 0).key));
   });
 
   it('does not leak tensors: only the yielded ones exist until disposed', () => {

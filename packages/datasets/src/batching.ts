@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
+import { createRandom, shuffleInPlace } from '@fwdgrad/random';
 import { type FloatImage, imageFromSplit } from './image.js';
-import { createRng, hashSeed, shuffleInPlace } from './rng.js';
 import type { Normalization, Split } from './types.js';
 import type { Augment } from './views.js';
 
@@ -84,7 +84,7 @@ export function epochOrder(split: Split, options: EpochOptions = {}): Int32Array
   for (let i = 0; i < n; i++) order[i] = i;
   if (options.shuffle ?? true) {
     const seed = requireSeed(options, 'shuffling');
-    shuffleInPlace(order, createRng(hashSeed(seed, options.epoch ?? 0)));
+    shuffleInPlace(order, createRandom(seed).derive('shuffle', options.epoch ?? 0));
   }
   return order;
 }
@@ -155,7 +155,7 @@ function fillView(
   for (let k = 0; k < b; k++) {
     const img = augment(
       imageFromSplit(split, indices[k]),
-      createRng(hashSeed(seed, epoch, indices[k], view)),
+      createRandom(seed).derive('augment', epoch, indices[k], view),
     );
     if (first === undefined) {
       first = img;

@@ -74,7 +74,6 @@ export {
   imageToBytes,
   resizeBilinear,
 } from './image.js';
-export { createRng, hashSeed, type Rng, shuffleInPlace } from './rng.js';
 export {
   type Dataset,
   fetchCommand,

@@ -3,12 +3,12 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
+import { createRandom } from '@fwdgrad/random';
 import { CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES, encodeCifar10Batch } from './cifar10.js';
-import { createRng } from './rng.js';
 
 /** count random 32x32x3 HWC images with labels < 10. */
 export function randomCifarSplit(count: number, seed: number) {
-  const rng = createRng(seed);
+  const rng = createRandom(seed);
   return {
     images: Uint8Array.from({ length: count * 3072 }, () => rng.int(256)),
     labels: Uint8Array.from({ length: count }, () => rng.int(10)),

@@ -3,6 +3,7 @@
  * BYOL-style two-view generator for contrastive learning (REFERENCE §5, paper §6 "Data
  * augmentation").
  */
+import type { Random } from '@fwdgrad/random';
 import {
   applyColorJitter,
   BYOL_JITTER,
@@ -18,10 +19,9 @@ import {
   toGrayscale,
 } from './augment.js';
 import { type CropBox, cropAndResize, type FloatImage } from './image.js';
-import type { Rng } from './rng.js';
 
 /** A per-image augmentation: takes a [0, 1] HWC image and a seeded generator, returns a new image. */
-export type Augment = (image: FloatImage, rng: Rng) => FloatImage;
+export type Augment = (image: FloatImage, rng: Random) => FloatImage;
 
 /** CIFAR supervised augmentation (REFERENCE §5): optional zero pad + random crop, random horizontal flip p=0.5. */
 export function padCropFlipAugment(options: { pad?: number; flip?: boolean } = {}): Augment {
@@ -103,7 +103,7 @@ export interface ViewParams {
 }
 
 /** Draws one view's random choices for an input image of height x width. */
-export function sampleViewParams(rng: Rng, config: ViewConfig, height: number, width: number): ViewParams {
+export function sampleViewParams(rng: Random, config: ViewConfig, height: number, width: number): ViewParams {
   const crop = config.crop === null ? null : sampleResizedCropBox(rng, height, width, config.crop);
   const flip = rng.bernoulli(config.flipProbability);
   const jitter = rng.bernoulli(config.colorJitterProbability) ? sampleColorJitter(rng, config.jitter) : null;
@@ -142,7 +142,7 @@ export function viewAugment(config: ViewConfig): Augment {
  */
 export function twoViews(
   image: FloatImage,
-  rng: Rng,
+  rng: Random,
   configs: [ViewConfig, ViewConfig] | ViewCrop | null,
 ): [FloatImage, FloatImage] {
   const [c1, c2] = Array.isArray(configs) ? configs : byolViewConfigs(configs);

@@ -31,14 +31,4 @@ export {
   ops,
   softmaxCrossEntropy,
 } from './ops.js';
-export {
-  createRandom,
-  NORMAL_BLOCK,
-  NORMAL_STRIDE,
-  type NormalFiller,
-  normalFiller,
-  type Random,
-  setNormalFiller,
-  type ZigguratTables,
-} from './random.js';
 export { type JvpRule, type JvpRuleContext, registerJvpRule, supportedKernels } from './rules/index.js';

@@ -43,7 +43,6 @@ export {
   type LinearParams,
   type LocalMixerParamShapes,
   type LocalMixerParams,
-  type NormalSource,
   type ParameterCounts,
   countParameters,
   countParametersByPart,

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { createRandom } from '@fwdgrad/jvp-core';
+import { createRandom, type Random } from '@fwdgrad/random';
 import { configSizes, type InitScheme, type LocalMixerConfig, sliceConfig, startsMidway } from './config.js';
 import { linearSites } from './context.js';
 
@@ -90,26 +90,21 @@ export function initScale(fanIn: number, scheme: InitScheme): number {
   return Math.min((scheme === 'kaiming' ? 2 : 1) / Math.sqrt(fanIn), 0.1);
 }
 
-/** A source of N(0,1) tensors, e.g. jvp-core's `Random`. */
-export interface NormalSource {
-  normal(shape: number[]): tf.Tensor;
-}
-
 /**
  * A weight drawn with the scheme: scale·N(0,1) with fan_in = shape[−2] (C′ for grouped layers, REFERENCE 0).
  * Feedback matrices of the FA rules are drawn like their forward weights with this function.
  */
-export function initWeight(shape: number[], scheme: InitScheme, random: NormalSource): tf.Tensor {
+export function initWeight(shape: number[], scheme: InitScheme, random: Random): tf.Tensor {
   const scale = initScale(shape[shape.length - 2], scheme);
   return tf.tidy(() => tf.mul(random.normal(shape), scale));
 }
 
 /**
  * Fresh parameters as `tf.Variable`s (the caller owns them; see {@link disposeParams}). Weights are drawn in
- * REFERENCE 0 order from one seeded stream (jvp-core `createRandom(seed)`, or the given source): backbone layers,
+ * REFERENCE 0 order from one seeded stream (`createRandom(seed)` of `@fwdgrad/random`, or the given stream): backbone layers,
  * local heads, projection; biases are zero and the final classifier is zero-initialised. Same seed, same numbers.
  */
-export function initParams(config: LocalMixerConfig, seed: number | NormalSource): LocalMixerParams {
+export function initParams(config: LocalMixerConfig, seed: number | Random): LocalMixerParams {
   const random = typeof seed === 'number' ? createRandom(seed) : seed;
   const shapes = paramShapes(config);
   const drawn = (p: { w: number[]; b: number[] }): LinearParams<tf.Variable> => {

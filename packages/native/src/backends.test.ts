@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { normalFiller } from '@fwdgrad/jvp-core';
+import { normalFiller } from '@fwdgrad/random';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadNative } from './addon.js';
 import { installBackendKernels } from './backends.js';

@@ -1,4 +1,4 @@
-import { setNormalFiller } from '@fwdgrad/jvp-core';
+import { setNormalFiller } from '@fwdgrad/random';
 import { installNativeKernels, nativeNormalFiller, uninstallNativeKernels } from './kernels.js';
 import { installKernelPatches, patchedKernels } from './wasm.js';
 
@@ -6,7 +6,7 @@ import { installKernelPatches, patchedKernels } from './wasm.js';
 export interface BackendKernelOptions {
   /**
    * On tfjs's `cpu` backend: this package's C kernels and normal sampler (true), or tfjs's own kernels
-   * and jvp-core's JavaScript sampler (false, the default). Other backends ignore it.
+   * and `@fwdgrad/random`'s JavaScript sampler (false, the default). Other backends ignore it.
    */
   native?: boolean;
 }
@@ -15,7 +15,7 @@ export interface BackendKernelOptions {
  * Puts in place the kernels fwdgrad runs on the tfjs backend `tfjsBackend` (call it after activating
  * that backend; `selectBackend` of @fwdgrad/trainer does):
  * - `cpu` with `native`: the C kernels (`installNativeKernels`) and the native normal sampler, which
- *   draws the same stream as jvp-core's JavaScript one;
+ *   draws the same stream as `@fwdgrad/random`'s JavaScript one;
  * - `cpu` without: tfjs's own kernels back (both share tfjs's cpu backend) and the JavaScript sampler;
  * - `wasm`: the transposed-product patches (`installKernelPatches`);
  * - any other backend (`tensorflow`, `webgl`, `webgpu`, …): its own kernels; jvp-core's ops fall back to

@@ -1,9 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
-import { createRandom, jvp } from '@fwdgrad/jvp-core';
+import { jvp } from '@fwdgrad/jvp-core';
 import { describe, expect, it } from 'vitest';
 import { activityPerturbedGradient, createActivityRecorder, plainSites, type Sites } from './index.js';
 import { smallMixer, smallMlp } from './models.test-util.js';
 import { flat, looksUnbiased, rand, unbiasedness, values } from './test-util.js';
+import { createRandom } from '@fwdgrad/random';
 
 /** Noise that is one-hot over the units of `site` (sample k perturbs unit k of every example), zero elsewhere. */
 function oneHotAt(site: string) {

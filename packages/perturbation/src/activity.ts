@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { jvp, type Random } from '@fwdgrad/jvp-core';
+import { jvp } from '@fwdgrad/jvp-core';
+import type { Random } from '@fwdgrad/random';
 import { activityWeightGradient } from './layer.js';
 import type { NoiseKind } from './noise.js';
 import { type ActivityRecord, createActivityRecorder, type NoiseSource, type Sites } from './sites.js';

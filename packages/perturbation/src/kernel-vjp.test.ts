@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { createRandom } from '@fwdgrad/jvp-core';
 import { describe, expect, it } from 'vitest';
 import { conv2dFilterGradient } from './kernel-vjp.js';
+import { createRandom } from '@fwdgrad/random';
 
 describe('conv2dFilterGradient', () => {
   const cases: [string, number[], number[], number | [number, number], 'valid' | 'same'][] = [

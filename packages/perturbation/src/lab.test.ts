@@ -9,7 +9,6 @@ import {
   independentWeightPerturbedGradient,
   type LabEstimator,
   type LabProblem,
-  LabStream,
   labEstimates,
   labEstimators,
   labTheory,
@@ -90,7 +89,7 @@ describe('the closed-form lab estimators equal the jvp-based estimators on the s
   it('all five, for several samples', () => {
     const problem = createLabProblem({ p: 3, q: 5, size: 50, seed: 1 });
     const n = 4;
-    const stream = new LabStream(99);
+    const stream = createRandom(99);
     const noise = allocateLabNoise(problem, n);
     const est = allocateLabEstimates(problem);
     for (let sample = 0; sample < 3; sample++) {

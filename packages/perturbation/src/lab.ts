@@ -1,3 +1,4 @@
+import { createRandom, type Random } from '@fwdgrad/random';
 import { checkNoiseKind, type NoiseKind, noiseFourthMoment } from './noise.js';
 
 /**
@@ -52,58 +53,13 @@ export interface LabProblem {
   S: number;
 }
 
-/** A small, fast, seeded generator of uniforms and of the lab's noise (splitmix32 + Box–Muller). */
-export class LabStream {
-  private state: number;
-  private spare = 0;
-  private hasSpare = false;
-
-  constructor(seed: number) {
-    this.state = seed >>> 0;
+/** Fills `buf` with zero-mean unit-variance noise of `kind` drawn from `random`. */
+function fillNoise(random: Random, buf: Float64Array, kind: NoiseKind): void {
+  if (kind === 'gaussian') {
+    for (let i = 0; i < buf.length; i++) buf[i] = random.standardNormal();
+  } else {
+    for (let i = 0; i < buf.length; i++) buf[i] = random.uniform() < 0.5 ? -1 : 1;
   }
-
-  /** Uniform in [0, 1). */
-  uniform(): number {
-    this.state = (this.state + 0x9e3779b9) >>> 0;
-    let z = this.state;
-    z = Math.imul(z ^ (z >>> 16), 0x21f0aaad);
-    z = Math.imul(z ^ (z >>> 15), 0x735a2d97);
-    z ^= z >>> 15;
-    return (z >>> 0) / 4294967296;
-  }
-
-  /** A standard normal draw. */
-  normal(): number {
-    if (this.hasSpare) {
-      this.hasSpare = false;
-      return this.spare;
-    }
-    const r = Math.sqrt(-2 * Math.log(1 - this.uniform()));
-    const a = 2 * Math.PI * this.uniform();
-    this.spare = r * Math.sin(a);
-    this.hasSpare = true;
-    return r * Math.cos(a);
-  }
-
-  /** Fills `buf` with zero-mean unit-variance noise of `kind`. */
-  fill(buf: Float64Array, kind: NoiseKind): void {
-    if (kind === 'gaussian') {
-      for (let i = 0; i < buf.length; i++) buf[i] = this.normal();
-    } else {
-      for (let i = 0; i < buf.length; i++) buf[i] = this.uniform() < 0.5 ? -1 : 1;
-    }
-  }
-}
-
-/** A well-mixed integer seed from a base seed and some integers (each lab point gets its own stream). */
-export function mixSeed(...parts: number[]): number {
-  let h = 0x811c9dc5;
-  for (const part of parts) {
-    h = Math.imul(h ^ (part >>> 0), 0x01000193);
-    h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
-    h ^= h >>> 12;
-  }
-  return h >>> 0;
 }
 
 /** Options of {@link createLabProblem}. */
@@ -138,11 +94,11 @@ export function createLabProblem(options: LabProblemOptions): LabProblem {
   const seed = options.seed ?? 0;
   // Separate streams: the data and the teacher depend on (seed, p) only, the student on (seed, p, q), so the
   // fan-out sweep varies the student alone; scales are normalised so that problems of different sizes compare.
-  const dataStream = new LabStream(mixSeed(seed, p, 0xda7a));
-  const studentStream = new LabStream(mixSeed(seed, p, q, 0x57d));
-  const normals = (stream: LabStream, n: number, scale: number) => {
+  const dataStream = createRandom(seed).derive('lab-data', p);
+  const studentStream = createRandom(seed).derive('lab-student', p, q);
+  const normals = (stream: Random, n: number, scale: number) => {
     const a = new Float64Array(n);
-    for (let i = 0; i < n; i++) a[i] = scale * stream.normal();
+    for (let i = 0; i < n; i++) a[i] = scale * stream.standardNormal();
     return a;
   };
   const teacherWidth = 4;
@@ -237,11 +193,11 @@ export function allocateLabNoise(problem: LabProblem, n: number): LabSampleNoise
 }
 
 /** Fills the noise buffers from `stream`, in the documented order. */
-export function drawLabNoise(stream: LabStream, kind: NoiseKind, noise: LabSampleNoise): void {
-  stream.fill(noise.weightShared, kind);
-  stream.fill(noise.weightIndependent, kind);
-  stream.fill(noise.activityShared, kind);
-  stream.fill(noise.activityIndependent, kind);
+export function drawLabNoise(stream: Random, kind: NoiseKind, noise: LabSampleNoise): void {
+  fillNoise(stream, noise.weightShared, kind);
+  fillNoise(stream, noise.weightIndependent, kind);
+  fillNoise(stream, noise.activityShared, kind);
+  fillNoise(stream, noise.activityIndependent, kind);
 }
 
 /** One estimate of ∇W1 [p·q] per estimator. */
@@ -383,7 +339,7 @@ export function measureLabPoint(problem: LabProblem, options: LabPointOptions): 
   checkNoiseKind(where, kind);
   const { p, q, size, meanGradient } = problem;
   const pq = p * q;
-  const stream = new LabStream(mixSeed(options.seed ?? 0, n, p, q, 0x5a3));
+  const stream = createRandom(options.seed ?? 0).derive('lab-point', n, p, q);
   const noise = allocateLabNoise(problem, n);
   const est = allocateLabEstimates(problem);
   const batch = new Int32Array(n);

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { createRandom, layerNorm } from '@fwdgrad/jvp-core';
+import { layerNorm } from '@fwdgrad/jvp-core';
 import { describe, expect, it } from 'vitest';
 import {
   activityWeightGradient,
@@ -9,6 +9,7 @@ import {
   weightPerturbationGroupedEstimate,
 } from './index.js';
 import { rand, values } from './test-util.js';
+import { createRandom } from '@fwdgrad/random';
 
 const close = (got: number[], want: number[], digits = 4) => {
   expect(got.length).toBe(want.length);

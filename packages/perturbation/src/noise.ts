@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
-import type { Random } from '@fwdgrad/jvp-core';
+import type { Random } from '@fwdgrad/random';
 
 /**
  * The distribution of a perturbation direction's entries: both are zero-mean with unit variance, which is all

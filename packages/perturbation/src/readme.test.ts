@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 // README example imports
 import * as tf from '@tensorflow/tfjs';
-import { createRandom, softmaxCrossEntropy } from '@fwdgrad/jvp-core';
+import { softmaxCrossEntropy } from '@fwdgrad/jvp-core';
+import { createRandom } from '@fwdgrad/random';
 import { forwardGradient, plainSites, type Sites } from './index.js';
 // README example imports end
 

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { createRandom, jvp } from '@fwdgrad/jvp-core';
+import { jvp } from '@fwdgrad/jvp-core';
 import { describe, expect, it } from 'vitest';
 import {
   activityPerturbedGradient,
@@ -14,6 +14,7 @@ import {
 } from './index.js';
 import { smallMixer, smallMlp } from './models.test-util.js';
 import { countReverseMode } from './test-util.js';
+import { createRandom } from '@fwdgrad/random';
 
 // DESIGN principle 3 ("forward means forward"): the estimators run no reverse-mode pass; the one documented
 // exception is the exact VJP of a layer's parameter-free normalisation (REFERENCE 1.6 step 3).

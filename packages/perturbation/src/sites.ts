@@ -6,10 +6,10 @@ import {
   jvpBatchSize,
   type Linearizable,
   type Linearization,
-  type Random,
   suspended,
   withTangent,
 } from '@fwdgrad/jvp-core';
+import type { Random } from '@fwdgrad/random';
 import { applyLinear, type LinearLayout } from './linear.js';
 import { checkNoiseKind, type NoiseKind, sampleNoise } from './noise.js';
 import { sameShape, shapeString } from './util.js';

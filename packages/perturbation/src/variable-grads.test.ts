@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { createRandom } from '@fwdgrad/jvp-core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { forwardVariableGrads } from './index.js';
+import { createRandom } from '@fwdgrad/random';
 
 afterEach(() => {
   tf.disposeVariables();

@@ -1,14 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
-import {
-  createRandom,
-  type KernelCall,
-  type Perturbation,
-  type Random,
-  variableJvp,
-} from '@fwdgrad/jvp-core';
+import { type KernelCall, type Perturbation, variableJvp } from '@fwdgrad/jvp-core';
 import { linearWeightGradient } from './kernel-vjp.js';
 import { checkNoiseKind, type NoiseKind, sampleNoise } from './noise.js';
 import { checkSamples } from './util.js';
+import { createRandom, type Random } from '@fwdgrad/random';
 
 /**
  * Forward gradients for any TensorFlow.js model, in tfjs's own idiom: `forwardVariableGrads(f, varList?,

@@ -1,9 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
-import { createRandom } from '@fwdgrad/jvp-core';
+
 import { describe, expect, it } from 'vitest';
 import { independentWeightPerturbedGradient, plainSites, weightPerturbedGradient } from './index.js';
 import { smallMlp } from './models.test-util.js';
 import { flat, looksUnbiased, rand, unbiasedness, values } from './test-util.js';
+import { createRandom } from '@fwdgrad/random';
 
 describe('weightPerturbedGradient (FG-W, eq. 2)', () => {
   it('is unbiased (appendix 8): the mean of many estimates approaches tf.grads, within its own standard error', () => {

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { jvp, type Random } from '@fwdgrad/jvp-core';
+import { jvp } from '@fwdgrad/jvp-core';
+import type { Random } from '@fwdgrad/random';
 import { checkNoiseKind, type NoiseKind, sampleNoise } from './noise.js';
 import { checkSamples, checkTensors, describeParam, sameShape, shapeString } from './util.js';
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { alignmentAngle } from '@fwdgrad/baselines-fa';
-import { createRandom } from '@fwdgrad/jvp-core';
+import { createRandom } from '@fwdgrad/random';
 import { createAlgorithm } from './algorithms/registry.js';
 import type { Algorithm, AlgorithmId, StepBatch } from './algorithms/types.js';
 import type { Model } from './model.js';

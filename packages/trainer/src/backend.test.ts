@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createRandom, normalFiller } from '@fwdgrad/jvp-core';
+
 import { nativeAddon } from '@fwdgrad/native';
+import { createRandom, normalFiller } from '@fwdgrad/random';
 import { autoOrder, describeSelection, NODE_MIN_STEP_WORK, selectBackend, stepWork } from './backend.js';
 
 describe('selectBackend', () => {

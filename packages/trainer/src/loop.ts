@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import { type Dataset, hashSeed } from '@fwdgrad/datasets';
+import type { Dataset } from '@fwdgrad/datasets';
 import { loadDataset } from '@fwdgrad/datasets/node';
-import { createRandom } from '@fwdgrad/jvp-core';
 import type { LocalMixerConfig, LocalMixerOptions } from '@fwdgrad/localmixer';
+import { createRandom, hashSeed } from '@fwdgrad/random';
 import { alignmentAngles } from './alignment.js';
 import { createAlgorithm } from './algorithms/registry.js';
 import type { Algorithm, AlgorithmId, AlgorithmOptions, StepResult } from './algorithms/types.js';

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { createRandom } from '@fwdgrad/jvp-core';
+
 import { type LocalMixerOptions, type PresetName, patchify, resolveConfig } from '@fwdgrad/localmixer';
 import { type AlgorithmId, createAlgorithm, createModel } from '@fwdgrad/trainer';
 import { type BackendName, selectBackend } from '@fwdgrad/trainer/node';
@@ -8,6 +8,7 @@ import { failureText, randomLabels } from '../measure.js';
 import { median, quantile, round } from '../stats.js';
 import { columnsTable, field, fields, type Row } from '../table.js';
 import type { Budget, RowSpec, Suite, SuitePlan } from '../types.js';
+import { createRandom } from '@fwdgrad/random';
 
 /**
  * The same training step on two backends in one process, timed in turns: fwdgrad's `native` (tfjs's cpu

@@ -1,11 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
-import { createRandom, jvp } from '@fwdgrad/jvp-core';
+import { jvp } from '@fwdgrad/jvp-core';
 import {
   CONTRASTIVE_PROJECTION_WIDTH,
   type LossImpl,
   replicatedCrossEntropy,
   replicatedInfoNce,
 } from '@fwdgrad/local-losses';
+import { createRandom } from '@fwdgrad/random';
 import { type Measured, measure, randn, randomLabels } from '../measure.js';
 import { round } from '../stats.js';
 import { linePlot } from '@fwdgrad/plot';

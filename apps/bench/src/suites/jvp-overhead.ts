@@ -1,10 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
-import { createRandom, jvp, layerNorm, softmaxCrossEntropy } from '@fwdgrad/jvp-core';
+import { jvp, layerNorm, softmaxCrossEntropy } from '@fwdgrad/jvp-core';
 import { applyLinear } from '@fwdgrad/localmixer';
 import { type BackendName, selectBackend } from '@fwdgrad/trainer/node';
 import { type Measured, measureInterleaved, randn, randomLabels } from '../measure.js';
 import { round } from '../stats.js';
 import { barPlot } from '@fwdgrad/plot';
+import { createRandom } from '@fwdgrad/random';
 import { columnsTable, field, fields, numbersOf, type Row } from '../table.js';
 import type { Budget, RowSpec, Suite, SuiteOptions, SuitePlan } from '../types.js';
 

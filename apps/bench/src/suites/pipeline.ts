@@ -1,8 +1,8 @@
 import { availableParallelism, loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { createRandom } from '@fwdgrad/jvp-core';
 import { type LocalMixerOptions, type PresetName, patchify, resolveConfig } from '@fwdgrad/localmixer';
 import { barPlot } from '@fwdgrad/plot';
+import { createRandom } from '@fwdgrad/random';
 import type { BackendRequest } from '@fwdgrad/trainer/node';
 import {
   blockCosts,

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { createRandom } from '@fwdgrad/jvp-core';
 import { type LocalMixerOptions, type PresetName, patchify, resolveConfig } from '@fwdgrad/localmixer';
 import { ALGORITHM_IDS, type AlgorithmId, createAlgorithm, createModel } from '@fwdgrad/trainer';
+import { createRandom } from '@fwdgrad/random';
 import { failureText, randomLabels } from '../measure.js';
 import { median, quantile, round } from '../stats.js';
 import { barPlot } from '@fwdgrad/plot';

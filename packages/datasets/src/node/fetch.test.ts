@@ -5,13 +5,13 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import * as tar from 'tar';
+import { createRandom } from '@fwdgrad/random';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CIFAR10_FOLDER, CIFAR10_TEST_FILE } from '../cifar10.js';
 import { loadCifar10 } from './cifar10.js';
 import { type FetchProgress, fetchDataset, verifyDataset } from './fetch.js';
 import { encodeIdx, IDX_FILES } from '../idx.js';
 import { loadMnist } from './idx.js';
-import { createRng } from '../rng.js';
 import { tempDirs, writeCifarFixture } from '../test-fixtures.js';
 
 const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
@@ -245,7 +245,7 @@ describe('a hostile archive', () => {
 
 describe('fetchDataset mnist against a local server', () => {
   it('downloads the four .gz idx files, verified, and loadMnist reads them', async () => {
-    const rng = createRng(5);
+    const rng = createRandom(5);
     const trainImages = Uint8Array.from({ length: 3 * 784 }, () => rng.int(256));
     const raw: Record<string, Uint8Array> = {
       [IDX_FILES.trainImages]: encodeIdx([3, 28, 28], trainImages),

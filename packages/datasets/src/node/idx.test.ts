@@ -1,15 +1,15 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { createRandom } from '@fwdgrad/random';
 import { describe, expect, it } from 'vitest';
 import { encodeIdx, IDX_FILES, mnistDataset, parseIdx } from '../idx.js';
-import { createRng } from '../rng.js';
 import { tempDirs } from '../test-fixtures.js';
 import { verifyDataset } from './fetch.js';
 import { loadIdx, loadMnist, mnistDataDir } from './idx.js';
 
 function randomBytes(n: number, seed: number, max = 256): Uint8Array {
-  const rng = createRng(seed);
+  const rng = createRandom(seed);
   return Uint8Array.from({ length: n }, () => rng.int(max));
 }
 

@@ -2,14 +2,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
+import { createRandom } from '@fwdgrad/random';
 import { describe, expect, it } from 'vitest';
 import { decodeImage, loadImageFolder, readImageFolder } from './image-folder.js';
-import { createRng } from '../rng.js';
 import { tempDirs } from '../test-fixtures.js';
 
 /** Random RGB bytes, h x w. */
 function rgb(h: number, w: number, seed: number): Uint8Array {
-  const rng = createRng(seed);
+  const rng = createRandom(seed);
   return Uint8Array.from({ length: h * w * 3 }, () => rng.int(256));
 }
 

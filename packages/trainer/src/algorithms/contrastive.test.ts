@@ -1,9 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
-import { createRandom } from '@fwdgrad/jvp-core';
+
 import { describe, expect, it } from 'vitest';
 import { createOptimizer } from '../optim.js';
 import { createAlgorithm } from './registry.js';
 import { disposeBatch, syntheticViews, tinyModel } from './testing.test-util.js';
+import { createRandom } from '@fwdgrad/random';
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 

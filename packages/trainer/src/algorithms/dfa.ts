@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Random } from '@fwdgrad/jvp-core';
+import type { Random } from '@fwdgrad/random';
 import {
   createDirectFeedback,
   type DirectFeedback,

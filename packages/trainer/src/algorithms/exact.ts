@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
-import { createRandom, type Random, softmaxCrossEntropy, stopGradient } from '@fwdgrad/jvp-core';
+import { softmaxCrossEntropy, stopGradient } from '@fwdgrad/jvp-core';
 import { feedbackLinear, initFeedback, randomReadoutLoss } from '@fwdgrad/baselines-fa';
 import { ntXent, poolFeatures } from '@fwdgrad/local-losses';
 import { exactContext, forwardBackbone, headFeatures, type LayerContext } from '@fwdgrad/localmixer';
+import { createRandom, type Random } from '@fwdgrad/random';
 import type { Model } from '../model.js';
 import {
   blockReplicas,

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { jvp, type Random, stopGradient, suspended } from '@fwdgrad/jvp-core';
+import { jvp, stopGradient, suspended } from '@fwdgrad/jvp-core';
 import type { LocalLoss } from '@fwdgrad/local-losses';
 import {
   applyLinear,
@@ -16,6 +16,7 @@ import {
   sampleNoise,
   weightPerturbationGroupedEstimate,
 } from '@fwdgrad/perturbation';
+import type { Random } from '@fwdgrad/random';
 import type { Model } from '../model.js';
 import {
   blockReplicasWithHeadGradient,

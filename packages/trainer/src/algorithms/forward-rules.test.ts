@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
-import { createRandom } from '@fwdgrad/jvp-core';
+
 import { describe, expect, it } from 'vitest';
 import { createAlgorithm } from './registry.js';
 import { disposeBatch, syntheticBatch, syntheticViews, tinyModel, trainTiny } from './testing.test-util.js';
+import { createRandom } from '@fwdgrad/random';
 
 function trainLosses(id: string, steps: number, lr: number, options = {}) {
   const { primary, leaked } = trainTiny(id, steps, lr, options);

@@ -1,5 +1,4 @@
 import * as tf from '@tensorflow/tfjs';
-import { createRandom } from '@fwdgrad/jvp-core';
 import { createLocalLoss } from '@fwdgrad/local-losses';
 import { exactContext, forwardBackbone, headFeatures } from '@fwdgrad/localmixer';
 import { describe, expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-import { createRandom, type Random } from '@fwdgrad/jvp-core';
+import { createRandom, type Random } from '@fwdgrad/random';
 import type { Model } from '../model.js';
 import { createDirectFeedbackAlignment } from './dfa.js';
 import { createGradientRule, isGradientRule } from './exact.js';

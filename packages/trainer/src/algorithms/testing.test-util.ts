@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { patchify, resolveConfig } from '@fwdgrad/localmixer';
-import { createRandom } from '@fwdgrad/jvp-core';
+
+import { createRandom } from '@fwdgrad/random';
 import { createModel, type Model } from '../model.js';
 import { createOptimizer } from '../optim.js';
 import { createAlgorithm } from './registry.js';

@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
-import type { Random } from '@fwdgrad/jvp-core';
+import type { Random } from '@fwdgrad/random';
 import type { Model } from '../model.js';
 
 /** The paper's eleven learning rules (Table 3, section 6) plus the `readout` control. */

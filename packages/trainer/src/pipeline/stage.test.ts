@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { hashSeed } from '@fwdgrad/datasets';
-import { createRandom } from '@fwdgrad/jvp-core';
 import { resolveConfig } from '@fwdgrad/localmixer';
+import { createRandom, hashSeed } from '@fwdgrad/random';
 import { describe, expect, it } from 'vitest';
 import { createAlgorithm } from '../algorithms/registry.js';
 import { createModel } from '../model.js';

@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { createRandom } from '@fwdgrad/jvp-core';
-import { hashSeed } from '@fwdgrad/datasets';
 import { linearSites, sliceConfig, sliceParams } from '@fwdgrad/localmixer';
+import { createRandom, hashSeed } from '@fwdgrad/random';
 import { createAlgorithm } from '../algorithms/registry.js';
 import type { Algorithm } from '../algorithms/types.js';
 import { checkFinite } from '../guard.js';

@@ -1,20 +1,32 @@
 import * as tf from '@tensorflow/tfjs';
 
 /**
- * A seeded random source (DESIGN principle 6: every random draw comes from a generator passed
- * in). Same seed, same stream, on the same backend.
+ * A seeded random stream (DESIGN principle 6: every random draw comes from a generator passed in). Same
+ * key, same draws (on the same backend). Streams are split as JAX splits keys: {@link Random.derive} gives
+ * an independent stream named by a path of strings or integers that depends only on this stream's key and
+ * the path — not on how much was drawn — so a new consumer never shifts another's numbers.
  */
 export interface Random {
-  /** Uniform in [0, 1). */
-  uniform(): number;
-  /** A fresh 31-bit integer seed, e.g. for tfjs random ops. */
-  seed(): number;
-  /** A float32 tensor of independent N(0, 1) draws. */
+  /** The 32-bit key this stream started from (`createRandom(key)` replays it from the start). */
+  readonly key: number;
+  /** Uniform in [lo, hi), by default [0, 1). */
+  uniform(lo?: number, hi?: number): number;
+  /** Uniform integer in [0, n). */
+  int(n: number): number;
+  /** True with probability p. */
+  bernoulli(p: number): boolean;
+  /** One standard normal draw as a number (Box–Muller; draws come in pairs). */
+  standardNormal(): number;
+  /** A float32 tensor of independent N(0, 1) draws (ziggurat, in blocks: see {@link NORMAL_BLOCK}). */
   normal(shape: number[]): tf.Tensor;
   /** A float32 tensor of independent ±1 draws with probability 1/2 each. */
   rademacher(shape: number[]): tf.Tensor;
-  /** An independent child stream (derived deterministically from this one). */
-  fork(): Random;
+  /**
+   * The independent stream named `path` below this one: `createRandom(hashSeed(key, ...ids))`, each string
+   * of the path replaced by {@link streamId} of it. Derive once per consumer (and per step, epoch, example…)
+   * instead of sharing one stream, so that what one consumer draws cannot move another's draws.
+   */
+  derive(...path: (string | number)[]): Random;
 }
 
 /** splitmix32: small, fast, good statistical quality; signed 32-bit integers. `state.a` is the counter. */
@@ -161,34 +173,115 @@ function fillNormalBlocks(out: Float32Array, start: number): number {
   return (start + Math.imul(blocks * NORMAL_STRIDE, 0x9e3779b9)) >>> 0;
 }
 
-/** Creates a {@link Random} from an integer seed. */
+/** Murmur3's 32-bit finaliser: a bijection on uint32 with good avalanche. */
+function fmix32(h: number): number {
+  let x = h >>> 0;
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x85ebca6b);
+  x ^= x >>> 13;
+  x = Math.imul(x, 0xc2b2ae35);
+  x ^= x >>> 16;
+  return x >>> 0;
+}
+
+/**
+ * Mixes integers (a seed, then e.g. a stream id, an epoch, an example index, a view) into one 32-bit key.
+ * Unlike `seed + epoch`, (seed 1, epoch 0) and (seed 0, epoch 1) give unrelated keys. Safe integers only.
+ */
+export function hashSeed(...parts: number[]): number {
+  let h = 0x811c9dc5;
+  for (const part of parts) {
+    if (!Number.isSafeInteger(part)) {
+      throw new Error(
+        `hashSeed: seed components must be safe integers, got ${part}. Pass integers such as 0 or 42.`,
+      );
+    }
+    const lo = part >>> 0;
+    const hi = Math.floor(part / 0x100000000) >>> 0;
+    h = fmix32(h ^ lo);
+    h = fmix32((h + 0x9e3779b9) ^ hi);
+  }
+  return h;
+}
+
+/** The 32-bit id of a stream name (FNV-1a over its UTF-16 code units, then fmix32), as {@link Random.derive} uses it. */
+export function streamId(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+  return fmix32(h);
+}
+
+/**
+ * Creates the {@link Random} stream of an integer seed (its key is `floor(seed) mod 2^32`). The generator is
+ * splitmix32 (a counter: `key` plus a multiple of the golden-ratio increment, hashed), so streams of different
+ * keys are unrelated and a normal request can be drawn block-parallel by a native filler.
+ */
 export function createRandom(seed: number): Random {
-  if (!Number.isFinite(seed)) throw new Error(`createRandom: seed must be a finite number, got ${seed}`);
-  const state = { a: Math.floor(seed) >>> 0 };
+  if (!Number.isFinite(seed)) {
+    throw new Error(
+      `createRandom: seed must be a finite number, got ${seed}. Pass an integer such as 0 or 42.`,
+    );
+  }
+  const key = Math.floor(seed) >>> 0;
+  const state = { a: key };
   const nextInt = splitmix32Int(state);
-  const uniform = () => (nextInt() >>> 0) / 4294967296;
+  const next = () => (nextInt() >>> 0) / 4294967296;
+  let spare: number | null = null;
   const random: Random = {
-    uniform,
-    seed: () => Math.floor(uniform() * 2147483647),
+    key,
+    uniform: (lo = 0, hi = 1) => (lo === 0 && hi === 1 ? next() : lo + (hi - lo) * next()),
+    int(n) {
+      if (!Number.isInteger(n) || n <= 0)
+        throw new Error(`random.int(n) needs a positive integer n, got ${n}.`);
+      return Math.floor(next() * n);
+    },
+    bernoulli: (p) => next() < p,
+    standardNormal() {
+      if (spare !== null) {
+        const z = spare;
+        spare = null;
+        return z;
+      }
+      const r = Math.sqrt(-2 * Math.log(1 - next()));
+      const a = 2 * Math.PI * next();
+      spare = r * Math.sin(a);
+      return r * Math.cos(a);
+    },
     normal: (shape) => {
       if (filler !== undefined) {
         const drawn = filler(shape, state.a, TABLES);
         state.a = drawn.state >>> 0;
         return drawn.tensor;
       }
-      const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
+      const values = new Float32Array(sizeOf(shape));
       state.a = fillNormalBlocks(values, state.a);
       return tf.tensor(values, shape, 'float32');
     },
     rademacher: (shape) => {
-      const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
+      const values = new Float32Array(sizeOf(shape));
       for (let i = 0; i < values.length; i += 32) {
         const bits = nextInt();
         for (let j = 0; j < 32 && i + j < values.length; j++) values[i + j] = (bits >>> j) & 1 ? 1 : -1;
       }
       return tf.tensor(values, shape, 'float32');
     },
-    fork: () => createRandom(random.seed() ^ 0x5bd1e995),
+    derive: (...path) =>
+      createRandom(hashSeed(key, ...path.map((p) => (typeof p === 'string' ? streamId(p) : p)))),
   };
   return random;
+}
+
+function sizeOf(shape: number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** Fisher–Yates shuffle in place, drawing from `random`. Returns the same array. */
+export function shuffleInPlace<T extends { length: number; [i: number]: any }>(array: T, random: Random): T {
+  for (let i = array.length - 1; i > 0; i--) {
+    const j = random.int(i + 1);
+    const tmp = array[i];
+    array[i] = array[j];
+    array[j] = tmp;
+  }
+  return array;
 }
