@@ -41,11 +41,11 @@ if (backend === 'native') {
     throw new Error(`FWDGRAD_TEST_BACKEND=native but the native addon is unavailable: ${status.reason}`);
   }
   if (native.installNativeKernels('cpu').length === 0) throw new Error('no native kernel was installed');
-  // packages that use jvp-core build it first (turbo ^build); the others do not draw normals
-  const jvpDist = new URL('packages/jvp-core/dist/index.js', root);
-  if (existsSync(jvpDist)) {
-    const jvp = await import(jvpDist.href);
-    jvp.setNormalFiller(native.nativeNormalFiller());
+  // packages that draw normals build @fwdgrad/random first (turbo ^build); the others do not draw them
+  const randomDist = new URL('packages/random/dist/index.js', root);
+  if (existsSync(randomDist)) {
+    const random = await import(randomDist.href);
+    random.setNormalFiller(native.nativeNormalFiller());
   }
 }
 

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { jvp } from '@fwdgrad/jvp-core';
 import { describe, expect, it } from 'vitest';
 import { localMixerBlockLoss } from './suites/jvp-overhead.js';
-import { closeRel, num, smoke } from './test-util.test-util.js';
+import { closeRel, num, smoke } from './testing.test-util.js';
 
 describe('jvp-overhead at --budget smoke', () => {
   it('measures f, jvp(f) and tf.grads on wasm and cpu in one process (auto)', async () => {

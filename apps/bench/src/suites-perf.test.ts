@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { algorithmOrder } from './suites/throughput.js';
-import { closeRel, num, smoke } from './test-util.test-util.js';
+import { closeRel, num, smoke } from './testing.test-util.js';
 
 describe('performance suites at --budget smoke (cpu backend)', () => {
   it('fused: naive vs fused rows with shape, op, bytes and times; fused uses less memory', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { num, smoke } from './test-util.test-util.js';
+import { num, smoke } from './testing.test-util.js';
 
 // The training suites run `train()` for real; the smoke test runs a few of their rows (--filter)
 // to stay within seconds on the pure-JS cpu backend. `pnpm bench <suite> --budget smoke` runs them all.

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { trainMnistCnn } from './suites/tfjs-layers.js';
-import { num, smoke } from './test-util.test-util.js';
+import { num, smoke } from './testing.test-util.js';
 import { mnist } from './training.js';
 
 describe('tfjs-layers: a tf.sequential CNN on MNIST with forwardVariableGrads', () => {

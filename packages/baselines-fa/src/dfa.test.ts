@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { createDirectFeedback, detach, directFeedback, randomReadoutLoss } from './dfa.js';
-import { linear } from './linear.js';
-import { maxAbsDiff, meanCrossEntropy } from './test-utils.js';
+import { linear, maxAbsDiff, meanCrossEntropy } from './testing.test-util.js';
 
 const rn = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
 

@@ -16,11 +16,5 @@ export {
   type RandomReadoutOptions,
   randomReadoutLoss,
 } from './dfa.js';
-export {
-  type InitFeedbackOptions,
-  type InitScheme,
-  initDirectFeedback,
-  initFeedback,
-  initScale,
-} from './init.js';
-export { feedbackLinear, type LinearLayout, linear } from './linear.js';
+export { type InitFeedbackOptions, initDirectFeedback, initFeedback } from './init.js';
+export { feedbackLinear } from './linear.js';

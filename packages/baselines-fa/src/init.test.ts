@@ -1,22 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
+import { initScale } from '@fwdgrad/linear';
 import { createRandom } from '@fwdgrad/random';
 import { describe, expect, it } from 'vitest';
-import { initDirectFeedback, initFeedback, initScale } from './init.js';
+import { initDirectFeedback, initFeedback } from './init.js';
 
 function std(t: tf.Tensor): number {
   return tf.tidy(() => Math.sqrt(tf.mean(tf.square(t)).dataSync()[0]));
 }
-
-describe('initScale (REFERENCE 0)', () => {
-  it('follows min(2/√fan_in, 0.1) and min(1/√fan_in, 0.1) with fan_in = shape[-2]', () => {
-    expect(initScale([1024, 16])).toBeCloseTo(2 / 32, 12);
-    expect(initScale([1024, 16], 'lecun')).toBeCloseTo(1 / 32, 12);
-    expect(initScale([16, 8])).toBe(0.1); // capped
-    expect(initScale([4, 400, 3], 'lecun')).toBeCloseTo(1 / 20, 12); // grouped: fan_in = C′
-    expect(initScale([10, 64], 'kaiming', 900)).toBeCloseTo(2 / 30, 12);
-    expect(() => initScale([5])).toThrow(/fan_in = shape\[-2\] of shape \[5\]/);
-  });
-});
 
 describe('initFeedback', () => {
   it('draws B like W: W’s shape, scale·N(0,1), same seed same matrix', () => {

@@ -1,8 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
+import { type InitScheme, initWeight } from '@fwdgrad/linear';
 import { createRandom, type Random } from '@fwdgrad/random';
-
-/** Initialisation schemes of the authors' code (REFERENCE 0). */
-export type InitScheme = 'kaiming' | 'lecun';
 
 /** Options of {@link initFeedback}. */
 export interface InitFeedbackOptions {
@@ -17,24 +15,6 @@ export interface InitFeedbackOptions {
   scale?: number;
   /** Fan-in used by `scheme`; defaults to shape[-2] (REFERENCE 0: C′ for grouped layers). */
   fanIn?: number;
-}
-
-/**
- * The standard deviation the authors' code gives a weight of `shape` (REFERENCE 0): kaiming
- * min(2/√fan_in, 0.1), lecun min(1/√fan_in, 0.1), with fan_in = shape[-2] unless given.
- */
-export function initScale(shape: readonly number[], scheme: InitScheme = 'kaiming', fanIn?: number): number {
-  if (scheme !== 'kaiming' && scheme !== 'lecun') {
-    throw new Error(`initScale: unknown scheme '${String(scheme)}'; use 'kaiming' or 'lecun'.`);
-  }
-  const fan = fanIn ?? shape[shape.length - 2];
-  if (fan === undefined || !Number.isInteger(fan) || fan < 1) {
-    throw new Error(
-      `initScale: cannot take fan_in = shape[-2] of shape [${shape.join(',')}]; give a weight of rank ≥ 2 ` +
-        `or pass fanIn (a positive integer).`,
-    );
-  }
-  return Math.min((scheme === 'kaiming' ? 2 : 1) / Math.sqrt(fan), 0.1);
 }
 
 function streamOf(seed: number | Random): Random {
@@ -70,16 +50,12 @@ export function initFeedback(
         `rank ≥ 2 (pass fanIn or scale to draw one anyway).`,
     );
   }
-  let scale: number;
-  if (opts.scale !== undefined) {
-    if (!Number.isFinite(opts.scale) || opts.scale < 0) {
-      throw new Error(`initFeedback: scale must be a finite number ≥ 0, got ${opts.scale}.`);
-    }
-    scale = opts.scale;
-  } else {
-    scale = initScale(shape, opts.scheme ?? 'kaiming', opts.fanIn);
+  const { scale } = opts;
+  if (scale !== undefined && (!Number.isFinite(scale) || scale < 0)) {
+    throw new Error(`initFeedback: scale must be a finite number ≥ 0, got ${scale}.`);
   }
   const random = streamOf(opts.seed);
+  if (scale === undefined) return initWeight(shape, opts.scheme ?? 'kaiming', random, opts.fanIn);
   return tf.tidy(() => tf.mul(random.normal(shape), scale));
 }
 

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { feedbackLinear, type LinearLayout, linear } from './linear.js';
-import { maxAbsDiff } from './test-utils.js';
+import type { LinearLayout } from '@fwdgrad/linear';
+import { feedbackLinear } from './linear.js';
+import { linear, maxAbsDiff } from './testing.test-util.js';
 
 const rn = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
 
@@ -190,12 +191,12 @@ describe('feedbackLinear', () => {
     ).toThrow(/x has shape \[2,3,2,4\] but W has shape \[2,5,3\]/);
     expect(() =>
       feedbackLinear(tf.zeros([2, 3, 4]), tf.zeros([4, 5]), tf.zeros([5]), tf.zeros([4, 5]), 'token'),
-    ).toThrow(/W must be square \[P, P\] but has shape \[4,5\]/);
+    ).toThrow(/W must be a square token-mixing weight \[P, P\] but has shape \[4,5\]/);
     expect(() =>
       feedbackLinear(tf.zeros([2, 4, 3]), tf.zeros([4, 4]), tf.zeros([4]), tf.zeros([4, 4]), 'token'),
     ).toThrow(/x has shape \[2,4,3\] but W has shape \[4,4\]/);
     expect(() => feedbackLinear(x, tf.zeros([3, 2]), null, tf.zeros([3, 2]), 'conv' as LinearLayout)).toThrow(
-      /unknown layout 'conv'/,
+      /unknown layout "conv"/,
     );
   });
 });

@@ -1,3 +1,5 @@
+import type { InitScheme } from '@fwdgrad/linear';
+
 /**
  * LocalMixer configuration: sizes, normalisation variants, presets (paper Table 2) and validation.
  * Notation follows REFERENCE 0: np = patches per side, P = np², D_in = patch pixels · image channels,
@@ -28,9 +30,6 @@ export interface NormPlacement {
   /** Normalise the output of every linear layer before the ReLU (`post_linear_ln`). */
   postLinear: boolean;
 }
-
-/** Initialisation scheme of the weights (REFERENCE 0): W = min(c/√fan_in, 0.1)·N(0,1), c = 2 (kaiming) or 1. */
-export type InitScheme = 'kaiming' | 'lecun';
 
 /** Training objective: which heads exist and their widths (REFERENCE 0, 2). */
 export type Objective = 'supervised' | 'contrastive';

@@ -1,14 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { groupedMatMul, type Linearizable, stopGradient } from '@fwdgrad/jvp-core';
+import { type Linearizable, stopGradient } from '@fwdgrad/jvp-core';
+import { applyLinear, type LinearLayout } from '@fwdgrad/linear';
 import { configSizes, type LocalMixerConfig, startsMidway } from './config.js';
-
-/**
- * How a linear layer contracts its input (REFERENCE 0):
- * - `'dense'`: x[..., in]·W[in, out] + b[out] (patch embedding, dense channel mixing);
- * - `'grouped'`: x[..., G, in/G] × W[G, in/G, out/G] + b[G, out/G], each group its own map (`'npgc,gcd->npgd'`);
- * - `'token'`: token mixing, x[N, C, P]·W[P, P] + b[P], one map shared by all channels.
- */
-export type LinearLayout = 'dense' | 'grouped' | 'token';
 
 /** One backbone linear layer. */
 export interface LinearSite {
@@ -30,7 +23,7 @@ export interface LinearSite {
 export interface LayerContext {
   /**
    * The linear map of a site. dense: x[..., in]·W[in,out] + b[out]; grouped: x[N,P,G,in/G] × W[G,in/G,out/G] +
-   * b[G,out/G]; token: x[N,C,P]·W[P,P] + b[P]. {@link applyLinear} is the plain implementation.
+   * b[G,out/G]; token: x[N,C,P]·W[P,P] + b[P]. `applyLinear` of `@fwdgrad/linear` is the plain implementation.
    */
   linear(site: LinearSite, x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor;
   /**
@@ -87,45 +80,6 @@ export function siteActivationShape(config: LocalMixerConfig, site: LinearSite, 
   return [batch, P, config.groups, s.groupChannels];
 }
 
-function denseLinear(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor {
-  const lead = x.shape.slice(0, -1);
-  const inDim = x.shape[x.rank - 1];
-  const outDim = w.shape[1] as number;
-  const y = tf.matMul(tf.reshape(x, [-1, inDim]), w);
-  return tf.add(tf.reshape(y, [...lead, outDim]), b);
-}
-
-function groupedLinear(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor {
-  // 'npgc,gcd->npgd' without Einsum (the wasm backend has none): jvp-core's grouped product, G strided
-  // products on x's own layout where the backend has the kernel (@fwdgrad/native), else transpose →
-  // batched matMul → transpose.
-  return tf.add(groupedMatMul(x, w, 'nn'), b);
-}
-
-/**
- * The plain linear map of a layout (see {@link LinearLayout}); checks that x, w and b fit. Token mixing is the
- * dense contraction over the last (token) axis of x[N, C, P].
- */
-export function applyLinear(layout: LinearLayout, x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor {
-  const fail = (expected: string) => {
-    throw new Error(
-      `LocalMixer ${layout} linear: input ${JSON.stringify(x.shape)}, weight ${JSON.stringify(w.shape)} and bias ` +
-        `${JSON.stringify(b.shape)} do not fit; expected ${expected}.`,
-    );
-  };
-  if (layout === 'grouped') {
-    const [g, ci] = x.shape.slice(-2);
-    if (x.rank < 3 || w.rank !== 3 || w.shape[0] !== g || w.shape[1] !== ci)
-      fail('x[..., G, in/G], w[G, in/G, out/G]');
-    if (b.rank !== 2 || b.shape[0] !== g || b.shape[1] !== w.shape[2]) fail('b[G, out/G]');
-    return groupedLinear(x, w, b);
-  }
-  if (w.rank !== 2 || x.rank < 2 || x.shape[x.rank - 1] !== w.shape[0]) fail('x[..., in], w[in, out]');
-  if (b.rank !== 1 || b.shape[0] !== w.shape[1]) fail('b[out]');
-  if (layout === 'token' && w.shape[0] !== w.shape[1]) fail('a square token-mixing weight w[P, P]');
-  return denseLinear(x, w, b);
-}
-
 /**
  * The context of the exact rules (BP, L-BP, LG-BP): plain ops, gradients from tfjs autodiff, forward tangents
  * from jvp-core. With `stopGradientBetweenBlocks` (the local greedy rules, REFERENCE 1.1) each block boundary
@@ -135,7 +89,7 @@ export function applyLinear(layout: LinearLayout, x: tf.Tensor, w: tf.Tensor, b:
 export function exactContext(opts: { stopGradientBetweenBlocks?: boolean } = {}): LayerContext {
   const stop = opts.stopGradientBetweenBlocks === true;
   return {
-    linear: (site, x, w, b) => applyLinear(site.layout, x, w, b),
+    linear: (site, x, w, b) => applyLinear(site.layout, x, w, b, `LocalMixer layer ${site.index}`),
     activate: (_site, { prenorm, normalize, residual }) => {
       const z = normalize(prenorm);
       return tf.relu(residual === undefined ? z : tf.add(z, residual));

@@ -1,5 +1,4 @@
 export {
-  type InitScheme,
   type LocalMixerConfig,
   type LocalMixerOptions,
   type LocalMixerSizes,
@@ -19,9 +18,7 @@ export {
 } from './config.js';
 export {
   type LayerContext,
-  type LinearLayout,
   type LinearSite,
-  applyLinear,
   exactContext,
   linearSites,
   siteActivationShape,
@@ -49,8 +46,6 @@ export {
   disposeParams,
   flattenParams,
   initParams,
-  initScale,
-  initWeight,
   paramShapes,
   paramsToTensors,
   sliceParams,

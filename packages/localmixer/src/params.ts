@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
+import { initWeight } from '@fwdgrad/linear';
 import { createRandom, type Random } from '@fwdgrad/random';
-import { configSizes, type InitScheme, type LocalMixerConfig, sliceConfig, startsMidway } from './config.js';
+import { configSizes, type LocalMixerConfig, sliceConfig, startsMidway } from './config.js';
 import { linearSites } from './context.js';
 
 /** Weight and bias of one linear layer. */
@@ -83,20 +84,6 @@ export function countParametersByPart(config: LocalMixerConfig): ParameterCounts
  */
 export function countParameters(config: LocalMixerConfig): number {
   return countParametersByPart(config).total;
-}
-
-/** Standard deviation of a freshly initialised weight (REFERENCE 0): min(c/√fan_in, 0.1), c = 2 or 1. */
-export function initScale(fanIn: number, scheme: InitScheme): number {
-  return Math.min((scheme === 'kaiming' ? 2 : 1) / Math.sqrt(fanIn), 0.1);
-}
-
-/**
- * A weight drawn with the scheme: scale·N(0,1) with fan_in = shape[−2] (C′ for grouped layers, REFERENCE 0).
- * Feedback matrices of the FA rules are drawn like their forward weights with this function.
- */
-export function initWeight(shape: number[], scheme: InitScheme, random: Random): tf.Tensor {
-  const scale = initScale(shape[shape.length - 2], scheme);
-  return tf.tidy(() => tf.mul(random.normal(shape), scale));
 }
 
 /**

@@ -3,9 +3,9 @@ import {
   FUSED_GROUPED_MATMUL,
   FUSED_LAYER_NORM,
   FUSED_LAYER_NORM_JVP,
-  type NormalFiller,
   tapeRecording,
 } from '@fwdgrad/jvp-core';
+import type { NormalFiller } from '@fwdgrad/random';
 import { type NativeAddon, nativeAddon } from './addon.js';
 import { BufferPool, type PoolableBackend } from './pool.js';
 
@@ -785,7 +785,7 @@ export function uninstallNativeKernels(backendName = 'cpu'): void {
 }
 
 /**
- * The native normal sampler for @fwdgrad/jvp-core's `setNormalFiller`: the same splitmix32 + ziggurat
+ * The native normal sampler for @fwdgrad/random's `setNormalFiller`: the same splitmix32 + ziggurat
  * stream as its JavaScript sampler, draw for draw, several times faster. After each request it hands
  * the addon a buffer of the same size, into which the stream's next draws are made on a background
  * thread while the caller computes; the next request of that size from that counter takes the buffer

@@ -3,7 +3,7 @@ import { jvp } from '@fwdgrad/jvp-core';
 import { describe, expect, it } from 'vitest';
 import { activityPerturbedGradient, createActivityRecorder, plainSites, type Sites } from './index.js';
 import { smallMixer, smallMlp } from './models.test-util.js';
-import { flat, looksUnbiased, rand, unbiasedness, values } from './test-util.js';
+import { flat, looksUnbiased, rand, unbiasedness, values } from './testing.test-util.js';
 import { createRandom } from '@fwdgrad/random';
 
 /** Noise that is one-hot over the units of `site` (sample k perturbs unit k of every example), zero elsewhere. */
@@ -285,7 +285,7 @@ describe('bad input: one clear error naming the layer or parameter and both shap
     const bad = ([w1, b1]: tf.Tensor[], sites: Sites) =>
       tf.sum(sites.linear('hidden', m.x, tf.transpose(w1), b1), 1);
     expect(() => activityPerturbedGradient(bad, m.params.slice(0, 2), { random })).toThrow(
-      /sites\.linear\('hidden'\): dense layer with input \[6, 3\], weight \[5, 3\] and bias \[5\] do not fit/,
+      /sites\.linear\('hidden'\) \(dense layer\): x has shape \[6,3\] but W has shape \[5,3\]/,
     );
   });
 

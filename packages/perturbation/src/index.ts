@@ -11,7 +11,6 @@ export {
   type GroupedWeightEstimateInput,
   weightPerturbationGroupedEstimate,
 } from './layer.js';
-export { applyLinear, type LinearLayout, linearParamGradients } from './linear.js';
 export { type NoiseKind, noiseFourthMoment, noiseKinds, sampleNoise } from './noise.js';
 export {
   type ActivateArgs,

@@ -18,7 +18,7 @@ import {
   varianceJsonLines,
   weightPerturbedGradient,
 } from './index.js';
-import { values } from './test-util.js';
+import { values } from './testing.test-util.js';
 
 /** The lab network as tfjs code written against Sites (the form every estimator of this package takes). */
 function labTensors(problem: LabProblem, batch: number[]) {

@@ -1,14 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { layerNorm } from '@fwdgrad/jvp-core';
 import { describe, expect, it } from 'vitest';
-import {
-  activityWeightGradient,
-  applyLinear,
-  expandGroupTangent,
-  type LinearLayout,
-  weightPerturbationGroupedEstimate,
-} from './index.js';
-import { rand, values } from './test-util.js';
+import { applyLinear, type LinearLayout } from '@fwdgrad/linear';
+import { activityWeightGradient, expandGroupTangent, weightPerturbationGroupedEstimate } from './index.js';
+import { rand, values } from './testing.test-util.js';
 import { createRandom } from '@fwdgrad/random';
 
 const close = (got: number[], want: number[], digits = 4) => {

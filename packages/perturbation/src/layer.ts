@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { checkLayout, type LinearLayout, linearParamGradients } from './linear.js';
+import { checkLayout, type LinearLayout, linearParamGradients } from '@fwdgrad/linear';
 import { sameShape, shapeString } from './util.js';
 
 /** Input of {@link activityWeightGradient}: what one perturbed linear layer recorded, plus its loss tangent. */

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { type Linearizable, layerNorm, layerNormFunction } from '@fwdgrad/jvp-core';
 import { plainSites, type Sites } from './index.js';
-import { rand } from './test-util.js';
+import { rand } from './testing.test-util.js';
 
 /** A small MLP 3 → 5 (LN, ReLU) → 2 with squared error, written once against Sites. Per-example losses [6]. */
 export function smallMlp(seed = 1) {

@@ -13,7 +13,7 @@ import {
   weightPerturbedGradient,
 } from './index.js';
 import { smallMixer, smallMlp } from './models.test-util.js';
-import { countReverseMode } from './test-util.js';
+import { countReverseMode } from './testing.test-util.js';
 import { createRandom } from '@fwdgrad/random';
 
 // DESIGN principle 3 ("forward means forward"): the estimators run no reverse-mode pass; the one documented

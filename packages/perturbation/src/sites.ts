@@ -9,8 +9,8 @@ import {
   suspended,
   withTangent,
 } from '@fwdgrad/jvp-core';
+import { applyLinear, type LinearLayout } from '@fwdgrad/linear';
 import type { Random } from '@fwdgrad/random';
-import { applyLinear, type LinearLayout } from './linear.js';
 import { checkNoiseKind, type NoiseKind, sampleNoise } from './noise.js';
 import { sameShape, shapeString } from './util.js';
 

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { independentWeightPerturbedGradient, plainSites, weightPerturbedGradient } from './index.js';
 import { smallMlp } from './models.test-util.js';
-import { flat, looksUnbiased, rand, unbiasedness, values } from './test-util.js';
+import { flat, looksUnbiased, rand, unbiasedness, values } from './testing.test-util.js';
 import { createRandom } from '@fwdgrad/random';
 
 describe('weightPerturbedGradient (FG-W, eq. 2)', () => {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { jvp, layerNorm, softmaxCrossEntropy } from '@fwdgrad/jvp-core';
-import { applyLinear } from '@fwdgrad/localmixer';
+import { applyLinear } from '@fwdgrad/linear';
 import { type BackendName, selectBackend } from '@fwdgrad/trainer/node';
 import { type Measured, measureInterleaved, randn, randomLabels } from '../measure.js';
 import { round } from '../stats.js';

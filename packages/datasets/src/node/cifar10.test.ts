@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CIFAR10_FOLDER, cifar10Dataset, encodeCifar10Batch, parseCifar10Batch } from '../cifar10.js';
-import { randomCifarSplit, tempDirs, writeCifarFixture } from '../test-fixtures.js';
+import { randomCifarSplit, tempDirs, writeCifarFixture } from '../fixtures.test-util.js';
 import { loadCifar10 } from './cifar10.js';
 
 const tmp = tempDirs('cifar');

@@ -12,7 +12,7 @@ import { loadCifar10 } from './cifar10.js';
 import { type FetchProgress, fetchDataset, verifyDataset } from './fetch.js';
 import { encodeIdx, IDX_FILES } from '../idx.js';
 import { loadMnist } from './idx.js';
-import { tempDirs, writeCifarFixture } from '../test-fixtures.js';
+import { tempDirs, writeCifarFixture } from '../fixtures.test-util.js';
 
 const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
 const tmp = tempDirs('fetch-');

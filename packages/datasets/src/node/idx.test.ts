@@ -4,7 +4,7 @@ import { gzipSync } from 'node:zlib';
 import { createRandom } from '@fwdgrad/random';
 import { describe, expect, it } from 'vitest';
 import { encodeIdx, IDX_FILES, mnistDataset, parseIdx } from '../idx.js';
-import { tempDirs } from '../test-fixtures.js';
+import { tempDirs } from '../fixtures.test-util.js';
 import { verifyDataset } from './fetch.js';
 import { loadIdx, loadMnist, mnistDataDir } from './idx.js';
 

@@ -5,7 +5,7 @@ import { PNG } from 'pngjs';
 import { createRandom } from '@fwdgrad/random';
 import { describe, expect, it } from 'vitest';
 import { decodeImage, loadImageFolder, readImageFolder } from './image-folder.js';
-import { tempDirs } from '../test-fixtures.js';
+import { tempDirs } from '../fixtures.test-util.js';
 
 /** Random RGB bytes, h x w. */
 function rgb(h: number, w: number, seed: number): Uint8Array {

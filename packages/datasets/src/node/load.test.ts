@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CIFAR10_FOLDER } from '../cifar10.js';
 import { loadDataset } from './load.js';
-import { tempDirs, writeCifarFixture } from '../test-fixtures.js';
+import { tempDirs, writeCifarFixture } from '../fixtures.test-util.js';
 
 const tmp = tempDirs('load');
 

@@ -8,13 +8,8 @@ import {
   initFeedback,
   randomReadoutLoss,
 } from '@fwdgrad/baselines-fa';
-import {
-  applyLinear,
-  forwardBackbone,
-  type LayerContext,
-  linearSites,
-  siteActivationShape,
-} from '@fwdgrad/localmixer';
+import { applyLinear } from '@fwdgrad/linear';
+import { forwardBackbone, type LayerContext, linearSites, siteActivationShape } from '@fwdgrad/localmixer';
 import type { Model } from '../model.js';
 import {
   finalObjective,

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { jvp, stopGradient, suspended } from '@fwdgrad/jvp-core';
 import type { LocalLoss } from '@fwdgrad/local-losses';
+import { applyLinear } from '@fwdgrad/linear';
 import {
-  applyLinear,
   exactContext,
   forwardBackbone,
   type LayerContext,

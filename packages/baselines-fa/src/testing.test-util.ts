@@ -1,17 +1,7 @@
 // Helpers shared by the tests (not exported from the package).
 import * as tf from '@tensorflow/tfjs';
-
-/** mulberry32: a tiny seeded PRNG, so test data is the same on every run. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { applyLinear, type LinearLayout } from '@fwdgrad/linear';
+import { createRandom } from '@fwdgrad/random';
 
 /**
  * Two concentric classes in 2-D, not linearly separable and touching (no margin, so the loss never
@@ -19,7 +9,8 @@ export function prng(seed: number): () => number {
  * the ring 0.6–1. Returns x [n, 2] and one-hot y [n, 2].
  */
 export function circles(n: number, seed: number): { x: tf.Tensor2D; y: tf.Tensor2D } {
-  const rand = prng(seed);
+  const random = createRandom(seed);
+  const rand = () => random.uniform();
   const xs: number[] = [];
   const ys: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -50,4 +41,14 @@ export function accuracy(logits: tf.Tensor, y: tf.Tensor): number {
 /** Batch-mean softmax cross-entropy with one-hot labels. */
 export function meanCrossEntropy(logits: tf.Tensor, y: tf.Tensor): tf.Scalar {
   return tf.neg(tf.mean(tf.sum(tf.mul(y, tf.logSoftmax(logits)), -1))) as tf.Scalar;
+}
+
+/** The plain linear layer with feedbackLinear's argument order (x, W, b, layout): what backprop uses. */
+export function linear(
+  x: tf.Tensor,
+  w: tf.Tensor,
+  b: tf.Tensor | null,
+  layout: LinearLayout = 'dense',
+): tf.Tensor {
+  return applyLinear(layout, x, w, b);
 }

@@ -1,0 +1,2 @@
+// shared settings: ../../vitest.shared.ts
+export { default } from '../../vitest.shared';
