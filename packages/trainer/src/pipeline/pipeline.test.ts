@@ -58,10 +58,12 @@ const small = (algorithm: string) => ({
 });
 
 describe('trainPipelined (stages on worker threads)', () => {
-  it('learns: LG-FG-A on 2 stages within 5 points of the sequential rule on an MNIST subset', async () => {
+  it('learns: LG-FG-A on 2 stages within 10 points of the sequential rule on an MNIST subset', async () => {
     // 2 blocks of C 64, G 8 on whole images, 64 steps of 32 examples: the rule goes from 90% to
     // under 50% test error on 500 test images; the margin covers the later stage's own noise
-    // draws. (A larger run, M/8/16's sizes, is recorded in the package README.)
+    // draws: over seeds 0–3 the pipelined − sequential gap was −7.2, +0.6, +1.4, +4.6 points (native
+    // kernels), so 10 points is two standard deviations. (A larger run, M/8/16's sizes, is recorded in
+    // the package README.)
     const opts = {
       ...small('lg-fg-a'),
       modelOverrides: { blocks: 2, patchesPerSide: 1, channels: 64, groups: 8 },
@@ -77,7 +79,7 @@ describe('trainPipelined (stages on worker threads)', () => {
     ]);
     expect(seq.test_error).toBeLessThan(0.5);
     expect(par.test_error).toBeLessThan(0.5);
-    expect(Math.abs(par.test_error - seq.test_error)).toBeLessThanOrEqual(0.05);
+    expect(Math.abs(par.test_error - seq.test_error)).toBeLessThanOrEqual(0.1);
   }, 600_000);
 
   it('same seed and stage count, same numbers; one stage is the sequential run', async () => {
