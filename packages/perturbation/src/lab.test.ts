@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { createRandom } from '@fwdgrad/random';
 import { describe, expect, it } from 'vitest';
 import {
   activityPerturbedGradient,

@@ -8,7 +8,6 @@ import { round } from '../stats.js';
 import { columnsTable, field, fields, numbersOf, type Row } from '../table.js';
 import { mnist } from '../training.js';
 import type { Budget, RowSpec, Suite, SuitePlan } from '../types.js';
-import { createRandom, type Random } from '@fwdgrad/random';
 
 /**
  * Forward gradients for plain tf.layers models (issue 18): a tf.sequential CNN and an MLP on MNIST,

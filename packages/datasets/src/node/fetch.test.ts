@@ -212,7 +212,7 @@ describe('a hostile archive', () => {
     // large entries still being written when the '..' entry is refused made the clean-up fail with
     // ENOTEMPTY in about a third of the tries
     const src = tmp('evil-src');
-    const rng = createRng(3);
+    const rng = createRandom(3);
     mkdirSync(join(src, 'inner', CIFAR10_FOLDER), { recursive: true });
     for (const i of [1, 2, 3]) {
       writeFileSync(

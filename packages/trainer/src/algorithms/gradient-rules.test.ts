@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { createLocalLoss } from '@fwdgrad/local-losses';
 import { exactContext, forwardBackbone, headFeatures } from '@fwdgrad/localmixer';
+import { createRandom } from '@fwdgrad/random';
 import { describe, expect, it } from 'vitest';
 import { createAlgorithm } from './registry.js';
 import { disposeBatch, syntheticBatch, tinyModel, trainTiny } from './testing.test-util.js';
