@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { batches, type Dataset } from '@fwdgrad/datasets';
 import { forwardVariableGrads } from '@fwdgrad/perturbation';
 import { barPlot } from '@fwdgrad/plot';
+import { createRandom, type Random } from '@fwdgrad/random';
 import { measureInterleaved, peakBytesOf } from '../measure.js';
 import { round } from '../stats.js';
 import { columnsTable, field, fields, numbersOf, type Row } from '../table.js';
