@@ -147,6 +147,39 @@ export interface TrainSummary {
   run_dir: string;
 }
 
+/** The progress line of a finished epoch (the caller appends what only it knows). */
+export function epochLine(row: EpochMetrics, epochs: number): string {
+  return (
+    `epoch ${row.epoch}/${epochs}: loss ${row.loss.toFixed(4)}` +
+    (row.local_loss === null ? '' : ` local ${row.local_loss.toFixed(4)}`) +
+    ` test error ${(100 * row.test_error).toFixed(2)}% train error ${(100 * row.train_error).toFixed(2)}%` +
+    ` ${row.examples_per_second.toFixed(0)} ex/s`
+  );
+}
+
+/** The run's summary after the epoch of `row`, `seconds` after it started. */
+export function trainSummary(
+  options: TrainOptions,
+  ds: Dataset,
+  row: EpochMetrics,
+  seconds: number,
+  backend: string,
+): TrainSummary {
+  return {
+    algo: options.algorithm,
+    model: options.experiment.model,
+    dataset: ds.name,
+    objective: options.experiment.objective,
+    epochs: row.epoch,
+    test_error: row.test_error,
+    train_error: row.train_error,
+    examples_per_second: row.examples_per_second,
+    seconds,
+    backend,
+    run_dir: options.runDir,
+  };
+}
+
 /** What one epoch of training needs, fixed for the whole run. */
 interface EpochContext {
   exp: ExperimentConfig;
@@ -440,25 +473,8 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
       at.epoch = epoch + 1;
       at.checkpoint = save(at);
       if (options.plots !== false) writeLearningCurves(options.runDir, [options.runDir]);
-      log(
-        `epoch ${epoch + 1}/${exp.epochs}: loss ${row.loss.toFixed(4)}` +
-          (row.local_loss === null ? '' : ` local ${row.local_loss.toFixed(4)}`) +
-          ` test error ${(100 * testError).toFixed(2)}% train error ${(100 * trainError).toFixed(2)}%` +
-          ` ${row.examples_per_second.toFixed(0)} ex/s live tensors ${row.live_tensors}`,
-      );
-      summary = {
-        algo: options.algorithm,
-        model: exp.model,
-        dataset: ds.name,
-        objective: exp.objective,
-        epochs: epoch + 1,
-        test_error: testError,
-        train_error: trainError,
-        examples_per_second: row.examples_per_second,
-        seconds: (performance.now() - wallStart) / 1000,
-        backend,
-        run_dir: options.runDir,
-      };
+      log(`${epochLine(row, exp.epochs)} live tensors ${row.live_tensors}`);
+      summary = trainSummary(options, ds, row, (performance.now() - wallStart) / 1000, backend);
       if (options.signal?.aborted && epoch + 1 < exp.epochs) {
         throw new TrainingInterruptedError(options.signal.reason, at.checkpoint, at.step, options.runDir);
       }

@@ -6,6 +6,8 @@ import { appendMetrics, saveCheckpoint, writeConfig } from '../checkpoint.js';
 import { evaluateError, modelConfigFor } from '../evaluate.js';
 import {
   checkTrainSettings,
+  epochLine,
+  trainSummary,
   runConfigOf,
   type EpochMetrics,
   type TrainOptions,
@@ -170,22 +172,10 @@ export async function trainPipelined(options: PipelineTrainOptions): Promise<Pip
       });
       tf.dispose([...Object.values(params), ...Object.values(optimizer)]);
       log(
-        `epoch ${epoch + 1}/${exp.epochs}: loss ${row.loss.toFixed(4)} local ${row.local_loss?.toFixed(4)}` +
-          ` test error ${(100 * testError).toFixed(2)}% train error ${(100 * trainError).toFixed(2)}%` +
-          ` ${row.examples_per_second.toFixed(0)} ex/s (stage compute ${row.stage_seconds.map((t) => `${t.toFixed(1)} s`).join(', ')})`,
+        `${epochLine(row, exp.epochs)} (stage compute ${row.stage_seconds.map((t) => `${t.toFixed(1)} s`).join(', ')})`,
       );
       summary = {
-        algo: algorithm,
-        model: exp.model,
-        dataset: ds.name,
-        objective: exp.objective,
-        epochs: epoch + 1,
-        test_error: testError,
-        train_error: trainError,
-        examples_per_second: row.examples_per_second,
-        seconds: (performance.now() - wallStart) / 1000,
-        backend: pipeline.backends[0],
-        run_dir: options.runDir,
+        ...trainSummary(options, ds, row, (performance.now() - wallStart) / 1000, pipeline.backends[0]),
         stages: plan,
         threads_per_stage: threads,
       };
