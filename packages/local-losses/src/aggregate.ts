@@ -56,3 +56,20 @@ export function poolFeatures(x: tf.Tensor): tf.Tensor2D {
   const [N, , G, Cg] = x.shape as [number, number, number, number];
   return tf.tidy(() => tf.reshape(tf.mean(x, 1), [N, G * Cg]) as tf.Tensor2D);
 }
+
+/**
+ * A linear head on every replica (naive form): the {@link replicatedFeatures} `[N, P′, G′, F]` of x
+ * times w `[F, D]` plus b, as `[N, P′, G′, D]`, owned by the caller.
+ */
+export function replicatedLinear(
+  x: tf.Tensor,
+  w: tf.Tensor,
+  b: tf.Tensor,
+  options: ReplicationOptions = {},
+): tf.Tensor {
+  return tf.tidy(() => {
+    const feats = replicatedFeatures(x, options);
+    const [N, P2, G2, F] = feats.shape as [number, number, number, number];
+    return tf.add(tf.reshape(tf.matMul(tf.reshape(feats, [-1, F]), w), [N, P2, G2, w.shape[1] as number]), b);
+  });
+}

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { poolFeatures, replicatedFeatures } from './aggregate.js';
+import { poolFeatures, replicatedLinear } from './aggregate.js';
 import { type FusedGeometry, fusedHeadLoss, type HeadGradientOut, naiveHeadGradient } from './fused.js';
 import type { ReplicatedLossOptions } from './types.js';
 import { checkHeadShapes, checkImpl, resolveReplication, toTargets } from './validate.js';
@@ -75,10 +75,7 @@ function naiveCrossEntropy(
   const N = x.shape[0] as number;
   const K = w.shape[1] as number;
   return tf.tidy(() => {
-    const feats = replicatedFeatures(x, { patchwise, groupwise }); // [N, P′, G′, G·C′]
-    const [, P2, G2, F] = feats.shape as [number, number, number, number];
-    const flat = tf.matMul(tf.reshape(feats, [-1, F]), w);
-    const logits = tf.add(tf.reshape(flat, [N, P2, G2, K]), b); // [N, P′, G′, K]
+    const logits = replicatedLinear(x, w, b, { patchwise, groupwise }); // [N, P′, G′, K]
     const logp = tf.logSoftmax(logits);
     return tf.neg(tf.sum(tf.mul(logp, tf.reshape(y, [N, 1, 1, K])), -1));
   });

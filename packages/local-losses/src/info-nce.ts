@@ -1,6 +1,6 @@
 import { ops, stopGradient } from '@fwdgrad/jvp-core';
 import * as tf from '@tensorflow/tfjs';
-import { poolFeatures, replicatedFeatures } from './aggregate.js';
+import { poolFeatures, replicatedLinear } from './aggregate.js';
 import { type FusedGeometry, fusedHeadLoss, type HeadGradientOut, naiveHeadGradient } from './fused.js';
 import type { ReplicatedInfoNceOptions } from './types.js';
 import { checkHeadShapes, checkImpl, resolveReplication } from './validate.js';
@@ -92,12 +92,8 @@ function naiveInfoNce(
   const N = x.shape[0] as number;
   const D = w.shape[1] as number;
   return tf.tidy(() => {
-    const queries = (v: tf.Tensor) => {
-      const feats = replicatedFeatures(v, { patchwise, groupwise });
-      const [, P2, G2, F] = feats.shape as [number, number, number, number];
-      const u = tf.add(tf.reshape(tf.matMul(tf.reshape(feats, [-1, F]), w), [N, P2, G2, D]), b);
-      return ops.l2Normalize(u, -1, NORM_EPS);
-    };
+    const queries = (v: tf.Tensor) =>
+      ops.l2Normalize(replicatedLinear(v, w, b, { patchwise, groupwise }), -1, NORM_EPS);
     // eq. 6: keys are StopGrad(W x̄) of the ordinary pooled features.
     const keys = (v: tf.Tensor) =>
       stopGradient(ops.l2Normalize(tf.add(tf.matMul(poolFeatures(v), w), b), -1, NORM_EPS));
