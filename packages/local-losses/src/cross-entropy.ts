@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { poolFeatures, replicatedLinear } from './aggregate.js';
 import { type FusedGeometry, fusedHeadLoss, type HeadGradientOut, naiveHeadGradient } from './fused.js';
 import type { ReplicatedLossOptions } from './types.js';
-import { checkHeadShapes, checkImpl, resolveReplication, toTargets } from './validate.js';
+import { checkHeadShapes, checkImpl, resolveReplication, type Replication, toTargets } from './validate.js';
 
 const FN = 'replicatedCrossEntropy';
 
@@ -50,13 +50,13 @@ export function crossEntropyReplicas(
 ): tf.Tensor {
   const impl = checkImpl(FN, options.impl);
   const { N, K } = checkHeadShapes(FN, x, w, b);
-  const { patchwise, groupwise } = resolveReplication(options);
+  const replication = resolveReplication(options);
   const y = toTargets(FN, labels, N, K);
   try {
-    if (impl === 'fused') return fusedCrossEntropy(x, w, b, y, patchwise, groupwise, head);
-    const out = naiveCrossEntropy(x, w, b, y, patchwise, groupwise);
+    if (impl === 'fused') return fusedCrossEntropy(x, w, b, y, replication, head);
+    const out = naiveCrossEntropy(x, w, b, y, replication);
     if (head !== undefined)
-      naiveHeadGradient((wi, bi) => naiveCrossEntropy(x, wi, bi, y, patchwise, groupwise), w, b, head);
+      naiveHeadGradient((wi, bi) => naiveCrossEntropy(x, wi, bi, y, replication), w, b, head);
     return out;
   } finally {
     y.dispose();
@@ -69,13 +69,12 @@ function naiveCrossEntropy(
   w: tf.Tensor,
   b: tf.Tensor,
   y: tf.Tensor2D,
-  patchwise: boolean,
-  groupwise: boolean,
+  replication: Replication,
 ): tf.Tensor {
   const N = x.shape[0] as number;
   const K = w.shape[1] as number;
   return tf.tidy(() => {
-    const logits = replicatedLinear(x, w, b, { patchwise, groupwise }); // [N, P′, G′, K]
+    const logits = replicatedLinear(x, w, b, replication); // [N, P′, G′, K]
     const logp = tf.logSoftmax(logits);
     return tf.neg(tf.sum(tf.mul(logp, tf.reshape(y, [N, 1, 1, K])), -1));
   });
@@ -99,14 +98,12 @@ function fusedCrossEntropy(
   w: tf.Tensor,
   b: tf.Tensor,
   y: tf.Tensor2D,
-  patchwise: boolean,
-  groupwise: boolean,
+  replication: Replication,
   head?: HeadGradientOut,
 ): tf.Tensor {
   const geometry: FusedGeometry = {
     xShape: x.shape as [number, number, number, number],
-    patchwise,
-    groupwise,
+    ...replication,
   };
   return fusedHeadLoss(geometry, [x], w, b, ([xi], wi, bi) => ceHead(xi as tf.Tensor, wi, bi, y), head);
 }

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { poolFeatures, replicatedLinear } from './aggregate.js';
 import { type FusedGeometry, fusedHeadLoss, type HeadGradientOut, naiveHeadGradient } from './fused.js';
 import type { ReplicatedInfoNceOptions } from './types.js';
-import { checkHeadShapes, checkImpl, resolveReplication } from './validate.js';
+import { checkHeadShapes, checkImpl, resolveReplication, type Replication } from './validate.js';
 
 const FN = 'replicatedInfoNce';
 
@@ -71,11 +71,11 @@ export function infoNceReplicas(
   if (!(T > 0) || !Number.isFinite(T)) {
     throw new Error(`${FN}: temperature must be a finite number > 0, got ${T}; the reference uses 0.5.`);
   }
-  const { patchwise, groupwise } = resolveReplication(options);
-  if (impl === 'fused') return fusedInfoNce(x, y, w, b, T, patchwise, groupwise, head);
-  const out = naiveInfoNce(x, y, w, b, T, patchwise, groupwise);
+  const replication = resolveReplication(options);
+  if (impl === 'fused') return fusedInfoNce(x, y, w, b, T, replication, head);
+  const out = naiveInfoNce(x, y, w, b, T, replication);
   if (head !== undefined)
-    naiveHeadGradient((wi, bi) => naiveInfoNce(x, y, wi, bi, T, patchwise, groupwise), w, b, head);
+    naiveHeadGradient((wi, bi) => naiveInfoNce(x, y, wi, bi, T, replication), w, b, head);
   return out;
 }
 
@@ -86,14 +86,12 @@ function naiveInfoNce(
   w: tf.Tensor,
   b: tf.Tensor,
   T: number,
-  patchwise: boolean,
-  groupwise: boolean,
+  replication: Replication,
 ): tf.Tensor {
   const N = x.shape[0] as number;
   const D = w.shape[1] as number;
   return tf.tidy(() => {
-    const queries = (v: tf.Tensor) =>
-      ops.l2Normalize(replicatedLinear(v, w, b, { patchwise, groupwise }), -1, NORM_EPS);
+    const queries = (v: tf.Tensor) => ops.l2Normalize(replicatedLinear(v, w, b, replication), -1, NORM_EPS);
     // eq. 6: keys are StopGrad(W x̄) of the ordinary pooled features.
     const keys = (v: tf.Tensor) =>
       stopGradient(ops.l2Normalize(tf.add(tf.matMul(poolFeatures(v), w), b), -1, NORM_EPS));
@@ -156,12 +154,11 @@ function fusedInfoNce(
   w: tf.Tensor,
   b: tf.Tensor,
   T: number,
-  patchwise: boolean,
-  groupwise: boolean,
+  replication: Replication,
   head?: HeadGradientOut,
 ): tf.Tensor {
   const [N, P, G, Cg] = x.shape as [number, number, number, number];
-  const geometry: FusedGeometry = { xShape: [2 * N, P, G, Cg], patchwise, groupwise };
+  const geometry: FusedGeometry = { xShape: [2 * N, P, G, Cg], ...replication };
   return fusedHeadLoss(
     geometry,
     [x, y],

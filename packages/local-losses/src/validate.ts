@@ -91,11 +91,14 @@ export function toTargets(fn: string, labels: tf.Tensor, N: number, K: number): 
   return tf.cast(labels, 'float32') as tf.Tensor2D;
 }
 
-/** Resolves replication flags to booleans, default on (the paper's configuration). */
-export function resolveReplication(opts: { patchwise?: boolean; groupwise?: boolean } = {}): {
+/** Which replication a loss applies, resolved (both on unless turned off). */
+export interface Replication {
   patchwise: boolean;
   groupwise: boolean;
-} {
+}
+
+/** Resolves replication flags to booleans, default on (the paper's configuration). */
+export function resolveReplication(opts: { patchwise?: boolean; groupwise?: boolean } = {}): Replication {
   return { patchwise: opts.patchwise ?? true, groupwise: opts.groupwise ?? true };
 }
 
