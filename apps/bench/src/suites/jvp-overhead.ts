@@ -207,14 +207,8 @@ function report(rows: Row[]) {
         yLabel: 'time / time(f)',
         categories,
         series: [
-          {
-            name: 'jvp / f',
-            values: numbersOf(rows, 'jvp_ratio'),
-          },
-          {
-            name: 'grads / f',
-            values: numbersOf(rows, 'grad_ratio'),
-          },
+          { name: 'jvp / f', values: numbersOf(rows, 'jvp_ratio') },
+          { name: 'grads / f', values: numbersOf(rows, 'grad_ratio') },
         ],
         reference: { value: 2.5, label: 'goal: jvp ≤ 2.5 × f' },
       }),

@@ -393,14 +393,8 @@ function report(rows: Row[]) {
         yLabel: 'time / time(BP)',
         categories: steps.map((r) => String(r.model)),
         series: [
-          {
-            name: 'FG-W / BP',
-            values: numbersOf(steps, 'fg_w_ratio'),
-          },
-          {
-            name: 'FG-A / BP',
-            values: numbersOf(steps, 'fg_a_ratio'),
-          },
+          { name: 'FG-W / BP', values: numbersOf(steps, 'fg_w_ratio') },
+          { name: 'FG-A / BP', values: numbersOf(steps, 'fg_a_ratio') },
         ],
         reference: { value: 1, label: 'BP' },
       }),
