@@ -1,7 +1,15 @@
 export {
+  type ActivityEstimate,
+  type ActivityEstimateOptions,
+  type ActivityNoiseOptions,
+  type ActivityPass,
   type ActivityPerturbationOptions,
+  activityPerturbedEstimate,
   activityPerturbedGradient,
+  perExampleRoute,
+  type SiteEstimate,
   type SitesForward,
+  type TangentRoute,
 } from './activity.js';
 export { type ForwardGradientOptions, forwardGradient } from './forward-gradient.js';
 export {
@@ -12,6 +20,7 @@ export {
   weightPerturbationGroupedEstimate,
 } from './layer.js';
 export { type NoiseKind, noiseFourthMoment, noiseKinds, sampleNoise } from './noise.js';
+export { replicaGroupTangents, replicaRoute, replicaUnitTangent } from './replicas.js';
 export {
   type ActivateArgs,
   type Activation,

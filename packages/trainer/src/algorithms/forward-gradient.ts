@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { jvp, stopGradient, suspended } from '@fwdgrad/jvp-core';
 import type { LocalLoss } from '@fwdgrad/local-losses';
-import { applyLinear } from '@fwdgrad/linear';
 import {
   exactContext,
   forwardBackbone,
@@ -10,9 +9,11 @@ import {
   linearSites,
 } from '@fwdgrad/localmixer';
 import {
+  type ActivityEstimate,
   type ActivityRecorder,
-  activityWeightGradient,
-  createActivityRecorder,
+  activityPerturbedEstimate,
+  replicaGroupTangents,
+  replicaRoute,
   sampleNoise,
   weightPerturbationGroupedEstimate,
 } from '@fwdgrad/perturbation';
@@ -85,7 +86,6 @@ function activityContext(recorder: ActivityRecorder, stopBetweenBlocks: boolean)
   const base = exactContext({ stopGradientBetweenBlocks: stopBetweenBlocks });
   return {
     ...base,
-    linear: (site, x, w, b) => applyLinear(site.layout, x, w, b),
     activate: (site, { pre, prenorm, normalize, residual }) =>
       recorder.activate(siteName(site), { layout: site.layout, pre, prenorm, normalize, residual }),
   };
@@ -93,48 +93,6 @@ function activityContext(recorder: ActivityRecorder, stopBetweenBlocks: boolean)
 
 function siteName(site: LinearSite): string {
   return `backbone.${site.index}`;
-}
-
-/**
- * The loss tangent that reaches each unit of a site (REFERENCE 1.6 step 1), from the tangent of
- * its block's replicated losses t [(K,) B, P′, G′] (P′, G′ are 1 when patch/group replication
- * is off) or of the per-example final loss t [(K,) B]:
- * - token mixing (units [B, C, P]): Σ_g t[n, p, g], broadcast over channels;
- * - dense (units [B, P, Hd]): t[n, p, g] broadcast over the Hd/G units of group g;
- * - grouped (units [B, P, G, C′]): t[n, p, g] broadcast over C′.
- * The result broadcasts against the site's noise.
- */
-function unitTangent(site: LinearSite, t: tf.Tensor, unitShape: number[]): tf.Tensor {
-  // t is [K, B] (global) or [K, B, P′, G′] (local); the result has rank 1 + unit rank.
-  return tf.tidy(() => {
-    const [k, ...body] = t.shape;
-    if (body.length === 1) return tf.reshape(t, [k, body[0], ...unitShape.slice(1).map(() => 1)]);
-    const [B, P, G] = body;
-    if (site.layout === 'token') return tf.reshape(tf.sum(t, -1), [k, B, 1, P]);
-    if (site.layout === 'grouped') return tf.expandDims(t, -1);
-    // dense: t[n, p, g] shared by the Hd/G consecutive units of group g (one tangent per group on
-    // the last axis; activityWeightGradient spreads it without materialising [K, B, P, Hd])
-    return G === 1 ? t : tf.clone(t);
-  });
-}
-
-/**
- * s_g of REFERENCE 1.5 for one site: the per-group directional derivatives Σ_{n,p} t[n, p, g] of
- * its block's losses ([K,] B, P′, G′), or the scalar tangent of the global loss (as one group, or
- * repeated over a grouped layer's groups, so that every direction is multiplied by it).
- */
-function groupTangents(site: LinearSite, t: tf.Tensor, batched: boolean, weightShape: number[]): tf.Tensor {
-  return tf.tidy(() => {
-    const lead = batched ? 1 : 0;
-    const s = t.rank - lead === 0 ? tf.reshape(t, [...t.shape, 1]) : tf.sum(t, [lead, lead + 1]);
-    const g = s.shape[s.rank - 1];
-    const groups = weightShape[0];
-    // a grouped layer needs one tangent per group: without groupwise losses every group sees the same
-    if (site.layout === 'grouped' && g === 1 && groups > 1) {
-      return tf.tile(s, [...s.shape.slice(0, -1).map(() => 1), groups]);
-    }
-    return s;
-  });
 }
 
 class ForwardGradientRule implements Algorithm {
@@ -228,33 +186,29 @@ class ForwardGradientRule implements Algorithm {
   }
 
   /**
-   * The one forward pass with tangents (perturbed activities through `ctx`, or directions on the
-   * backbone weights as `primals`/`directions`): the block outputs (for the exact head updates)
-   * and, per block, the tangent of the loss its estimate uses — its own local losses, the last
-   * block's, or the global loss.
+   * FG-W / LG-FG-W's one forward pass with tangents (directions on the backbone weights): the block
+   * outputs (for the exact head updates) and, per block, the tangent of the loss its estimate uses —
+   * its own local losses, the last block's, or the global loss.
    */
-  private tangentPass(
+  private weightTangentPass(
     model: Model,
     batch: StepBatch,
     loss: LocalLoss | null,
-    ctx: LayerContext,
     grads: Map<string, tf.Tensor>,
     rec: Recorder,
-    primals: tf.Tensor[] = [],
-    directions: tf.Tensor[] = [],
+    primals: tf.Tensor[],
+    directions: tf.Tensor[],
   ): { blocks: tf.Tensor[]; tangentFor: (block: number) => tf.Tensor; dispose(): void } {
     const k = this.options.samples;
     const sites = linearSites(model.config);
+    const ctx = exactContext({ stopGradientBetweenBlocks: this.blockwise });
     const heads = new Map<string, tf.Tensor>();
     let outs: tf.Tensor[];
     let tans: tf.Tensor[];
     try {
       [outs, tans] = jvp(
         (...flat: tf.Tensor[]) => {
-          const backbone =
-            flat.length === 0
-              ? model.params.backbone
-              : sites.map((_, i) => ({ w: flat[2 * i], b: flat[2 * i + 1] }));
+          const backbone = sites.map((_, i) => ({ w: flat[2 * i], b: flat[2 * i + 1] }));
           const blocks = forwardBackbone(model.config, { backbone }, batch.x, ctx);
           return [...this.lossTangentSources(model, batch, loss, blocks, heads, rec), ...blocks];
         },
@@ -277,6 +231,12 @@ class ForwardGradientRule implements Algorithm {
     };
   }
 
+  /**
+   * FG-A / LG-FG-A: perturbation's activity estimate of one forward pass with tangents through the activity
+   * context, driven by the tangents of `lossTangentSources` (each block's own local losses, the last block's, or
+   * the global per-example loss), routed to each site's units by its block (REFERENCE 1.6 step 1). The same
+   * pass leaves the local heads' exact gradients in `grads` and returns the block outputs.
+   */
   private activityStep(
     model: Model,
     batch: StepBatch,
@@ -295,41 +255,38 @@ class ForwardGradientRule implements Algorithm {
             return tf.concat([d, d], 1);
           })
       : options.noise;
-    const recorder = createActivityRecorder({ random, noise });
     // and the two views' estimates are averaged: gW = (gW₁ + gW₂)/2
     const viewScale = isContrastive(model) ? 0.5 : 1;
-    const ctx = activityContext(recorder, this.blockwise);
     const sites = new Map(linearSites(model.config).map((site) => [siteName(site), site]));
-    const k = options.samples;
-    const pass = this.tangentPass(model, batch, loss, ctx, grads, rec);
+    const heads = new Map<string, tf.Tensor>();
+    let estimate: ActivityEstimate;
     try {
-      for (const r of recorder.records) {
-        const site = sites.get(r.name) as LinearSite;
-        const t = pass.tangentFor(site.block);
-        const u = tf.tidy(() => unitTangent(site, k > 1 ? t : tf.expandDims(t, 0), r.prenorm.shape));
-        const { dw, db } = activityWeightGradient({
-          name: r.name,
-          layout: site.layout,
-          pre: r.pre,
-          prenorm: r.prenorm,
-          post: r.post,
-          noise: r.noise,
-          unitTangent: u,
-          normalize: r.normalize,
-          normalizeVjp: r.normalizeVjp,
-          normGradient: options.normGradient,
+      estimate = activityPerturbedEstimate(
+        (recorder) => {
+          const ctx = activityContext(recorder, this.blockwise);
+          const blocks = forwardBackbone(model.config, { backbone: model.params.backbone }, batch.x, ctx);
+          return { losses: this.lossTangentSources(model, batch, loss, blocks, heads, rec), outputs: blocks };
+        },
+        {
+          random,
+          noise,
+          samples: options.samples,
           reluMask: options.reluMask,
-          active: r.active,
-        });
-        u.dispose();
-        grads.set(`${r.name}.w`, viewScale === 1 ? dw : scaleAndDispose(dw, viewScale));
-        grads.set(`${r.name}.b`, viewScale === 1 ? db : scaleAndDispose(db, viewScale));
-      }
-      return pass.blocks;
-    } finally {
-      pass.dispose();
-      recorder.dispose();
+          normGradient: options.normGradient,
+          route: replicaRoute((r) => (sites.get(r.name) as LinearSite).block),
+        },
+      );
+    } catch (e) {
+      tf.dispose([...heads.values()]);
+      throw e;
     }
+    for (const [name, g] of heads) grads.set(name, g);
+    tf.dispose(estimate.losses);
+    for (const { name, dw, db } of estimate.sites) {
+      grads.set(`${name}.w`, viewScale === 1 ? dw : scaleAndDispose(dw, viewScale));
+      grads.set(`${name}.b`, viewScale === 1 ? db : scaleAndDispose(db, viewScale));
+    }
+    return estimate.outputs;
   }
 
   private weightStep(
@@ -348,12 +305,11 @@ class ForwardGradientRule implements Algorithm {
     const directions = primals.map((p) =>
       sampleNoise(random, k > 1 ? [k, ...p.shape] : p.shape, options.noise),
     );
-    const ctx = exactContext({ stopGradientBetweenBlocks: this.blockwise });
-    const pass = this.tangentPass(model, batch, loss, ctx, grads, rec, primals, directions);
+    const pass = this.weightTangentPass(model, batch, loss, grads, rec, primals, directions);
     try {
       sites.forEach((site, i) => {
         const t = pass.tangentFor(site.block);
-        const s = groupTangents(site, t, k > 1, model.params.backbone[site.index].w.shape);
+        const s = replicaGroupTangents(site.layout, t, model.params.backbone[site.index].w.shape[0], k > 1);
         const { dw, db } = weightPerturbationGroupedEstimate({
           name: siteName(site),
           layout: site.layout,
