@@ -276,6 +276,19 @@ describe('higher order', () => {
 });
 
 describe('extra ops', () => {
+  it('ops holds exactly the ops tfjs lacks (the named exports themselves)', () => {
+    expect(ops).toEqual({ layerNorm, l2Normalize, softmaxCrossEntropy, stopGradient, groupedMatMul });
+    const [y, dy] = jvp(
+      (x: tf.Tensor) => ops.l2Normalize(x, -1),
+      [tf.tensor1d([3, 4])],
+      [tf.tensor1d([1, 0])],
+    );
+    expect(values(y)).toEqual([0.6000000238418579, 0.800000011920929]);
+    // d(x/|x|)·v = (v − y(y·v))/|x| = ([1, 0] − 0.6·[0.6, 0.8])/5
+    expect(values(dy)[0]).toBeCloseTo(0.128, 6);
+    expect(values(dy)[1]).toBeCloseTo(-0.096, 6);
+  });
+
   it('layerNorm normalises over the given axes and differentiates correctly', () => {
     const x = rand([3, 4, 5], 2);
     const y = layerNorm(x, [1, 2]);
@@ -461,14 +474,14 @@ describe('a LocalMixer-like block', () => {
   const x = rand([N, P, C], 11);
   const labels = tf.oneHot(tf.tensor1d([0, 3, 4], 'int32'), K);
   const block = (w1: tf.Tensor, w2: tf.Tensor, head: tf.Tensor, cut = false) => {
-    const h1 = ops.relu(layerNorm(ops.matMul(ops.reshape(x, [N * P, C]), w1), -1));
-    const grouped = ops.transpose(ops.reshape(h1, [N * P, G, C / G]), [1, 0, 2]); // [G, NP, C/G]
-    const h2 = ops.transpose(ops.matMul(grouped, w2), [1, 0, 2]); // [NP, G, C/G]
+    const h1 = tf.relu(layerNorm(tf.matMul(tf.reshape(x, [N * P, C]), w1), -1));
+    const grouped = tf.transpose(tf.reshape(h1, [N * P, G, C / G]), [1, 0, 2]); // [G, NP, C/G]
+    const h2 = tf.transpose(tf.matMul(grouped, w2), [1, 0, 2]); // [NP, G, C/G]
     const normed = layerNorm(h2, -1);
-    let out = ops.relu(ops.add(ops.reshape(normed, [N, P, C]), x));
+    let out = tf.relu(tf.add(tf.reshape(normed, [N, P, C]), x));
     if (cut) out = stopGradient(out);
-    const pooled = ops.mean(out, 1);
-    return ops.mean(softmaxCrossEntropy(labels, ops.matMul(pooled, head)));
+    const pooled = tf.mean(out, 1);
+    return tf.mean(softmaxCrossEntropy(labels, tf.matMul(pooled, head)));
   };
   const w1 = rand([C, C], 12);
   const w2 = rand([G, C / G, C / G], 13);

@@ -183,45 +183,11 @@ export function softmaxCrossEntropy(labels: tf.Tensor, logits: tf.Tensor): tf.Te
 }
 
 /**
- * The ops forward-mode code is written with. Inside `jvp` every tfjs op is differentiated at the
- * kernel level, so these are the tfjs functions themselves (same names and signatures), plus
- * what tfjs lacks: `layerNorm`, `l2Normalize`, `softmaxCrossEntropy`, `stopGradient`,
- * `groupedMatMul`. All of them take plain tensors and work under `tf.grad` as well.
+ * The ops forward-mode code needs beyond tfjs's own (which `jvp` differentiates at the kernel level, so
+ * plain `tf.*` calls are the ops for everything else): `layerNorm`, `l2Normalize`, `softmaxCrossEntropy`,
+ * `stopGradient`, `groupedMatMul`. All of them take plain tensors and work under `tf.grad` as well.
  */
 export const ops = {
-  matMul: tf.matMul,
-  add: tf.add,
-  sub: tf.sub,
-  mul: tf.mul,
-  div: tf.div,
-  neg: tf.neg,
-  square: tf.square,
-  sqrt: tf.sqrt,
-  rsqrt: tf.rsqrt,
-  exp: tf.exp,
-  log: tf.log,
-  tanh: tf.tanh,
-  sigmoid: tf.sigmoid,
-  relu: tf.relu,
-  maximum: tf.maximum,
-  minimum: tf.minimum,
-  reshape: tf.reshape,
-  transpose: tf.transpose,
-  expandDims: tf.expandDims,
-  squeeze: tf.squeeze,
-  slice: tf.slice,
-  concat: tf.concat,
-  stack: tf.stack,
-  tile: tf.tile,
-  broadcastTo: tf.broadcastTo,
-  sum: tf.sum,
-  mean: tf.mean,
-  max: tf.max,
-  min: tf.min,
-  logSumExp: tf.logSumExp,
-  softmax: tf.softmax,
-  logSoftmax: tf.logSoftmax,
-  where: tf.where,
   layerNorm,
   l2Normalize,
   softmaxCrossEntropy,

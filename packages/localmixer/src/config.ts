@@ -124,8 +124,11 @@ export const DEFAULT_CONFIG: Readonly<LocalMixerConfig> = Object.freeze({
   projectionDim: 128,
 });
 
-/** Size codes of paper Table 2: size/patches-per-side/groups. */
-export type PresetName = 'S/1/1' | 'M/1/16' | 'M/8/16' | 'L/8/64' | 'L/32/64';
+/**
+ * The LocalMixer models of paper Table 2, named size/patches-per-side/groups (the CLI's `--model`); the
+ * trainer's experiment presets (`mnist-m116`, …) are its `PresetName`.
+ */
+export type ModelName = 'S/1/1' | 'M/1/16' | 'M/8/16' | 'L/8/64' | 'L/32/64';
 
 function preset(
   o: Pick<
@@ -148,7 +151,7 @@ function preset(
  * CIFAR-10 32×32×3 (M/8/16, L/8/64), ImageNet 224×224×3 with 1000 classes (L/32/64). "L" = 4 blocks × 2048
  * channels (REFERENCE 2). Hd = C. Objects are frozen; copy them through {@link resolveConfig}.
  */
-export const presets: Readonly<Record<PresetName, Readonly<LocalMixerConfig>>> = Object.freeze({
+export const presets: Readonly<Record<ModelName, Readonly<LocalMixerConfig>>> = Object.freeze({
   'S/1/1': preset({
     imageShape: [28, 28, 1],
     numClasses: 10,
@@ -334,7 +337,7 @@ function applyOptions(base: LocalMixerConfig, options: LocalMixerOptions | undef
  * @example resolveConfig('M/8/16', { groups: 1, placement: 'after' })
  */
 export function resolveConfig(
-  presetOrOptions: PresetName | LocalMixerOptions = {},
+  presetOrOptions: ModelName | LocalMixerOptions = {},
   overrides?: LocalMixerOptions,
 ): LocalMixerConfig {
   let base: LocalMixerConfig;

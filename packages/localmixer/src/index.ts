@@ -6,7 +6,7 @@ export {
   type NormPlacement,
   type NormPlacementName,
   type Objective,
-  type PresetName,
+  type ModelName,
   configSizes,
   DEFAULT_CONFIG,
   PLACEMENTS,

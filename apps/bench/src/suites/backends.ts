@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 
-import { type LocalMixerOptions, type PresetName, patchify, resolveConfig } from '@fwdgrad/localmixer';
+import { type LocalMixerOptions, type ModelName, patchify, resolveConfig } from '@fwdgrad/localmixer';
 import { type AlgorithmId, createAlgorithm, createModel } from '@fwdgrad/trainer';
 import { type BackendName, selectBackend } from '@fwdgrad/trainer/node';
 import { barPlot } from '@fwdgrad/plot';
@@ -22,7 +22,7 @@ import { createRandom } from '@fwdgrad/random';
 export const COMPARED_BACKENDS: [BackendName, BackendName] = ['native', 'node'];
 
 interface Case {
-  code: PresetName;
+  code: ModelName;
   batch: number;
   overrides: LocalMixerOptions;
   repeats: number;
@@ -34,7 +34,7 @@ interface BackendsBudget {
   warmup: number;
 }
 
-const b128 = (code: PresetName, repeats: number): Case => ({ code, batch: 128, overrides: {}, repeats });
+const b128 = (code: ModelName, repeats: number): Case => ({ code, batch: 128, overrides: {}, repeats });
 
 const BUDGETS: Record<Budget, BackendsBudget> = {
   smoke: {

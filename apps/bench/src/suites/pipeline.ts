@@ -1,6 +1,6 @@
 import { availableParallelism, loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { type LocalMixerOptions, type PresetName, patchify, resolveConfig } from '@fwdgrad/localmixer';
+import { type LocalMixerOptions, type ModelName, patchify, resolveConfig } from '@fwdgrad/localmixer';
 import { barPlot } from '@fwdgrad/plot';
 import { createRandom } from '@fwdgrad/random';
 import type { BackendRequest } from '@fwdgrad/trainer/node';
@@ -25,7 +25,7 @@ import type { Budget, Figures, RowSpec, Suite, SuitePlan } from '../types.js';
 const PAPER_BATCH = 128;
 
 interface PipelineBudget {
-  model: PresetName;
+  model: ModelName;
   overrides: LocalMixerOptions;
   batch: number;
   algos: PipelineAlgorithmId[];

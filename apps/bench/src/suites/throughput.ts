@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { type LocalMixerOptions, type PresetName, patchify, resolveConfig } from '@fwdgrad/localmixer';
+import { type LocalMixerOptions, type ModelName, patchify, resolveConfig } from '@fwdgrad/localmixer';
 import { ALGORITHM_IDS, type AlgorithmId, createAlgorithm, createModel } from '@fwdgrad/trainer';
 import { createRandom } from '@fwdgrad/random';
 import { failureText, randomLabels } from '../measure.js';
@@ -9,12 +9,12 @@ import { columnsTable, field, fields, type Row } from '../table.js';
 import type { Budget, RowSpec, Suite, SuitePlan } from '../types.js';
 
 /** The models of the issue: the MNIST ones and the CIFAR-10 one (paper Table 2). */
-export const THROUGHPUT_MODELS: PresetName[] = ['S/1/1', 'M/1/16', 'M/8/16'];
+export const THROUGHPUT_MODELS: ModelName[] = ['S/1/1', 'M/1/16', 'M/8/16'];
 /** The batch size of the paper's MNIST and CIFAR-10 supervised runs (appendix 11). */
 export const PAPER_BATCH = 128;
 
 interface ModelRun {
-  code: PresetName;
+  code: ModelName;
   batch: number;
   overrides: LocalMixerOptions;
   /** Timed steps (more for the fast models: a median of many short steps resists other load on the machine). */
@@ -27,7 +27,7 @@ interface ThroughputBudget {
   repeats: number;
 }
 
-const full = (code: PresetName, batch = PAPER_BATCH, repeats?: number): ModelRun => ({
+const full = (code: ModelName, batch = PAPER_BATCH, repeats?: number): ModelRun => ({
   code,
   batch,
   overrides: {},
