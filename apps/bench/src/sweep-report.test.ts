@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expandGrid, loadSpec, runJob } from '@fwdgrad/sweep';
+import { expandGrid, loadSpec, runJob } from '@fwdgrad/sweep/node';
 import { resolveExperiment } from '@fwdgrad/trainer';
 import { selectBackend, train } from '@fwdgrad/trainer/node';
 import { afterAll, describe, expect, it } from 'vitest';

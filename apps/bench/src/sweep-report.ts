@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { expandGrid, loadSpec, runCurve, sweepRows } from '@fwdgrad/sweep';
+import { expandGrid, loadSpec, runCurve, sweepRows } from '@fwdgrad/sweep/node';
 import { paperErrors } from './paper.js';
 import { round } from './stats.js';
 import { paperPair, table3Suite } from './suites/table3.js';

@@ -8,7 +8,7 @@ import {
   runJob,
   type SweepJob,
   meanStd as sweepMeanStd,
-} from '@fwdgrad/sweep';
+} from '@fwdgrad/sweep/node';
 import type { LocalMixerOptions } from '@fwdgrad/localmixer';
 import {
   type AlgorithmId,

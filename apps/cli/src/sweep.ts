@@ -19,7 +19,7 @@ import {
   type SweepJob,
   type SweepSpec,
   type TrainCommand,
-} from '@fwdgrad/sweep';
+} from '@fwdgrad/sweep/node';
 import { positiveInt, positiveNumber } from '@fwdgrad/cli-kit';
 import type { Command } from 'commander';
 

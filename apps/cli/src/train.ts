@@ -32,7 +32,7 @@ import {
   positiveNumber,
   SIGNAL_EXIT,
   UsageError,
-} from '@fwdgrad/cli-kit';
+} from '@fwdgrad/cli-kit/node';
 import { trainPipelined } from '@fwdgrad/trainer/pipeline';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 

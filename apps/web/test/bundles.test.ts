@@ -7,10 +7,12 @@ import { expect, it } from 'vitest';
 const root = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 /**
- * Node-only by purpose, so left out: @fwdgrad/native is a C addon for Node (it loads a `.node` binary), and the
- * CLI helpers drive terminals. Every other library's main entry must bundle for the browser.
+ * Node-only by purpose, so left out: @fwdgrad/native is a C addon for Node (it loads a `.node` binary), and
+ * @fwdgrad/cli-kit builds on commander, a Node library (its own code imports no `node:` module from its main
+ * entry; the config-file reader is `@fwdgrad/cli-kit/node`). Every other library's main entry must bundle for
+ * the browser (sweep's run folders, runner and queue are behind `@fwdgrad/sweep/node`).
  */
-const NODE_ONLY = new Set(['@fwdgrad/native', '@fwdgrad/cli-kit', '@fwdgrad/sweep']);
+const NODE_ONLY = new Set(['@fwdgrad/native', '@fwdgrad/cli-kit']);
 
 interface Manifest {
   name: string;

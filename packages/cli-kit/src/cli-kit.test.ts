@@ -16,7 +16,7 @@ import {
   runProgram,
   USAGE_ERROR,
   UsageError,
-} from './index.js';
+} from './node.js';
 
 describe('flag parsers', () => {
   it('accept what they promise and name the flag otherwise', () => {

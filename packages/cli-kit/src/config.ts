@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { Command, Option } from 'commander';
 import { UsageError } from './program.js';
 
@@ -11,19 +10,14 @@ function findOption(command: Command, key: string): Option | undefined {
 }
 
 /**
- * Applies a JSON settings file to a parsed command: an object whose keys are the command's long
- * flag names (`"batch-size": 64`, or `"batchSize"`) and whose values are what the flag takes
- * (numbers and strings as on the command line, `true`/`false` for switches). Flags given on the
- * command line win. Values go through the flag's own parser and choices; anything unknown or
- * invalid is a {@link UsageError} naming the file and the setting.
+ * Applies settings to a parsed command: an object whose keys are the command's long flag names
+ * (`"batch-size": 64`, or `"batchSize"`) and whose values are what the flag takes (numbers and
+ * strings as on the command line, `true`/`false` for switches). Flags given on the command line win.
+ * Values go through the flag's own parser and choices; anything unknown or invalid is a
+ * {@link UsageError} naming `file` (where the settings came from) and the setting. Browser-safe: the
+ * file reading half is `applyConfigFile` in `@fwdgrad/cli-kit/node`.
  */
-export function applyConfigFile(command: Command, file: string): void {
-  let settings: unknown;
-  try {
-    settings = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new UsageError(`--config ${file}: cannot read it as JSON (${(err as Error).message})`);
-  }
+export function applyConfig(command: Command, settings: unknown, file: string): void {
   if (settings === null || typeof settings !== 'object' || Array.isArray(settings)) {
     throw new UsageError(`--config ${file}: expected a JSON object of flag names and values`);
   }

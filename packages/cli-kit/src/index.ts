@@ -1,4 +1,4 @@
-export { applyConfigFile } from './config.js';
+export { applyConfig } from './config.js';
 export {
   commaList,
   integer,

@@ -1,7 +1,8 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { listCheckpoints, readConfig, readMetrics } from '@fwdgrad/trainer/node';
-import type { SweepJob } from './spec.js';
+import type { SweepRow } from './report.js';
+import { parseSpec, type SweepJob, type SweepSpec } from './spec.js';
 
 /*
  * A sweep's run folders are ordinary `fwdgrad train --run-dir` folders (config.json,
@@ -147,4 +148,37 @@ export function recoverResult(runDir: string): RunResult | null {
 /** Per-epoch metrics of a run (metrics.jsonl). */
 export function runCurve(runDir: string): { epoch: number; test_error: number; train_error: number }[] {
   return readMetrics<{ epoch: number; test_error: number; train_error: number }>(runDir);
+}
+
+/** Reads a spec from a JSON or YAML file (by extension: `.yaml`/`.yml` are YAML, anything else JSON). */
+export function loadSpec(file: string): SweepSpec {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read sweep spec ${file}: ${(err as Error).message}`);
+  }
+  return parseSpec(text, file);
+}
+
+/** The report rows of a sweep's jobs from their run folders (and their queue states, if given). */
+export function sweepRows(
+  jobs: readonly SweepJob[],
+  root: string,
+  queueStates?: ReadonlyMap<string, string | null>,
+): SweepRow[] {
+  return jobs.map((job) => {
+    const s = runStatus(root, job);
+    const row: SweepRow = {
+      ...job.values,
+      run: job.name,
+      state: s.state,
+      epochs_done: s.epoch,
+      ...(s.epochs !== null ? { epochs_planned: s.epochs } : {}),
+      ...(queueStates ? { queue_state: queueStates.get(job.name) ?? null } : {}),
+      ...(s.error !== null ? { error: s.error } : {}),
+    };
+    // the summary's own `epochs` etc. come last: they are what the run did
+    return s.result ? { ...row, ...s.result, state: s.state } : row;
+  });
 }

@@ -1,48 +1,15 @@
+// Browser-safe: grid specs and report aggregation. Run folders, the local runner and the BullMQ
+// queue read files and start processes: they are in `@fwdgrad/sweep/node` (./node.ts).
 export {
   expandGrid,
   type FlagValue,
   flagArgs,
-  loadSpec,
+  parseSpec,
   RUNNER_FLAGS,
   type SweepJob,
   type SweepSpec,
   validateSpec,
 } from './spec.js';
-export {
-  prepareRunDir,
-  readResult,
-  recoverResult,
-  type RunResult,
-  type RunState,
-  type RunStatus,
-  runCurve,
-  runDirOf,
-  runStatus,
-  writeFileAtomic,
-} from './folder.js';
-export {
-  type AttemptContext,
-  type Executor,
-  type JobOutcome,
-  lockRoot,
-  processExecutor,
-  type RunJobOptions,
-  type RunLocalOptions,
-  runJob,
-  runLocal,
-  type TrainCommand,
-} from './runner.js';
-export {
-  connectRedis,
-  DEFAULT_QUEUE_NAME,
-  type EnqueueOptions,
-  type EnqueueReport,
-  enqueueJobs,
-  queueStates,
-  type SweepWorker,
-  startWorker,
-  type WorkerOptions,
-} from './queue.js';
 export {
   aggregateRows,
   cellsPlot,
@@ -53,5 +20,4 @@ export {
   pctMeanStd,
   type SweepCell,
   type SweepRow,
-  sweepRows,
 } from './report.js';

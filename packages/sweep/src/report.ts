@@ -1,5 +1,4 @@
 import { barPlot } from '@fwdgrad/plot';
-import { runStatus } from './folder.js';
 import type { FlagValue, SweepJob } from './spec.js';
 
 /**
@@ -33,28 +32,6 @@ export function meanStd(values: readonly unknown[]): MeanStd | null {
 export function pctMeanStd(s: MeanStd | null): string {
   if (s === null) return '—';
   return s.n > 1 ? `${(100 * s.mean).toFixed(2)} ± ${(100 * s.std).toFixed(2)}` : (100 * s.mean).toFixed(2);
-}
-
-/** The report rows of a sweep's jobs from their run folders (and their queue states, if given). */
-export function sweepRows(
-  jobs: readonly SweepJob[],
-  root: string,
-  queueStates?: ReadonlyMap<string, string | null>,
-): SweepRow[] {
-  return jobs.map((job) => {
-    const s = runStatus(root, job);
-    const row: SweepRow = {
-      ...job.values,
-      run: job.name,
-      state: s.state,
-      epochs_done: s.epoch,
-      ...(s.epochs !== null ? { epochs_planned: s.epochs } : {}),
-      ...(queueStates ? { queue_state: queueStates.get(job.name) ?? null } : {}),
-      ...(s.error !== null ? { error: s.error } : {}),
-    };
-    // the summary's own `epochs` etc. come last: they are what the run did
-    return s.result ? { ...row, ...s.result, state: s.state } : row;
-  });
 }
 
 /** One cell of a sweep: the runs that differ only in the averaged-over axis (the seed). */

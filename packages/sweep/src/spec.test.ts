@@ -2,7 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { expandGrid, flagArgs, loadSpec, validateSpec } from './spec.js';
+import { loadSpec } from './folder.js';
+import { expandGrid, flagArgs, validateSpec } from './spec.js';
 
 describe('sweep specs', () => {
   it('expands arrays into a grid, first axis slowest, scalars fixed', () => {

@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 
 /** A scalar value of a `train` flag in a sweep spec. */
@@ -28,24 +26,21 @@ export interface SweepJob {
 /** Flags the runner sets itself; a spec must not. */
 export const RUNNER_FLAGS = ['run-dir', 'resume', 'json', 'progress', 'no-progress'] as const;
 
-/** Reads a spec from a JSON or YAML file (by extension: `.yaml`/`.yml` are YAML, anything else JSON). */
-export function loadSpec(file: string): SweepSpec {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new Error(`cannot read sweep spec ${file}: ${(err as Error).message}`);
-  }
-  const ext = extname(file).toLowerCase();
+/**
+ * Parses a spec's text, JSON or YAML by the file name's extension (`.yaml`/`.yml` are YAML, anything
+ * else JSON), and validates it. `name` appears in messages. Reading the file is `loadSpec`
+ * (`@fwdgrad/sweep/node`).
+ */
+export function parseSpec(text: string, name: string): SweepSpec {
+  const lower = name.toLowerCase();
+  const yaml = lower.endsWith('.yaml') || lower.endsWith('.yml');
   let data: unknown;
   try {
-    data = ext === '.yaml' || ext === '.yml' ? parseYaml(text) : JSON.parse(text);
+    data = yaml ? parseYaml(text) : JSON.parse(text);
   } catch (err) {
-    throw new Error(
-      `sweep spec ${file} is not valid ${ext === '.yaml' || ext === '.yml' ? 'YAML' : 'JSON'}: ${(err as Error).message}`,
-    );
+    throw new Error(`sweep spec ${name} is not valid ${yaml ? 'YAML' : 'JSON'}: ${(err as Error).message}`);
   }
-  return validateSpec(data, file);
+  return validateSpec(data, name);
 }
 
 /** Checks that `data` is a spec: an object of scalars and non-empty arrays of scalars. */
