@@ -30,7 +30,7 @@ for (const spec of process.argv.slice(2)) {
     `${base}?autorun=1&backend=${backend}&algo=${algo}&model=${model}&limit-train=${limit}&limit-test=100&epochs=1&batch-size=${batch}&seed=0`,
   );
   await page.waitForFunction(
-    () => (document.getElementById('result').textContent + document.getElementById('error').textContent) !== '',
+    () => document.getElementById('result').textContent + document.getElementById('error').textContent !== '',
     undefined,
     { timeout: 1_200_000, polling: 1000 },
   );
