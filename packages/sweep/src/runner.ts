@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,7 @@ import {
   writeFileAtomic,
 } from './folder.js';
 import type { SweepJob } from './spec.js';
+import { lockFile } from '@fwdgrad/trainer/node';
 
 /**
  * The command that trains one run: `command ...args <job flags> --run-dir DIR --json
@@ -223,56 +224,18 @@ export async function runLocal(jobs: readonly SweepJob[], options: RunLocalOptio
 }
 
 /**
- * Takes the root's runner lock (`<root>/.runner.lock`: host, pid): one local runner per root, so
- * two never train one folder. A lock whose process is gone (same host) is taken over.
+ * Takes the root's runner lock (`<root>/.runner.lock`, the trainer's {@link lockFile}): one local
+ * runner per root, so two never train one folder. A lock whose process is gone (same host) is taken
+ * over. Returns the release.
  */
 export function lockRoot(root: string): () => void {
   mkdirSync(root, { recursive: true });
-  const file = join(root, '.runner.lock');
-  const me = JSON.stringify({ host: hostname(), pid: process.pid, started: new Date().toISOString() });
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(file, me, { flag: 'wx' });
-      const release = () => {
-        try {
-          if (readFileSync(file, 'utf8') === me) rmSync(file, { force: true });
-        } catch {
-          // already gone
-        }
-      };
-      process.once('exit', release);
-      return release;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    let other: { host?: string; pid?: number; started?: string } = {};
-    try {
-      other = JSON.parse(readFileSync(file, 'utf8'));
-    } catch {
-      // unreadable: written by nothing we know; treat as stale
-    }
-    if (other.host !== undefined && other.host !== hostname()) {
-      throw new Error(
-        `a sweep runner on ${other.host} (pid ${other.pid}) holds ${file}; use one runner per root (or fwdgrad worker with --queue for several machines), or delete the file if that runner is gone`,
-      );
-    }
-    if (typeof other.pid === 'number' && alive(other.pid)) {
-      throw new Error(
-        `another sweep runner (pid ${other.pid}, started ${other.started}) is running the runs under ${root}; wait for it or stop it (kill ${other.pid}) first`,
-      );
-    }
-    rmSync(file, { force: true });
-  }
-  throw new Error(`cannot take the runner lock ${file}; delete it if no runner is using ${root}`);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  const lock = lockFile(join(root, '.runner.lock'), (h, file) =>
+    h !== null && h.host !== hostname()
+      ? `a sweep runner on ${h.host} (pid ${h.pid}) holds ${file}; use one runner per root (or fwdgrad worker with --queue for several machines), or delete the file if that runner is gone`
+      : `another sweep runner (${h === null ? 'one that is starting' : `pid ${h.pid}, started ${h.since}`}) is running the runs under ${root}; wait for it or stop it${h === null ? '' : ` (kill ${h.pid})`} first`,
+  );
+  return lock.release;
 }
 
 async function runAll(

@@ -86,13 +86,16 @@ function takeOver(file: string, text: string | null): boolean {
   return true;
 }
 
+/** The error message for a lock file held by a live process (`holder` null: one still writing it). */
+export type LockInUse = (holder: LockHolder | null, file: string) => string;
+
 /**
- * Takes an exclusive lock on a run folder: `run.lock` created with O_EXCL, recording pid, host
- * and time. A lock left by a crashed process on this host is recovered (its pid is gone); a live
- * holder gives an error naming it. Release it when the run ends; a process exit releases it too.
+ * Takes an exclusive lock file: created with O_EXCL, recording pid, host and time. A lock left by a
+ * crashed process on this host is recovered (its pid is gone); a live holder (or one on another
+ * host, which cannot be checked) is an error with `inUse`'s message. Release it when done; a process
+ * exit releases it too. Run folders ({@link lockRunDir}) and sweep roots use it.
  */
-export function lockRunDir(runDir: string): RunLock {
-  const file = path.join(runDir, LOCK_FILE);
+export function lockFile(file: string, inUse: LockInUse): RunLock {
   const holder: LockHolder = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
   const text = `${JSON.stringify(holder)}\n`;
   for (let attempt = 0; attempt < 5; attempt++) {
@@ -106,15 +109,7 @@ export function lockRunDir(runDir: string): RunLock {
       const found = readHolder(file);
       if (found.text === null) continue; // released meanwhile
       const stale = staleReason(file, found.holder);
-      if (stale === null) {
-        const h = found.holder;
-        const who =
-          h === null ? 'a process that is starting' : `process ${h.pid} on ${h.host} since ${h.since}`;
-        throw new Error(
-          `The run folder ${runDir} is in use by ${who} (${file}). Wait for it to finish or choose another ` +
-            `--run-dir; if that process is gone (e.g. its machine crashed), delete ${file}.`,
-        );
-      }
+      if (stale === null) throw new Error(inUse(found.holder, file));
       takeOver(file, found.text);
       continue;
     }
@@ -134,4 +129,18 @@ export function lockRunDir(runDir: string): RunLock {
     return { file, holder, release };
   }
   throw new Error(`Cannot take the lock ${file}: other processes keep taking it; try again.`);
+}
+
+/**
+ * Takes an exclusive lock on a run folder (`run.lock`, see {@link lockFile}); a live holder gives an
+ * error naming it.
+ */
+export function lockRunDir(runDir: string): RunLock {
+  return lockFile(path.join(runDir, LOCK_FILE), (h, file) => {
+    const who = h === null ? 'a process that is starting' : `process ${h.pid} on ${h.host} since ${h.since}`;
+    return (
+      `The run folder ${runDir} is in use by ${who} (${file}). Wait for it to finish or choose another ` +
+      `--run-dir; if that process is gone (e.g. its machine crashed), delete ${file}.`
+    );
+  });
 }

@@ -31,7 +31,7 @@ export {
   train,
 } from './loop.js';
 export { type ExportedWeights, exportWeights } from './export.js';
-export { LOCK_FILE, type LockHolder, lockRunDir, type RunLock } from './lock.js';
+export { LOCK_FILE, type LockHolder, type LockInUse, lockFile, lockRunDir, type RunLock } from './lock.js';
 export {
   CURVE_FILES,
   type CurveRow,
