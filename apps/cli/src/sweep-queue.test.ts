@@ -126,19 +126,26 @@ describe('fwdgrad sweep run --queue and fwdgrad worker (BullMQ)', () => {
 
     const a = startWorker(root);
     const b = startWorker(root);
-    // the run worker A is training, once it has its first checkpoint and before its second
+    // a run worker A is training (started, not finished), once it has its first checkpoint. Runs are
+    // short: on a fast machine epoch 2 may end between two polls, so the victim is any unfinished
+    // run of A's, and the resumption is checked against the newest checkpoint it left.
+    const unfinished = (n: string) =>
+      existsSync(join(root, n, 'checkpoint-1.bin')) && !existsSync(join(root, n, 'result.json'));
     let victim = '';
     await until(
       'worker A to finish epoch 1 of a run',
       () => {
         const started = [...a.log().matchAll(/started (\S+)/g)].map((m) => m[1]);
-        victim = started[started.length - 1] ?? '';
-        return victim !== '' && existsSync(join(root, victim, 'checkpoint-1.bin'));
+        victim = started.reverse().find(unfinished) ?? '';
+        return victim !== '';
       },
       120_000,
     );
     a.proc.kill('SIGKILL');
-    expect(existsSync(join(root, victim, 'checkpoint-2.bin'))).toBe(false);
+    await new Promise<void>((resolve) =>
+      a.proc.exitCode !== null ? resolve() : a.proc.once('exit', () => resolve()),
+    );
+    const left = existsSync(join(root, victim, 'checkpoint-2.bin')) ? 2 : 1;
     expect(existsSync(join(root, victim, 'result.json'))).toBe(false);
 
     await until(
@@ -149,7 +156,9 @@ describe('fwdgrad sweep run --queue and fwdgrad worker (BullMQ)', () => {
     );
     b.proc.kill('SIGTERM');
     expect(b.log()).toContain(`started ${victim}`);
-    expect(readFileSync(join(root, victim, 'train.log'), 'utf8')).toMatch(/resuming .* after epoch 1/);
+    expect(readFileSync(join(root, victim, 'train.log'), 'utf8')).toMatch(
+      new RegExp(`resuming .* after epoch ${left}`),
+    );
 
     const status = fwdgrad(['sweep', 'status', spec, '--root', root, '--queue', url]);
     expect(status.out.match(/^finished .*\[queue: completed\]$/gm)).toHaveLength(4);

@@ -296,9 +296,10 @@ describe('fwdgrad train', () => {
   it('SIGTERM ends the step, writes a checkpoint and exits 143; --resume continues', async () => {
     const dir = join(tempDir(), 'run');
     const bin = join(__dirname, '..', 'dist', 'bin.js');
-    // a tiny model, so the in-process resume is quick
+    // a tiny model, so the in-process resume is quick; 1000 steps (about a second on a fast machine),
+    // so the signal always lands mid-epoch however late the test's process reads the child's stderr
     const size = ['--model', 'S/1/1', '--channels', '8', '--blocks', '1', '--batch-size', '4'];
-    const limits = ['--epochs', '1', '--limit-train', '400', '--limit-test', '100'];
+    const limits = ['--epochs', '1', '--limit-train', '4000', '--limit-test', '100'];
     const args = ['train', ...size, ...limits, '--backend', 'cpu', '--no-progress', '--run-dir', dir];
     const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
