@@ -67,6 +67,25 @@ interface Site {
 
 let defaultRandom: Random | undefined;
 
+/**
+ * A site's estimated activity gradient ĝ_z = (1/K) Σ_k c_k u_k from its noise u ([K, ...z], or z when K = 1) and
+ * the directional derivatives: per example (c = d_k[n] on example n's entries, d [K, N]) where the site's
+ * output holds the N examples in order — its first axis of size ≠ 1 is a multiple of N (a Dense kernel's
+ * [1, N, units], a convolution's [N, H, W, C], a time-distributed [N·T, units]), so that each example's
+ * entries are one contiguous run — else the loss's D_k (total [K]) for every entry.
+ */
+function activityGradient(noise: tf.Tensor, z: number[], d: tf.Tensor, total: tf.Tensor): tf.Tensor {
+  const [k, n] = d.shape;
+  const size = z.reduce((a, b) => a * b, 1);
+  let lead = 0;
+  while (lead < z.length - 1 && z[lead] === 1) lead++;
+  const perExample = n > 1 && z[lead] % n === 0;
+  const groups = perExample ? n : 1;
+  const coeff = tf.reshape(perExample ? d : total, [k, groups, 1]);
+  const scaled = tf.mul(tf.reshape(noise, [k, groups, size / groups]), coeff);
+  return tf.reshape(k > 1 ? tf.div(tf.sum(scaled, 0), k) : scaled, z);
+}
+
 function trainableVariables(): tf.Variable[] {
   return Object.values(tf.engine().registeredVariables).filter((v) => v.trainable);
 }
@@ -188,7 +207,7 @@ export function forwardVariableGrads(
     const n = loss.rank === 1 ? loss.shape[0] : 1;
     // per-example directional derivatives d [K, N] (of the mean's terms: ℓ_n / N), and of the loss D [K]
     const d = tf.tidy(() => tf.reshape(tf.div(dLoss, n), [k, n]));
-    const total = tf.tidy(() => tf.sum(d, 1));
+    const total = tf.tidy(() => (n > 1 ? tf.sum(d, 1) : tf.reshape(d, [k])));
     const grads: tf.NamedTensorMap = {};
     // each estimate in its own scope, and each site's tensors freed once used: the peak stays near one
     // site's work above the gradients themselves
@@ -201,32 +220,26 @@ export function forwardVariableGrads(
     };
     try {
       // weight-perturbed: (1/K) Σ_k D_k v_k
+      const scale = batched ? null : tf.reshape(total, []);
       for (const [name, v] of Object.entries(directions)) {
         if (used.has(name)) {
           // read by a kernel (else no gradient, as tf.variableGrads)
           add(
             name,
-            tf.tidy(() =>
-              batched
-                ? tf.div(tf.sum(tf.mul(tf.reshape(total, [k, ...v.shape.slice(1).map(() => 1)]), v), 0), k)
-                : tf.mul(tf.reshape(total, []), v),
-            ),
+            scale !== null
+              ? tf.mul(scale, v)
+              : tf.tidy(() =>
+                  tf.div(tf.sum(tf.mul(tf.reshape(total, [k, ...v.shape.slice(1).map(() => 1)]), v), 0), k),
+                ),
           );
         }
         v.dispose();
       }
-      // activity-perturbed sites: ĝ_z = (1/K) Σ_k d_k(example of the row) u_k, then the kernel's own VJP
+      scale?.dispose();
+      // activity-perturbed sites: ĝ_z = (1/K) Σ_k d_k(example of the entry) u_k, then the kernel's own VJP
       for (const s of sites) {
         const { gw, gb } = tf.tidy((): { gw: tf.Tensor; gb?: tf.Tensor } => {
-          const z = batched ? s.noise.shape.slice(1) : s.noise.shape;
-          const rows = z[0];
-          const perRow =
-            n > 1 && rows % n === 0
-              ? tf.reshape(tf.tile(tf.reshape(d, [k, n, 1]), [1, 1, rows / n]), [k, rows])
-              : tf.reshape(tf.broadcastTo(tf.reshape(total, [k, 1]), [k, rows]), [k, rows]);
-          const coeff = tf.reshape(perRow, [k, rows, ...z.slice(1).map(() => 1)]);
-          const u = batched ? s.noise : tf.reshape(s.noise, [1, ...z]);
-          const gz = tf.div(tf.sum(tf.mul(coeff, u), 0), k);
+          const gz = activityGradient(s.noise, batched ? s.noise.shape.slice(1) : s.noise.shape, d, total);
           const w = tf.reshape(
             linearWeightGradient(s.kernel, s.inputs, s.attrs, s.weightInput, gz),
             s.weight.shape,
