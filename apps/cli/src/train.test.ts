@@ -318,4 +318,50 @@ describe('fwdgrad train', () => {
     expect(resumed.code).toBe(0);
     expect(resumed.err).toMatch(/resuming .* after epoch 0 and \d+ steps of epoch 1/);
   });
+
+  it('--parallel-blocks: SIGINT drains the pipeline, writes a checkpoint and exits 130; --resume continues', async () => {
+    const dir = join(tempDir(), 'run');
+    const bin = join(__dirname, '..', 'dist', 'bin.js');
+    // as above: a tiny model in 2 stages and 1000 micro-batches, so the signal lands mid-epoch
+    const size = ['--model', 'S/1/1', '--channels', '8', '--blocks', '2', '--batch-size', '4'];
+    const limits = ['--epochs', '1', '--limit-train', '4000', '--limit-test', '100'];
+    const args = [
+      'train',
+      '--algo',
+      'lg-bp',
+      ...size,
+      ...limits,
+      '--parallel-blocks',
+      '2',
+      '--backend',
+      'cpu',
+      '--no-progress',
+      '--run-dir',
+      dir,
+    ];
+    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => {
+      err += String(d);
+      if (/^training /m.test(err) && !child.killed) child.kill('SIGINT');
+    });
+    const code = await new Promise<number | null>((done) => child.on('exit', (c) => done(c)));
+    expect(err).toMatch(/blocks trained on 2 stages \(blocks 0 \| 1\) on worker threads/);
+    expect(err).toMatch(/SIGINT: finishing the micro-batches in the pipeline/);
+    expect(err).toMatch(
+      /interrupted by SIGINT after step \d+; wrote .*checkpoint-0\.bin\. Continue with --resume/,
+    );
+    expect(code).toBe(130);
+    expect(existsSync(join(dir, 'run.lock'))).toBe(false);
+    const resumed = await run([...args, '--resume', '--json']);
+    expect(resumed.code).toBe(0);
+    expect(resumed.err).toMatch(/resuming .* after epoch 0 and \d+ steps of epoch 1/);
+    expect(JSON.parse(resumed.out.trim().split('\n').at(-1) ?? '')).toMatchObject({
+      epochs: 1,
+      stages: [
+        { first: 0, count: 1 },
+        { first: 1, count: 1 },
+      ],
+    });
+  });
 });

@@ -315,14 +315,18 @@ async function runTrain(flags: TrainFlags, extra: { changeLr: boolean }) {
     modelConfigFor(experiment, dataset, modelOverrides);
     checkTrainSettings(options, dataset);
   });
-  // the pipelined trainer does not stop on a signal: Ctrl-C ends it as usual
-  if (flags.parallelBlocks !== undefined)
-    return trainPipelined({ ...options, signal: undefined, parallelBlocks: flags.parallelBlocks });
+  const parallelBlocks = flags.parallelBlocks;
   const restore = abortOnSignals(controller, (signal) =>
-    process.stderr.write(`\nfwdgrad: ${signal}: finishing the step and writing a checkpoint…\n`),
+    process.stderr.write(
+      parallelBlocks === undefined
+        ? `\nfwdgrad: ${signal}: finishing the step and writing a checkpoint…\n`
+        : `\nfwdgrad: ${signal}: finishing the micro-batches in the pipeline and writing a checkpoint…\n`,
+    ),
   );
   try {
-    return await train(options);
+    return parallelBlocks === undefined
+      ? await train(options)
+      : await trainPipelined({ ...options, parallelBlocks });
   } catch (err) {
     if (err instanceof TrainingInterruptedError) {
       const code = err.reason === 'SIGTERM' ? SIGNAL_EXIT.SIGTERM : SIGNAL_EXIT.SIGINT;

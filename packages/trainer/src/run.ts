@@ -54,6 +54,19 @@ export interface RunConfig {
   limitTest: number | null;
   /** Changes made on resume, oldest first. */
   history: RunChange[];
+  /**
+   * Pipelined runs (`@fwdgrad/trainer/pipeline`): the blocks of each stage (first block and count)
+   * and the kernel threads per stage. Absent for sequential runs.
+   */
+  parallelBlocks?: { stages: { first: number; count: number }[]; threadsPerStage: number };
+}
+
+/** How a run's blocks were trained, for messages: `sequentially` or `on 2 stages (blocks 0–1 | 2–3)`. */
+export function stagesText(run: Pick<RunConfig, 'parallelBlocks'>): string {
+  const stages = run.parallelBlocks?.stages;
+  if (stages === undefined) return 'sequentially';
+  const ranges = stages.map((r) => (r.count === 1 ? `${r.first}` : `${r.first}–${r.first + r.count - 1}`));
+  return `on ${stages.length} stage${stages.length === 1 ? '' : 's'} (blocks ${ranges.join(' | ')})`;
 }
 
 /** An epoch interrupted after some of its steps (saved in the checkpoint on SIGINT/SIGTERM). */
@@ -114,6 +127,14 @@ export function runSettingsDiffer(
     }
   }
   if (JSON.stringify(saved.model) !== JSON.stringify(now.model)) return 'the model configuration differs';
+  // the stages decide the noise streams (and L-BP/L-FA's gradient cuts): another split is another run
+  if (JSON.stringify(saved.parallelBlocks?.stages) !== JSON.stringify(now.parallelBlocks?.stages)) {
+    const n = saved.parallelBlocks?.stages.length;
+    return (
+      `the run was trained ${stagesText(saved)}, not ${stagesText(now)}; resume it ` +
+      (n === undefined ? 'without --parallel-blocks' : `with --parallel-blocks ${n}`)
+    );
+  }
   if (JSON.stringify(saved.algorithmOptions) !== JSON.stringify(now.algorithmOptions))
     return 'the algorithm options differ';
   return null;

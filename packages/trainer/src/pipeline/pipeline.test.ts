@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -115,8 +115,71 @@ describe('trainPipelined (stages on worker threads)', () => {
     await expect(trainPipelined({ ...small('lg-bp'), runDir: runDir(), parallelBlocks: 4 })).rejects.toThrow(
       /choose 1 … 3 stages/,
     );
-    await expect(
-      trainPipelined({ ...small('lg-bp'), runDir: runDir(), parallelBlocks: 2, resume: true }),
-    ).rejects.toThrow(/--resume is not supported/);
   });
+
+  it('stops on its signal with the pipe drained; resumed, it gives the numbers of an uninterrupted run', async () => {
+    // 2 epochs of 8 micro-batches on 3 stages; the interrupted run stops mid-epoch (after step 5),
+    // is resumed and stops again at the epoch boundary, then resumed to the end
+    const opts = {
+      ...small('lg-fg-a'),
+      experiment: resolveExperiment('mnist-m116', { epochs: 2, batchSize: 16 }),
+      parallelBlocks: 3,
+    };
+    /** A signal that reads as aborted (by SIGINT) from its `n`th look on: the trainer looks once per step and at each epoch's end. */
+    const abortOnLook = (n: number) => {
+      let looks = 0;
+      return {
+        get aborted() {
+          return ++looks >= n;
+        },
+        reason: 'SIGINT',
+      } as unknown as AbortSignal;
+    };
+    const whole = runDir();
+    await trainPipelined({ ...opts, runDir: whole });
+    const cut = runDir();
+    await expect(trainPipelined({ ...opts, runDir: cut, signal: abortOnLook(5) })).rejects.toThrow(
+      /training interrupted by SIGINT after step 5; wrote .*checkpoint-0\.bin\. Continue with --resume/,
+    );
+    expect(existsSync(join(cut, 'run.lock'))).toBe(false);
+    expect(readMetrics(cut)).toEqual([]);
+    // another split of the blocks is another run (the stages draw their own noise)
+    await expect(trainPipelined({ ...opts, runDir: cut, resume: true, parallelBlocks: 2 })).rejects.toThrow(
+      /trained on 3 stages \(blocks 0 \| 1 \| 2\), not on 2 stages .*resume it with --parallel-blocks 3/,
+    );
+    await expect(train({ ...opts, runDir: cut, resume: true })).rejects.toThrow(
+      /resume it with --parallel-blocks 3/,
+    );
+    // steps 6–8 (three looks), then the look at the epoch's end
+    const lines: string[] = [];
+    await expect(
+      trainPipelined({
+        ...opts,
+        runDir: cut,
+        resume: true,
+        signal: abortOnLook(4),
+        log: (l) => lines.push(l),
+      }),
+    ).rejects.toThrow(/after step 8; wrote .*checkpoint-1\.bin/);
+    expect(lines.join('\n')).toMatch(/resuming .* after epoch 0 and 5 steps of epoch 1 \(step 5\)/);
+    const resumed = await trainPipelined({ ...opts, runDir: cut, resume: true });
+    const uninterrupted = loadLatestCheckpoint(whole);
+    expect(resumed.epochs).toBe(2);
+    const strip = (rows: Record<string, unknown>[]) =>
+      rows.map(({ seconds, examples_per_second, stage_seconds, live_tensors, ...rest }) => rest);
+    expect(strip(readMetrics(cut))).toEqual(strip(readMetrics(whole)));
+    expect(readMetrics(cut)).toHaveLength(2);
+    expect(finalParams(cut)).toEqual(finalParams(whole));
+    const ckpt = loadLatestCheckpoint(cut);
+    expect(ckpt?.step).toBe(16);
+    const names = (c: typeof ckpt) => Object.keys(c?.optimizer ?? {}).sort();
+    expect(names(ckpt)).toEqual(names(uninterrupted));
+    for (const name of names(ckpt)) {
+      expect(Array.from(ckpt?.optimizer[name].dataSync() ?? [])).toEqual(
+        Array.from(uninterrupted?.optimizer[name].dataSync() ?? []),
+      );
+    }
+    for (const c of [ckpt, uninterrupted])
+      tf.dispose([...Object.values(c?.params ?? {}), ...Object.values(c?.optimizer ?? {})]);
+  }, 600_000);
 });

@@ -12,6 +12,7 @@ import {
   type StageMessage,
   type StageSpec,
   type StepReport,
+  toWire,
   transfers,
   type WireTensor,
 } from './protocol.js';
@@ -33,6 +34,12 @@ export interface Pipeline {
   drain(): Promise<StepReport[][]>;
   /** Every stage's parameters and optimiser state (after draining), as tensors of the caller's tfjs. */
   collect(): Promise<{ params: NamedTensors; optimizer: NamedTensors }>;
+  /**
+   * Hands every stage the whole network's parameters and optimiser state (a checkpoint's, by the
+   * whole network's names; copied, the caller keeps them) to continue from; each stage takes its
+   * own. Call before sending micro-batches (or after {@link drain}).
+   */
+  restore(params: NamedTensors, optimizer: NamedTensors): Promise<void>;
   /**
    * Sets the stages' kernel threads (between micro-batches). The native kernels' count is
    * process-wide: with stages on threads of one process, the last call wins for all of them.
@@ -101,6 +108,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
   let sent = 0;
   let collected: (StageMessage & { kind: 'collected' })[] = [];
   let threadsSet = 0;
+  let restored = 0;
   let waiters: (() => void)[] = [];
   const wake = () => {
     const w = waiters;
@@ -129,6 +137,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
         if (m.stage === n - 1) passed++;
       } else if (m.kind === 'collected') collected.push(m);
       else if (m.kind === 'threads-set') threadsSet++;
+      else if (m.kind === 'restored') restored++;
       else if (m.kind === 'failed') failure ??= new Error(`pipeline stage ${m.stage + 1}/${n}: ${m.message}`);
       wake();
     });
@@ -214,6 +223,21 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
       }
       collected = [];
       return { params, optimizer };
+    },
+    async restore(params, optimizerState) {
+      await pipeline.drain();
+      const wire = (from: NamedTensors) =>
+        Object.fromEntries(Object.entries(from).map(([name, t]) => [name, toWire(t)]));
+      const message: ControlMessage = {
+        kind: 'restore',
+        params: wire(params),
+        optimizer: wire(optimizerState),
+      };
+      restored = 0;
+      workers.forEach((_, s) => {
+        post(s, message);
+      });
+      await until(() => restored === n);
     },
     async setThreads(count) {
       await pipeline.drain();

@@ -77,6 +77,11 @@ export type ControlMessage =
   | { kind: 'init'; spec: StageSpec }
   /** Send the stage's parameters and optimiser state (after the micro-batches sent so far). */
   | { kind: 'collect' }
+  /**
+   * Continue from a whole network's parameters and optimiser state (a checkpoint's, by the whole
+   * network's names; each stage takes its own). Sent before any micro-batch.
+   */
+  | { kind: 'restore'; params: Record<string, WireTensor>; optimizer: Record<string, WireTensor> }
   /** Use this many kernel threads from now on (native: process-wide, see @fwdgrad/native). */
   | { kind: 'threads'; threads: number }
   | { kind: 'close' };
@@ -106,6 +111,7 @@ export interface StepReport {
 export type StageMessage =
   | { kind: 'ready'; stage: number; backend: string }
   | { kind: 'threads-set'; stage: number }
+  | { kind: 'restored'; stage: number }
   | StepReport
   /** Parameters and optimiser state by the whole network's names. */
   | {

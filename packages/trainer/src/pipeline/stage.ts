@@ -6,7 +6,7 @@ import type { Algorithm } from '../algorithms/types.js';
 import { checkFinite } from '../guard.js';
 import { createModel, type Model, wrapModel } from '../model.js';
 import { createOptimizer, type Optimizer } from '../optim.js';
-import type { ParamEntry } from '../params.js';
+import { assignParams, type NamedTensors, type ParamEntry } from '../params.js';
 import {
   type ForwardMessage,
   fromWire,
@@ -143,6 +143,36 @@ export class PipelineStage {
       optimizer[key.slice(0, cut) + name] = toWire(t);
     }
     return { params, optimizer };
+  }
+
+  /**
+   * Continues from a whole network's state (a checkpoint's, by the whole network's names): takes
+   * the values of this stage's parameters — all but, on an earlier stage, the classifier it never
+   * trains — and the momentum traces of the parameters it trains; ignores the other stages'.
+   */
+  restore(params: Record<string, WireTensor>, optimizer: Record<string, WireTensor>): void {
+    const own = this.model.entries.filter(
+      (e) => this.last || (e.group !== 'classifier' && e.group !== 'projection'),
+    );
+    const values: NamedTensors = {};
+    const traces: NamedTensors = {};
+    try {
+      for (const e of own) {
+        const w = params[this.globalNames.get(e.name) as string];
+        if (w !== undefined) values[e.name] = fromWire(w);
+      }
+      assignParams(own, values);
+      // optimiser state keys are '<kind>/<parameter name>' (see collect)
+      const trained = new Map(this.entries.map((e) => [this.globalNames.get(e.name) as string, e.name]));
+      for (const [key, w] of Object.entries(optimizer)) {
+        const cut = key.lastIndexOf('/') + 1;
+        const local = trained.get(key.slice(cut));
+        if (local !== undefined) traces[key.slice(0, cut) + local] = fromWire(w);
+      }
+      this.optimizer.loadState(traces);
+    } finally {
+      tf.dispose([...Object.values(values), ...Object.values(traces)]);
+    }
   }
 
   dispose(): void {

@@ -9,17 +9,26 @@ import {
   epochLine,
   trainSummary,
   runConfigOf,
+  TrainingInterruptedError,
   type EpochMetrics,
   type TrainOptions,
   type TrainSummary,
 } from '../loop.js';
-import { claimRunDir, type RunConfig } from '../run.js';
-import { stepBatches } from '../step-batches.js';
 import { createModel } from '../model.js';
-import { assignParams } from '../params.js';
-import { experimentSchedule } from '../presets.js';
+import { assignParams, namedParams, type NamedTensors } from '../params.js';
+import { experimentOptimizer, experimentSchedule } from '../presets.js';
 import { createProgress } from '../progress.js';
-import { startPipeline } from './pipeline.js';
+import {
+  type CheckpointExtra,
+  claimRunDir,
+  type PartialEpoch,
+  type ResumePoint,
+  type RunConfig,
+  resumeRun,
+  stagesText,
+} from '../run.js';
+import { stepBatches } from '../step-batches.js';
+import { type Pipeline, startPipeline } from './pipeline.js';
 import { pipelineAlgorithm, planStages, type StageRange } from './plan.js';
 import { stageSpecs, toWire } from './protocol.js';
 
@@ -37,22 +46,27 @@ export interface PipelineSummary extends TrainSummary {
   threads_per_stage: number;
 }
 
+/** An epoch's sums so far (saved in the checkpoint of an interrupted epoch), with each stage's compute seconds. */
+interface PipelineEpochTotals extends PartialEpoch {
+  localLoss: number;
+  stageSeconds: number[];
+}
+
 /**
  * Trains a LocalMixer with a local rule whose blocks train at the same time on `parallelBlocks`
  * worker threads (see `PipelineStage` for the semantics). Writes a run folder like `train` (config,
  * metrics per epoch, a checkpoint of the whole network after each epoch, collected from the
- * stages); resuming a pipelined run is not supported yet.
+ * stages) and, like `train`, stops on `signal` and continues with `resume`: the coordinator stops
+ * feeding micro-batches, lets the ones in flight pass every stage (the pipe drains), collects the
+ * stages' parameters and optimiser state into a checkpoint and rejects with a
+ * `TrainingInterruptedError`. Every stage has then learned from exactly the same steps, so a
+ * resumed run (same seed and stages) continues with the same numbers as an uninterrupted one.
  */
 export async function trainPipelined(options: PipelineTrainOptions): Promise<PipelineSummary> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const exp = options.experiment;
   const seed = options.seed ?? 0;
   const algorithm = pipelineAlgorithm(options.algorithm);
-  if (options.resume) {
-    throw new Error(
-      '--resume is not supported with --parallel-blocks yet; start a new run (another --run-dir)',
-    );
-  }
   if (exp.objective !== 'supervised') {
     throw new Error(
       '--parallel-blocks supports the supervised objective only; drop --parallel-blocks for contrastive runs',
@@ -70,15 +84,12 @@ export async function trainPipelined(options: PipelineTrainOptions): Promise<Pip
 
   const trainCount = options.limitTrain ?? ds.train.count;
   const stepsPerEpoch = checkTrainSettings(options, ds);
-  const lock = claimRunDir(options.runDir, false);
   const schedule = experimentSchedule(exp, stepsPerEpoch);
-  const runConfig: RunConfig & { parallelBlocks: { stages: StageRange[]; threadsPerStage: number } } = {
+  let runConfig: RunConfig = {
     ...runConfigOf(options, ds, config),
     algorithm,
     parallelBlocks: { stages: plan, threadsPerStage: threads },
   };
-  writeConfig(options.runDir, runConfig);
-
   const specs = stageSpecs(plan, {
     config,
     algorithm,
@@ -96,34 +107,91 @@ export async function trainPipelined(options: PipelineTrainOptions): Promise<Pip
     ? (options.backend as BackendRequest)
     : 'auto';
   const mainThreads = loadNative().available ? loadNative().threads : undefined;
-  const pipeline = await startPipeline({ specs, backend, threadsPerStage: threads });
-  log(
-    `training ${algorithm} on ${ds.name}, LocalMixer ${exp.model}, ${trainCount} examples, batch ${exp.batchSize}, ` +
-      `${exp.epochs} epochs, ${plan.length} stages on worker threads (blocks ${plan
-        .map((r) => (r.count === 1 ? `${r.first}` : `${r.first}–${r.first + r.count - 1}`))
-        .join(' | ')}; ${threads} thread${threads === 1 ? '' : 's'} each, backend ${pipeline.backends[0]})`,
-  );
+
+  const lock = claimRunDir(options.runDir, options.resume === true);
+  // the whole network on the calling thread: what a checkpoint restores, what the epochs' errors evaluate
   const model = createModel(config, seed);
-  const wallStart = performance.now();
+  let pipeline: Pipeline | null = null;
   let summary: PipelineSummary | null = null;
-  let step = 0;
   try {
-    for (let epoch = 0; epoch < exp.epochs; epoch++) {
+    let at: ResumePoint = { epoch: 0, step: 0, checkpoint: null };
+    // the whole network's optimiser state on resume, handed to the stages with the parameters
+    const holder = options.resume ? experimentOptimizer(exp) : null;
+    try {
+      if (holder !== null) {
+        const resumed = resumeRun(options.runDir, runConfig, model, holder, log, {
+          changeLr: options.changeLr,
+        });
+        at = resumed.at;
+        runConfig = resumed.runConfig;
+      }
+      pipeline = await startPipeline({ specs, backend, threadsPerStage: threads });
+      // each stage takes its own parameters and momentum traces
+      if (holder !== null) await pipeline.restore(namedParams(model.entries), holder.state());
+    } finally {
+      holder?.dispose();
+    }
+    writeConfig(options.runDir, runConfig);
+    const running = pipeline;
+    log(
+      `training ${algorithm} on ${ds.name}, LocalMixer ${exp.model}, ${trainCount} examples, batch ${exp.batchSize}, ` +
+        `${exp.epochs} epochs; blocks trained ${stagesText(runConfig)} on worker threads, ` +
+        `${threads} thread${threads === 1 ? '' : 's'} each, backend ${running.backends[0]}`,
+    );
+    const wallStart = performance.now();
+    const last = plan.length - 1;
+    /** Writes a checkpoint of the whole network from the stages' collected state, and frees it. */
+    const checkpoint = (
+      state: { params: NamedTensors; optimizer: NamedTensors },
+      partial?: PipelineEpochTotals,
+    ) => {
+      try {
+        const extra: CheckpointExtra & { partial?: PipelineEpochTotals } = {
+          seed,
+          run: runConfig,
+          ...(partial ? { partial } : {}),
+        };
+        return saveCheckpoint(options.runDir, { epoch: at.epoch, step: at.step, ...state, extra });
+      } finally {
+        tf.dispose([...Object.values(state.params), ...Object.values(state.optimizer)]);
+      }
+    };
+
+    for (let epoch = at.epoch; epoch < exp.epochs; epoch++) {
+      const done = at.partial as PipelineEpochTotals | undefined;
+      at.partial = undefined;
+      const totals: PipelineEpochTotals = {
+        steps: 0,
+        loss: 0,
+        localLoss: 0,
+        accuracy: 0,
+        seconds: 0,
+        stageSeconds: plan.map(() => 0),
+        ...done,
+      };
       const progress =
         options.progressStream === null
           ? null
           : createProgress({
-              total: stepsPerEpoch * exp.batchSize,
+              total: (stepsPerEpoch - totals.steps) * exp.batchSize,
               label: `epoch ${epoch + 1}/${exp.epochs}`,
               stream: options.progressStream,
             });
       const started = performance.now();
-      let lr = schedule(step);
+      let lr = schedule(at.step);
+      let index = 0;
+      let sent = 0;
+      let interrupted = false;
       for (const batch of stepBatches(exp, ds, config, { seed, epoch, limit: options.limitTrain })) {
-        lr = schedule(step);
+        if (index++ < (done?.steps ?? 0)) {
+          // taken before the interruption: the data order is replayed, not the step
+          tf.dispose([batch.x, batch.labels]);
+          continue;
+        }
+        lr = schedule(at.step);
         const message = {
           kind: 'forward' as const,
-          step,
+          step: at.step,
           epoch: epoch + 1,
           lr,
           x: toWire(batch.x),
@@ -131,62 +199,91 @@ export async function trainPipelined(options: PipelineTrainOptions): Promise<Pip
           size: batch.size,
         };
         tf.dispose([batch.x, batch.labels]);
-        await pipeline.send(message);
-        step++;
+        await running.send(message);
+        at.step++;
+        sent++;
         progress?.tick(batch.size);
+        if (options.signal !== undefined) {
+          // let signal handlers run, then stop feeding if asked to
+          await new Promise((resolve) => setImmediate(resolve));
+          if (options.signal.aborted && index < stepsPerEpoch) {
+            interrupted = true;
+            break;
+          }
+        }
       }
-      const reports = await pipeline.drain();
-      const trainSeconds = (performance.now() - started) / 1000;
+      // the micro-batches in flight pass every stage: each stage has learned from steps < at.step
+      const reports = await running.drain();
       progress?.done();
-      const mean = (f: (r: (typeof reports)[number]) => number) =>
-        reports.reduce((a, r) => a + f(r), 0) / reports.length;
-      const last = plan.length - 1;
-      const { params, optimizer } = await pipeline.collect();
-      assignParams(model.entries, params);
-      const testError = evaluateError(model, ds, ds.test, options.limitTest, options.evalBatchSize);
-      const trainError = evaluateError(model, ds, ds.train, options.limitTrain, options.evalBatchSize);
-      const row: EpochMetrics & { stage_seconds: number[] } = {
-        epoch: epoch + 1,
-        step,
-        loss: mean((r) => r[last].loss ?? Number.NaN),
-        local_loss: mean((r) => r.reduce((a, s) => a + (s.localLoss ?? 0), 0)),
-        readout_loss: null,
-        alignment_deg: null,
-        train_batch_accuracy: mean((r) => r[last].accuracy ?? Number.NaN),
-        test_error: testError,
-        train_error: trainError,
-        lr,
-        seconds: trainSeconds,
-        examples_per_second: (stepsPerEpoch * exp.batchSize) / trainSeconds,
-        live_tensors: tf.memory().numTensors,
-        // compute seconds of each stage over the epoch (the slowest sets the pace)
-        stage_seconds: plan.map((_, s) => reports.reduce((a, r) => a + r[s].seconds, 0)),
-      };
-      appendMetrics(options.runDir, row as unknown as Record<string, unknown>);
-      saveCheckpoint(options.runDir, {
-        epoch: epoch + 1,
-        step,
-        params,
-        optimizer,
-        extra: { seed, run: runConfig },
-      });
-      tf.dispose([...Object.values(params), ...Object.values(optimizer)]);
+      if (reports.length !== sent)
+        throw new Error(`pipeline: ${reports.length} reports for ${sent} micro-batches`);
+      // sums in step order, continuing an interrupted epoch's: the same numbers either way
+      for (const r of reports) {
+        totals.loss += r[last].loss ?? Number.NaN;
+        totals.localLoss += r.reduce((a, s) => a + (s.localLoss ?? 0), 0);
+        totals.accuracy += r[last].accuracy ?? Number.NaN;
+        for (let s = 0; s < plan.length; s++) totals.stageSeconds[s] += r[s].seconds;
+      }
+      totals.steps += sent;
+      totals.seconds += (performance.now() - started) / 1000;
+      // every stage's parameters and optimiser state after step at.step − 1 (the pipe is drained)
+      const state = await running.collect();
+      if (interrupted) {
+        const file = checkpoint(state, totals);
+        throw new TrainingInterruptedError(options.signal?.reason, file, at.step, options.runDir);
+      }
+      at.epoch = epoch + 1;
+      let row: EpochMetrics & { stage_seconds: number[] };
+      try {
+        assignParams(model.entries, state.params);
+        const testError = evaluateError(model, ds, ds.test, options.limitTest, options.evalBatchSize);
+        const trainError = evaluateError(model, ds, ds.train, options.limitTrain, options.evalBatchSize);
+        row = {
+          epoch: epoch + 1,
+          step: at.step,
+          loss: totals.loss / stepsPerEpoch,
+          local_loss: totals.localLoss / stepsPerEpoch,
+          readout_loss: null,
+          alignment_deg: null,
+          train_batch_accuracy: totals.accuracy / stepsPerEpoch,
+          test_error: testError,
+          train_error: trainError,
+          lr,
+          seconds: totals.seconds,
+          examples_per_second: (stepsPerEpoch * exp.batchSize) / totals.seconds,
+          live_tensors: tf.memory().numTensors,
+          // compute seconds of each stage over the epoch (the slowest sets the pace)
+          stage_seconds: totals.stageSeconds,
+        };
+        // as the sequential trainer: the epoch's row, then its checkpoint (a run killed in between
+        // redoes the epoch on resume and drops the row)
+        appendMetrics(options.runDir, row as unknown as Record<string, unknown>);
+      } catch (err) {
+        tf.dispose([...Object.values(state.params), ...Object.values(state.optimizer)]);
+        throw err;
+      }
+      at.checkpoint = checkpoint(state);
       log(
         `${epochLine(row, exp.epochs)} (stage compute ${row.stage_seconds.map((t) => `${t.toFixed(1)} s`).join(', ')})`,
       );
       summary = {
-        ...trainSummary(options, ds, row, (performance.now() - wallStart) / 1000, pipeline.backends[0]),
+        ...trainSummary(options, ds, row, (performance.now() - wallStart) / 1000, running.backends[0]),
         stages: plan,
         threads_per_stage: threads,
       };
+      if (options.signal?.aborted && epoch + 1 < exp.epochs) {
+        throw new TrainingInterruptedError(options.signal.reason, at.checkpoint, at.step, options.runDir);
+      }
     }
   } finally {
-    await pipeline.close();
+    await pipeline?.close();
     model.dispose();
     lock.release();
     // the stages set the (process-wide) kernel threads to theirs
     if (mainThreads !== undefined) loadNative({ threads: mainThreads });
   }
-  if (summary === null) throw new Error('nothing to train: --epochs is 0');
+  if (summary === null) {
+    throw new Error(`nothing to train: the run in ${options.runDir} already completed ${exp.epochs} epochs`);
+  }
   return summary;
 }

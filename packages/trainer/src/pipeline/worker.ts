@@ -62,6 +62,10 @@ control.on('message', async (m: ControlMessage) => {
         ...transfers(...Object.values(params)),
         ...transfers(...Object.values(optimizer)),
       ]);
+    } else if (m.kind === 'restore') {
+      if (stage === null) throw new Error('restore before init');
+      stage.restore(m.params, m.optimizer);
+      report({ kind: 'restored', stage: stageIndex });
     } else if (m.kind === 'threads') {
       if (loadNative().available) loadNative({ threads: m.threads });
       report({ kind: 'threads-set', stage: stageIndex });
