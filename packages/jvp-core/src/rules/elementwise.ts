@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { lift, sumTerms, unary, zeroRule } from './helpers.js';
+import { fit, lift, sumTerms, unary, zeroRule } from './helpers.js';
 import type { JvpRuleContext, RuleTable } from './registry.js';
 
 /** Elementwise kernels: binary (with broadcasting), unary, and the activations tf.layers runs. */
@@ -25,7 +25,12 @@ export const elementwiseRules: RuleTable = {
       c,
       Object.keys(c.inputs).map((key) => c.tangents[key]),
     ),
-  [tf.Sub]: (c) => sumTerms(c, [c.tangents.a, c.tangents.b && tf.neg(c.tangents.b)]),
+  [tf.Sub]: (c) => {
+    const { a: da, b: db } = c.tangents;
+    if (da === null || db === null) return sumTerms(c, [da, db && tf.neg(db)]);
+    const r = c.outputs[0].rank;
+    return fit(c, tf.sub(lift(c, da, r), lift(c, db, r))); // one kernel, not neg + add
+  },
   [tf.Multiply]: (c) => {
     const { a, b } = c.inputs;
     const { a: da, b: db } = c.tangents;
@@ -91,7 +96,7 @@ export const elementwiseRules: RuleTable = {
   [tf.Reciprocal]: unary((_x, y) => tf.neg(tf.square(y))),
   [tf.Exp]: unary((_x, y) => y),
   [tf.Expm1]: unary((_x, y) => tf.add(y, 1)),
-  [tf.Log]: unary((x) => tf.reciprocal(x)),
+  [tf.Log]: (c) => c.tangents.x && tf.div(c.tangents.x, c.inputs.x), // dx / x: one kernel
   [tf.Log1p]: unary((x) => tf.reciprocal(tf.add(x, 1))),
   [tf.Tanh]: unary((_x, y) => tf.sub(1, tf.square(y))),
   [tf.Sigmoid]: unary((_x, y) => tf.mul(y, tf.sub(1, y))),

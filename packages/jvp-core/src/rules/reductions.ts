@@ -16,7 +16,10 @@ function extremum(axisAttr: string): JvpRule {
       c.outputs[0],
       x.shape.map((d, i) => (axes.includes(i) ? 1 : d)),
     );
-    const mask = tf.cast(tf.equal(x, yKeep), 'float32');
+    // the extremum tiled to x's shape first: tfjs's cpu Equal is a plain loop on equal shapes but an
+    // index computation per element when it broadcasts (0.15 ms on a [128, 10] softmax's max, more than
+    // every other kernel of its JVP together)
+    const mask = tf.cast(tf.equal(x, tf.broadcastTo(yKeep, x.shape)), 'float32');
     return tf.sum(tf.mul(dx, mask), axesOf(c, c.attrs[axisAttr], x.rank), c.attrs.keepDims as boolean);
   };
 }
