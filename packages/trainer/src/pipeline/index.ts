@@ -2,7 +2,7 @@
  * Blocks trained in parallel (`@fwdgrad/trainer/pipeline`): the local rules' blocks split into
  * stages on worker threads, activations streamed forward per micro-batch, nothing sent backward.
  */
-export { type Pipeline, type PipelineOptions, startPipeline } from './pipeline.js';
+export { type Pipeline, type PipelineOptions, PipelineStageError, startPipeline } from './pipeline.js';
 export {
   blockCosts,
   PIPELINE_ALGORITHMS,

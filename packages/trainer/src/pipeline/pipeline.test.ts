@@ -6,7 +6,8 @@ import type { Dataset } from '@fwdgrad/datasets';
 import { loadDataset } from '@fwdgrad/datasets/node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadLatestCheckpoint, readMetrics } from '../checkpoint.js';
-import { train } from '../loop.js';
+import { DivergenceError } from '../guard.js';
+import { STEPS_FILE, train } from '../loop.js';
 import { resolveExperiment } from '../presets.js';
 import { trainPipelined } from './train.js';
 
@@ -93,6 +94,20 @@ describe('trainPipelined (stages on worker threads)', () => {
     );
   });
 
+  it("a stage's non-finite loss is the trainer's divergence error, naming the stage", async () => {
+    const opts = {
+      ...small('lg-bp'),
+      experiment: resolveExperiment('mnist-m116', { epochs: 1, batchSize: 32, lr: 1e30 }),
+    };
+    const err = await trainPipelined({ ...opts, runDir: runDir(), parallelBlocks: 2 }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(DivergenceError);
+    expect((err as Error).message).toMatch(
+      /^Training diverged: (local )?loss of stage [12]\/2 is (NaN|-?Infinity) at step \d+ \(epoch 1\)\. Stopped\. No checkpoint was written yet: start again with a lower learning rate, e\.g\. --lr [\d.e+]+\.$/,
+    );
+  });
+
   it('stops on its signal with the pipe drained; resumed, it gives the numbers of an uninterrupted run', async () => {
     // 2 epochs of 8 micro-batches on 3 stages; the interrupted run stops mid-epoch (after step 5),
     // is resumed and stops again at the epoch boundary, then resumed to the end
@@ -100,6 +115,7 @@ describe('trainPipelined (stages on worker threads)', () => {
       ...small('lg-fg-a'),
       experiment: resolveExperiment('mnist-m116', { epochs: 2, batchSize: 16 }),
       parallelBlocks: 3,
+      logEvery: 3,
     };
     /** A signal that reads as aborted (by SIGINT) from its `n`th look on: the trainer looks once per step and at each epoch's end. */
     const abortOnLook = (n: number) => {
@@ -145,6 +161,10 @@ describe('trainPipelined (stages on worker threads)', () => {
       rows.map(({ seconds, examples_per_second, stage_seconds, live_tensors, ...rest }) => rest);
     expect(strip(readMetrics(cut))).toEqual(strip(readMetrics(whole)));
     expect(readMetrics(cut)).toHaveLength(2);
+    // per-step rows (every 3 steps) and learning curves, as the sequential trainer writes them
+    expect(readMetrics(cut, STEPS_FILE)).toEqual(readMetrics(whole, STEPS_FILE));
+    expect(readMetrics<{ step: number }>(cut, STEPS_FILE).map((r) => r.step)).toEqual([3, 6, 9, 12, 15]);
+    expect(existsSync(join(cut, 'loss.svg'))).toBe(true);
     expect(finalParams(cut)).toEqual(finalParams(whole));
     const ckpt = loadLatestCheckpoint(cut);
     expect(ckpt?.step).toBe(16);

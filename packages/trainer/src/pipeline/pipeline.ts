@@ -17,6 +17,18 @@ import {
   type WireTensor,
 } from './protocol.js';
 
+/** A stage's failure as the coordinator sees it (`divergence` set when its loss was not finite). */
+export class PipelineStageError extends Error {
+  readonly stage: number;
+  readonly divergence: { value: number; step: number; epoch: number; what: string } | null;
+  constructor(m: StageMessage & { kind: 'failed' }, stages: number) {
+    super(`pipeline stage ${m.stage + 1}/${stages}: ${m.message}`);
+    this.name = 'PipelineStageError';
+    this.stage = m.stage;
+    this.divergence = m.divergence ?? null;
+  }
+}
+
 /** A running pipeline: stages on worker threads, fed micro-batches by the caller. */
 export interface Pipeline {
   readonly stages: readonly StageRange[];
@@ -138,7 +150,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
       } else if (m.kind === 'collected') collected.push(m);
       else if (m.kind === 'threads-set') threadsSet++;
       else if (m.kind === 'restored') restored++;
-      else if (m.kind === 'failed') failure ??= new Error(`pipeline stage ${m.stage + 1}/${n}: ${m.message}`);
+      else if (m.kind === 'failed') failure ??= new PipelineStageError(m, n);
       wake();
     });
     w.on('error', (err) => {

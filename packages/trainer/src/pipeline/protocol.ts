@@ -120,4 +120,10 @@ export type StageMessage =
       params: Record<string, WireTensor>;
       optimizer: Record<string, WireTensor>;
     }
-  | { kind: 'failed'; stage: number; message: string; divergence?: boolean };
+  | {
+      kind: 'failed';
+      stage: number;
+      message: string;
+      /** Set when the stage's loss was not finite (the trainer's `DivergenceError`). */
+      divergence?: { value: number; step: number; epoch: number; what: string };
+    };

@@ -2,19 +2,23 @@ import * as tf from '@tensorflow/tfjs';
 import { loadDataset } from '@fwdgrad/datasets/node';
 import { loadNative } from '@fwdgrad/native';
 import { BACKEND_NAMES, type BackendRequest } from '../backend.js';
-import { appendMetrics, saveCheckpoint, writeConfig } from '../checkpoint.js';
+import { appendMetrics, readMetrics, saveCheckpoint, writeConfig, writeMetrics } from '../checkpoint.js';
 import { evaluateError, modelConfigFor } from '../evaluate.js';
+import { DivergenceError } from '../guard.js';
 import {
   checkTrainSettings,
   epochLine,
   trainSummary,
   runConfigOf,
+  STEPS_FILE,
+  type StepMetrics,
   TrainingInterruptedError,
   type EpochMetrics,
   type TrainOptions,
   type TrainSummary,
 } from '../loop.js';
 import { createModel } from '../model.js';
+import { writeLearningCurves } from '../plots.js';
 import { assignParams, namedParams, type NamedTensors } from '../params.js';
 import { experimentOptimizer, experimentSchedule } from '../presets.js';
 import { createProgress } from '../progress.js';
@@ -28,7 +32,7 @@ import {
   stagesText,
 } from '../run.js';
 import { stepBatches } from '../step-batches.js';
-import { type Pipeline, startPipeline } from './pipeline.js';
+import { type Pipeline, PipelineStageError, startPipeline } from './pipeline.js';
 import { pipelineAlgorithm, planStages, type StageRange } from './plan.js';
 import { stageSpecs, toWire } from './protocol.js';
 
@@ -113,8 +117,8 @@ export async function trainPipelined(options: PipelineTrainOptions): Promise<Pip
   const model = createModel(config, seed);
   let pipeline: Pipeline | null = null;
   let summary: PipelineSummary | null = null;
+  let at: ResumePoint = { epoch: 0, step: 0, checkpoint: null };
   try {
-    let at: ResumePoint = { epoch: 0, step: 0, checkpoint: null };
     // the whole network's optimiser state on resume, handed to the stages with the parameters
     const holder = options.resume ? experimentOptimizer(exp) : null;
     try {
@@ -124,6 +128,12 @@ export async function trainPipelined(options: PipelineTrainOptions): Promise<Pip
         });
         at = resumed.at;
         runConfig = resumed.runConfig;
+        // per-step rows after the checkpoint are redone
+        writeMetrics(
+          options.runDir,
+          readMetrics<{ step: number }>(options.runDir, STEPS_FILE).filter((r) => r.step <= at.step),
+          STEPS_FILE,
+        );
       }
       pipeline = await startPipeline({ specs, backend, threadsPerStage: threads });
       // each stage takes its own parameters and momentum traces
@@ -218,11 +228,27 @@ export async function trainPipelined(options: PipelineTrainOptions): Promise<Pip
       if (reports.length !== sent)
         throw new Error(`pipeline: ${reports.length} reports for ${sent} micro-batches`);
       // sums in step order, continuing an interrupted epoch's: the same numbers either way
+      const logEvery = options.logEvery ?? 0;
       for (const r of reports) {
-        totals.loss += r[last].loss ?? Number.NaN;
-        totals.localLoss += r.reduce((a, s) => a + (s.localLoss ?? 0), 0);
+        const loss = r[last].loss ?? Number.NaN;
+        const localLoss = r.reduce((a, s) => a + (s.localLoss ?? 0), 0);
+        totals.loss += loss;
+        totals.localLoss += localLoss;
         totals.accuracy += r[last].accuracy ?? Number.NaN;
         for (let s = 0; s < plan.length; s++) totals.stageSeconds[s] += r[s].seconds;
+        // steps.jsonl rows (written when the micro-batches have drained)
+        const step = r[0].step + 1;
+        if (logEvery > 0 && step % logEvery === 0) {
+          const row: StepMetrics = {
+            step,
+            epoch: epoch + 1,
+            loss,
+            local_loss: localLoss,
+            train_batch_accuracy: r[last].accuracy,
+            lr: schedule(step - 1),
+          };
+          appendMetrics(options.runDir, row as unknown as Record<string, unknown>, STEPS_FILE);
+        }
       }
       totals.steps += sent;
       totals.seconds += (performance.now() - started) / 1000;
@@ -263,6 +289,7 @@ export async function trainPipelined(options: PipelineTrainOptions): Promise<Pip
         throw err;
       }
       at.checkpoint = checkpoint(state);
+      if (options.plots !== false) writeLearningCurves(options.runDir, [options.runDir]);
       log(
         `${epochLine(row, exp.epochs)} (stage compute ${row.stage_seconds.map((t) => `${t.toFixed(1)} s`).join(', ')})`,
       );
@@ -275,6 +302,19 @@ export async function trainPipelined(options: PipelineTrainOptions): Promise<Pip
         throw new TrainingInterruptedError(options.signal.reason, at.checkpoint, at.step, options.runDir);
       }
     }
+  } catch (err) {
+    // a stage's non-finite loss: the trainer's divergence error, naming the last checkpoint kept
+    const d = err instanceof PipelineStageError ? err.divergence : null;
+    if (err instanceof PipelineStageError && d !== null) {
+      throw new DivergenceError(d.value, {
+        step: d.step,
+        epoch: d.epoch,
+        what: `${d.what} of stage ${err.stage + 1}/${plan.length}`,
+        checkpoint: at.checkpoint,
+        lr: exp.lr,
+      });
+    }
+    throw err;
   } finally {
     await pipeline?.close();
     model.dispose();

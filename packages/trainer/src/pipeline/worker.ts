@@ -31,7 +31,9 @@ const fail = (err: unknown) =>
     kind: 'failed',
     stage: stageIndex,
     message: err instanceof Error ? err.message : String(err),
-    divergence: err instanceof DivergenceError,
+    ...(err instanceof DivergenceError
+      ? { divergence: { value: err.value, step: err.step, epoch: err.epoch, what: err.what } }
+      : {}),
   });
 
 const selection = selectBackend(backend);
