@@ -317,7 +317,8 @@ describe('fwdgrad train', () => {
     const resumed = await run([...args, '--resume', '--json']);
     expect(resumed.code).toBe(0);
     expect(resumed.err).toMatch(/resuming .* after epoch 0 and \d+ steps of epoch 1/);
-  });
+    // the resumed run's steps are in this process: minutes when the machine is busy
+  }, 600_000);
 
   it('--parallel-blocks: SIGINT drains the pipeline, writes a checkpoint and exits 130; --resume continues', async () => {
     const dir = join(tempDir(), 'run');
@@ -363,5 +364,5 @@ describe('fwdgrad train', () => {
         { first: 1, count: 1 },
       ],
     });
-  });
+  }, 600_000);
 });

@@ -193,7 +193,8 @@ export function registerTrain(program: Command, backendOption: () => Option): vo
     .option('--no-progress', 'no progress bar / periodic lines')
     .option(
       '--parallel-blocks <n>',
-      'local rules: train the blocks in N stages on worker threads at once (activations flow forward only)',
+      'local rules: train the blocks in N stages on worker threads at once (activations flow forward only; ' +
+        'Ctrl-C drains the pipeline and writes a checkpoint, --resume continues)',
       positiveInt('--parallel-blocks'),
     )
     .option('--log-every <n>', 'append a row to steps.jsonl every N steps', positiveInt('--log-every'))
