@@ -97,7 +97,7 @@ describe('trainPipelined (stages on worker threads)', () => {
   it("a stage's non-finite loss is the trainer's divergence error, naming the stage", async () => {
     const opts = {
       ...small('lg-bp'),
-      experiment: resolveExperiment('mnist-m116', { epochs: 1, batchSize: 32, lr: 1e30 }),
+      experiment: resolveExperiment('mnist-m116', { epochs: 1, batchSize: 32, lr: 1e38 }),
     };
     const err = await trainPipelined({ ...opts, runDir: runDir(), parallelBlocks: 2 }).catch(
       (e: unknown) => e,
