@@ -53,17 +53,16 @@ const m816 = (algorithm: 'lg-bp' | 'lg-fg-a', lr: number, limitTrain: number) =>
 
 // Chance is 90% test error (the most frequent class of the 500 test images: 88.6%).
 describe('pipelined M/8/16 learns as the sequential rule (MNIST subset)', () => {
-  it('LG-BP, 64 steps: 2 and 4 stages within 5 points of the sequential run, all under 60% test error', async () => {
+  it('LG-BP, 64 steps: 4 stages (one block each) within 5 points of the sequential run, both under 60% test error', async () => {
     // The greedy rule's pipeline computes what the sequential rule computes; only the kernels'
-    // summation order differs (one BLAS thread per stage), which 64 steps turn into a point or so.
+    // summation order differs (one BLAS thread per stage), which 64 steps turn into a point or so
+    // (measured: 48.2% sequential, on 2 stages and on 4; on 1024 images 25.6, 26.6, 26.6%).
     const opts = m816('lg-bp', 0.01, 512);
     const seq = await train({ ...opts, runDir: runDir() });
-    const two = await trainPipelined({ ...opts, runDir: runDir(), parallelBlocks: 2 });
     const four = await trainPipelined({ ...opts, runDir: runDir(), parallelBlocks: 4 });
-    expect(two.stages.map((s) => s.count)).toEqual([2, 2]);
     expect(four.stages.map((s) => s.count)).toEqual([1, 1, 1, 1]);
-    for (const r of [seq, two, four]) expect(r.test_error).toBeLessThan(0.6);
-    for (const r of [two, four]) expect(Math.abs(r.test_error - seq.test_error)).toBeLessThanOrEqual(0.05);
+    for (const r of [seq, four]) expect(r.test_error).toBeLessThan(0.6);
+    expect(Math.abs(four.test_error - seq.test_error)).toBeLessThanOrEqual(0.05);
   }, 600_000);
 
   it('LG-FG-A, 128 steps: 2 stages within 10 points of the sequential run, both under 70% test error', async () => {
