@@ -6,7 +6,7 @@ import { createRandom, hashSeed } from '@fwdgrad/random';
 import { alignmentAngles } from './alignment.js';
 import { createAlgorithm } from './algorithms/registry.js';
 import type { Algorithm, AlgorithmId, AlgorithmOptions, StepResult } from './algorithms/types.js';
-import { appendMetrics, readMetrics, saveCheckpoint, writeConfig, writeMetrics } from './checkpoint.js';
+import { appendMetrics, saveCheckpoint, writeConfig } from './checkpoint.js';
 import { evaluateError, modelConfigFor } from './evaluate.js';
 import { checkFinite } from './guard.js';
 import { createModel, type Model } from './model.js';
@@ -24,6 +24,7 @@ import {
   type ResumePoint,
   type RunConfig,
   resumeRun,
+  STEPS_FILE,
 } from './run.js';
 import type { Schedule } from './schedule.js';
 import { firstStepBatch, stepBatches } from './step-batches.js';
@@ -314,8 +315,7 @@ export function runConfigOf(options: TrainOptions, ds: Dataset, model: LocalMixe
   };
 }
 
-/** The per-step rows file of a run folder (`logEvery`). */
-export const STEPS_FILE = 'steps.jsonl';
+export { STEPS_FILE } from './run.js';
 
 /**
  * Checks the settings of a run against its data before anything is written; returns the optimiser
@@ -422,12 +422,6 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
       });
       at = resumed.at;
       runConfig = resumed.runConfig;
-      // per-step rows after the checkpoint are redone
-      writeMetrics(
-        options.runDir,
-        readMetrics<{ step: number }>(options.runDir, STEPS_FILE).filter((r) => r.step <= at.step),
-        STEPS_FILE,
-      );
     }
     writeConfig(options.runDir, runConfig);
     const backend = options.backend ?? tf.getBackend();

@@ -140,6 +140,9 @@ export function runSettingsDiffer(
   return null;
 }
 
+/** The per-step rows file of a run folder (`logEvery`). */
+export const STEPS_FILE = 'steps.jsonl';
+
 /** Temporary files of interrupted atomic writes (`.<name>.tmp-<pid>-<hex>`). */
 const STRAY_TMP_RE = /^\..+\.tmp-\d+-[0-9a-f]+$/;
 
@@ -186,9 +189,9 @@ function savedSettings(runDir: string, ckpt: LoadedCheckpoint): RunConfig | null
 
 /**
  * Restores the newest checkpoint of a run with the same settings (those recorded in the
- * checkpoint) into `model` and `optimizer`, and drops the metrics rows of epochs after it (an
- * interrupted epoch's rows are redone). Returns where to continue and the run's settings with a
- * learning-rate change recorded in its history.
+ * checkpoint) into `model` and `optimizer`, and drops the metrics rows of epochs after it and the
+ * `steps.jsonl` rows of steps after it (they are redone). Returns where to continue and the run's
+ * settings with a learning-rate change recorded in its history.
  */
 export function resumeRun(
   runDir: string,
@@ -236,9 +239,15 @@ export function resumeRun(
   } finally {
     tf.dispose([...Object.values(ckpt.params), ...Object.values(ckpt.optimizer)]);
   }
+  // rows after the checkpoint are redone: the epochs' and the steps' (`logEvery`)
   writeMetrics(
     runDir,
     readMetrics<{ epoch: number }>(runDir).filter((r) => r.epoch <= ckpt.epoch),
+  );
+  writeMetrics(
+    runDir,
+    readMetrics<{ step: number }>(runDir, STEPS_FILE).filter((r) => r.step <= ckpt.step),
+    STEPS_FILE,
   );
   const partial = (ckpt.extra as Partial<CheckpointExtra> | null)?.partial;
   log(

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { loadDataset } from '@fwdgrad/datasets/node';
 import { loadNative } from '@fwdgrad/native';
 import { BACKEND_NAMES, type BackendRequest } from '../backend.js';
-import { appendMetrics, readMetrics, saveCheckpoint, writeConfig, writeMetrics } from '../checkpoint.js';
+import { appendMetrics, saveCheckpoint, writeConfig } from '../checkpoint.js';
 import { evaluateError, modelConfigFor } from '../evaluate.js';
 import { DivergenceError } from '../guard.js';
 import {
@@ -128,12 +128,6 @@ export async function trainPipelined(options: PipelineTrainOptions): Promise<Pip
         });
         at = resumed.at;
         runConfig = resumed.runConfig;
-        // per-step rows after the checkpoint are redone
-        writeMetrics(
-          options.runDir,
-          readMetrics<{ step: number }>(options.runDir, STEPS_FILE).filter((r) => r.step <= at.step),
-          STEPS_FILE,
-        );
       }
       pipeline = await startPipeline({ specs, backend, threadsPerStage: threads });
       // each stage takes its own parameters and momentum traces
