@@ -148,6 +148,35 @@ export interface TrainSummary {
   run_dir: string;
 }
 
+/**
+ * The metrics row of a finished epoch (index `epoch`, 0-based) from its totals over `steps` steps of
+ * `batchSize` examples and what was measured after it.
+ */
+export function epochRow(
+  epoch: number,
+  step: number,
+  totals: PartialEpoch,
+  steps: number,
+  batchSize: number,
+  after: Pick<EpochMetrics, 'test_error' | 'train_error' | 'lr' | 'readout_loss' | 'alignment_deg'>,
+): EpochMetrics {
+  return {
+    epoch: epoch + 1,
+    step,
+    loss: totals.loss / steps,
+    local_loss: totals.localLoss === null ? null : totals.localLoss / steps,
+    readout_loss: after.readout_loss,
+    alignment_deg: after.alignment_deg,
+    train_batch_accuracy: totals.accuracy / steps,
+    test_error: after.test_error,
+    train_error: after.train_error,
+    lr: after.lr,
+    seconds: totals.seconds,
+    examples_per_second: (steps * batchSize) / totals.seconds,
+    live_tensors: tf.memory().numTensors,
+  };
+}
+
 /** The progress line of a finished epoch (the caller appends what only it knows). */
 export function epochLine(row: EpochMetrics, epochs: number): string {
   return (
@@ -448,21 +477,13 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
       const alignment = epochAlignment(ctx, epoch);
       const testError = evaluateError(model, ds, ds.test, options.limitTest, options.evalBatchSize);
       const trainError = evaluateError(model, ds, ds.train, options.limitTrain, options.evalBatchSize);
-      const row: EpochMetrics = {
-        epoch: epoch + 1,
-        step: at.step,
-        loss: totals.loss / stepsPerEpoch,
-        local_loss: totals.localLoss === null ? null : totals.localLoss / stepsPerEpoch,
-        readout_loss: readoutLoss,
-        alignment_deg: alignment,
-        train_batch_accuracy: totals.accuracy / stepsPerEpoch,
+      const row = epochRow(epoch, at.step, totals, stepsPerEpoch, exp.batchSize, {
         test_error: testError,
         train_error: trainError,
         lr: totals.lr,
-        seconds: totals.seconds,
-        examples_per_second: (stepsPerEpoch * exp.batchSize) / totals.seconds,
-        live_tensors: tf.memory().numTensors,
-      };
+        readout_loss: readoutLoss,
+        alignment_deg: alignment,
+      });
       appendMetrics(options.runDir, row as unknown as Record<string, unknown>);
       at.epoch = epoch + 1;
       at.checkpoint = save(at);

@@ -8,6 +8,7 @@ import { DivergenceError } from '../guard.js';
 import {
   checkTrainSettings,
   epochLine,
+  epochRow,
   trainSummary,
   runConfigOf,
   STEPS_FILE,
@@ -259,19 +260,13 @@ export async function trainPipelined(options: PipelineTrainOptions): Promise<Pip
         const testError = evaluateError(model, ds, ds.test, options.limitTest, options.evalBatchSize);
         const trainError = evaluateError(model, ds, ds.train, options.limitTrain, options.evalBatchSize);
         row = {
-          epoch: epoch + 1,
-          step: at.step,
-          loss: totals.loss / stepsPerEpoch,
-          local_loss: totals.localLoss / stepsPerEpoch,
-          readout_loss: null,
-          alignment_deg: null,
-          train_batch_accuracy: totals.accuracy / stepsPerEpoch,
-          test_error: testError,
-          train_error: trainError,
-          lr,
-          seconds: totals.seconds,
-          examples_per_second: (stepsPerEpoch * exp.batchSize) / totals.seconds,
-          live_tensors: tf.memory().numTensors,
+          ...epochRow(epoch, at.step, totals, stepsPerEpoch, exp.batchSize, {
+            test_error: testError,
+            train_error: trainError,
+            lr,
+            readout_loss: null,
+            alignment_deg: null,
+          }),
           // compute seconds of each stage over the epoch (the slowest sets the pace)
           stage_seconds: totals.stageSeconds,
         };
