@@ -19,6 +19,7 @@ export {
   withTangent,
 } from './engine.js';
 export { FUSED_GROUPED_MATMUL, type GroupedMatMulMode, groupedMatMul, tapeRecording } from './grouped.js';
+export { SCALE_IN_PLACE } from './kernel-names.js';
 export {
   FUSED_LAYER_NORM,
   FUSED_LAYER_NORM_JVP,

@@ -8,3 +8,11 @@
  */
 export const FUSED_LAYER_NORM = 'FwdgradLayerNorm';
 export const FUSED_LAYER_NORM_JVP = 'FwdgradLayerNormJvp';
+
+/**
+ * `FwdgradScaleInPlace` (inputs {x, s}, s a float32 scalar): x ← s·x in x's own storage (float32's product,
+ * the same bits as `Multiply`), returning x's storage as its output (reference count + 1, as `Reshape`).
+ * For a caller that owns x and shares its storage with no one (e.g. turning a perturbation direction into a
+ * gradient without a second buffer); it mutates its input, so no op of tfjs runs it.
+ */
+export const SCALE_IN_PLACE = 'FwdgradScaleInPlace';

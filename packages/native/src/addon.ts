@@ -80,11 +80,14 @@ export interface NativeAddon {
     r: number,
   ): number;
   /**
-   * Starts drawing `buf.length` normals from counter `state` into `buf` on a background thread, for
-   * the next `fillNormal(buf, state, ...)`; false (buf untouched) when drawing ahead is off or the
-   * request is small. `buf` must not be read or reused before that `fillNormal` returns.
+   * Queues drawing `buf.length` normals from counter `state` into `buf` on a background thread, for a
+   * later `fillNormal(buf, state, ...)` (up to four buffers at once, drawn oldest first); false (buf
+   * untouched) when drawing ahead is off, the request is small or four buffers are queued. `buf` must
+   * not be read or reused before that `fillNormal` (or `prefetchCancel(buf)`) returns.
    */
   prefetchInto(buf: Float32Array, state: number): boolean;
+  /** Stops drawing ahead into `buf` (if it was) and forgets it: `buf` may be reused once this returns. */
+  prefetchCancel(buf: Float32Array): void;
   setThreads(threads: number, parallelMin?: number): void;
   setPrefetch(enabled: boolean): void;
   info(): { blas: string | null; threads: number; parallelMin: number; blasThreads: number; openmp: boolean };

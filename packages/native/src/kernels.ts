@@ -3,6 +3,7 @@ import {
   FUSED_GROUPED_MATMUL,
   FUSED_LAYER_NORM,
   FUSED_LAYER_NORM_JVP,
+  SCALE_IN_PLACE,
   tapeRecording,
 } from '@fwdgrad/jvp-core';
 import type { NormalFiller } from '@fwdgrad/random';
@@ -26,6 +27,7 @@ interface TensorInfo {
 interface CpuBackend {
   data: { get(dataId: object): { values?: unknown } };
   makeTensorInfo(shape: number[], dtype: string, values?: Float32Array): TensorInfo;
+  incRef(dataId: object): void;
 }
 
 type KernelArgs = {
@@ -639,7 +641,29 @@ const groupedMatMulGradient: tf.GradConfig = {
   },
 };
 
+/**
+ * jvp-core's SCALE_IN_PLACE: x ← s·x in x's own storage (one native multiply, no allocation); returns x's
+ * storage with one more reference, as Reshape does.
+ */
+function scaleInPlaceKernel(native: NativeAddon, args: KernelArgs): TensorInfo {
+  const { x, s } = named(args);
+  const xv = f32(args.backend, x);
+  const sv = f32(args.backend, s);
+  if (xv === undefined || sv === undefined || sv.length !== 1) {
+    throw new Error(`${SCALE_IN_PLACE}: expected a float32 x and a float32 scalar s`);
+  }
+  // as [rows, rest] so that the native loop can split the rows over its threads
+  const rows = x.shape.length > 1 ? x.shape[0] : 1;
+  const rest = xv.length / Math.max(rows, 1);
+  if (xv.length > 0) {
+    native.binary(2, xv, sv, xv, Int32Array.of(rows, rest), Int32Array.of(rest, 1), Int32Array.of(0, 0));
+  }
+  args.backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: 'float32' };
+}
+
 const EXTRA_KERNELS: Record<string, (native: NativeAddon, args: KernelArgs) => TensorInfo | TensorInfo[]> = {
+  [SCALE_IN_PLACE]: scaleInPlaceKernel,
   [FUSED_LAYER_NORM]: layerNormKernel,
   [FUSED_LAYER_NORM_JVP]: layerNormJvpKernel,
   [FUSED_GROUPED_MATMUL]: groupedMatMulKernel,
@@ -784,30 +808,48 @@ export function uninstallNativeKernels(backendName = 'cpu'): void {
   uninstallGradients();
 }
 
+/** How many requests the native sampler draws ahead at once, and from what size (its `PF_SLOTS`, `PF_MIN`). */
+const PREFETCH_SLOTS = 4;
+const PREFETCH_MIN = 1 << 16;
+
 /**
  * The native normal sampler for @fwdgrad/random's `setNormalFiller`: the same splitmix32 + ziggurat
  * stream as its JavaScript sampler, draw for draw, several times faster. After each request it hands
  * the addon a buffer of the same size, into which the stream's next draws are made on a background
- * thread while the caller computes; the next request of that size from that counter takes the buffer
- * as its tensor's memory (no copy) and draws only what is missing. Buffers come from the kernels' pool
- * (fresh pages cost about as much as the drawing). Undefined without the addon.
+ * thread while the caller computes; a later request of that size from that counter takes the buffer
+ * as its tensors' memory (no copy) and draws only what is missing. Up to four such buffers are kept, the
+ * oldest dropped first, so that streams or rules taking turns each find theirs (a training loop of one
+ * rule uses one). Buffers come from the kernels' pool (fresh pages cost about as much as the drawing); a
+ * request cut into several shapes gives views of one buffer, which goes back to the pool when the last
+ * of them is released. Undefined without the addon.
  */
 export function nativeNormalFiller(): NormalFiller | undefined {
   const native = nativeAddon();
   if (native === undefined) return undefined;
-  // the buffer being drawn into ahead, if any (not to be touched until fillNormal has returned)
-  let ahead: Float32Array | undefined;
-  return (shape, state, t) => {
-    const n = size(shape);
-    const spare = ahead !== undefined && ahead.length !== n ? ahead : undefined;
-    const values = ahead !== undefined && ahead.length === n ? ahead : alloc(n);
-    ahead = undefined;
-    // keeps what was drawn ahead into `values` if it started at `state`; stops the thread either way
+  // buffers being drawn into ahead, oldest first, each for the request of its length from `state` (not
+  // to be touched until fillNormal or prefetchCancel has returned)
+  const ahead: { buffer: Float32Array; state: number }[] = [];
+  return (shapes, state, t) => {
+    const sizes = shapes.map(size);
+    const n = sizes.reduce((a, b) => a + b, 0);
+    const hit = ahead.findIndex((a) => a.state === state && a.buffer.length === n);
+    const values = hit >= 0 ? ahead.splice(hit, 1)[0].buffer : alloc(n);
+    // keeps what was drawn ahead into `values` (for this counter and size); other buffers draw on
     const next = native.fillNormal(values, state, t.kn, t.wn, t.fn, t.r);
-    if (spare !== undefined) pool.release(spare);
-    const buffer = alloc(n);
-    if (native.prefetchInto(buffer, next)) ahead = buffer;
-    else pool.release(buffer);
-    return { tensor: pool.output(values, (v) => tf.tensor(v, shape, 'float32')), state: next };
+    if (n >= PREFETCH_MIN) {
+      if (ahead.length >= PREFETCH_SLOTS) {
+        const old = ahead.shift() as { buffer: Float32Array };
+        native.prefetchCancel(old.buffer);
+        pool.release(old.buffer);
+      }
+      const buffer = alloc(n);
+      if (native.prefetchInto(buffer, next)) ahead.push({ buffer, state: next });
+      else pool.release(buffer);
+    }
+    const tensors =
+      shapes.length === 1
+        ? [pool.output(values, (v) => tf.tensor(v, shapes[0], 'float32'))]
+        : pool.outputViews(values, sizes, (v, i) => tf.tensor(v, shapes[i], 'float32'));
+    return { tensors, state: next };
   };
 }

@@ -1,7 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadNative } from './addon.js';
-import { installNativeKernels, nativePoolStats, uninstallNativeKernels } from './kernels.js';
+import { createRandom, setNormalFiller } from '@fwdgrad/random';
+import {
+  installNativeKernels,
+  nativeNormalFiller,
+  nativePoolStats,
+  uninstallNativeKernels,
+} from './kernels.js';
 
 // Output buffers are recycled when tfjs disposes their tensor; anything that can still see a buffer
 // (a dataSync() result, a slice's view) must keep its values.
@@ -50,5 +56,27 @@ describe.runIf(enabled)('buffer pool', () => {
     const b = tf.add(x, 7);
     expect(view.dataSync()[0]).toBe(2);
     tf.dispose([x, view, b]);
+  });
+
+  it('a buffer cut into views comes back when the last view is released, not before', () => {
+    setNormalFiller(nativeNormalFiller());
+    try {
+      const random = createRandom(3);
+      const [a, b] = random.normals([[n], [n]]);
+      const bValues = Array.from(tf.clone(b).dataSync());
+      const recycled = nativePoolStats().recycled;
+      a.dispose();
+      expect(nativePoolStats().recycled).toBe(recycled); // b still views the buffer
+      const c = tf.tidy(() => tf.add(tf.zeros([2 * n]), 1)); // would take the buffer if it had come back
+      expect(Array.from(b.dataSync())).toEqual(bValues); // (and this read retires it for good)
+      b.dispose();
+      expect(nativePoolStats().recycled).toBe(recycled);
+      const [d, e] = random.normals([[n], [n]]);
+      tf.dispose([d, e]);
+      expect(nativePoolStats().recycled).toBe(recycled + 1); // unread views: back with the last one
+      tf.dispose([c]);
+    } finally {
+      setNormalFiller(undefined);
+    }
   });
 });

@@ -7,7 +7,9 @@
  * Safety: a buffer is recycled only while nothing outside the backend can still see it. tfjs's cpu
  * backend hands its storage out by reference in a few places — `dataSync()`/`data()` return it, and
  * a simple `slice` returns a subarray view of it — so any read of a pooled buffer, and any tensor
- * written with that buffer (or a view of it) as its storage, retires the buffer from the pool for good.
+ * written with that buffer (or a view of it) as its storage, retires the buffer from the pool for good —
+ * except the views the pool makes itself (`outputViews`): a buffer cut into several tensors comes back
+ * when the last of them is released.
  */
 
 interface CpuData {
@@ -35,6 +37,8 @@ export class BufferPool {
   private restore: (() => void) | undefined;
   /** The buffer a native kernel is writing as its output right now (not an outside reference). */
   private pending: Float32Array | undefined;
+  /** Buffers cut into views by `outputViews`, by ArrayBuffer: the buffer and how many views are alive. */
+  private readonly groups = new WeakMap<ArrayBufferLike, { root: Float32Array; live: number }>();
   /** Counters for tests and reports. */
   readonly stats = { allocated: 0, reused: 0, recycled: 0, retired: 0 };
 
@@ -69,6 +73,24 @@ export class BufferPool {
     }
   }
 
+  /**
+   * Creates one tensor per consecutive view of `values` (a buffer from `take`, `sizes` summing to at most
+   * its length) with `make`; the buffer comes back to the pool when the last of them is released (or never,
+   * if any of them is read or written elsewhere).
+   */
+  outputViews<T>(values: Float32Array, sizes: number[], make: (view: Float32Array, index: number) => T): T[] {
+    const group = { root: values, live: 0 };
+    if (this.owned.has(values)) this.groups.set(values.buffer, group);
+    let at = 0;
+    return sizes.map((n, i) => {
+      const view = values.subarray(at, at + n);
+      at += n;
+      const t = this.output(view, (v) => make(v, i));
+      group.live++;
+      return t;
+    });
+  }
+
   /** Gives back a temporary buffer from `take` that never became a tensor. */
   release(values: Float32Array): void {
     if (this.owned.has(values)) this.give(values);
@@ -78,6 +100,7 @@ export class BufferPool {
     if (!(values instanceof Float32Array) || values === this.pending) return;
     const root = this.byBuffer.get(values.buffer);
     if (root !== undefined && this.owned.delete(root)) this.stats.retired++;
+    this.groups.delete(values.buffer);
   }
 
   private give(values: Float32Array): void {
@@ -100,10 +123,17 @@ export class BufferPool {
     backend.disposeData = (dataId, force) => {
       const values = backend.data.get(dataId)?.values;
       const released = disposeData.call(backend, dataId, force);
-      if (values instanceof Float32Array && this.owned.has(values) && !backend.data.has(dataId)) {
-        this.owned.delete(values); // back in `free`: owned again when taken
-        this.give(values);
-        this.owned.add(values);
+      if (values instanceof Float32Array && !backend.data.has(dataId)) {
+        // a view made by outputViews: its buffer comes back with the last of them
+        const group = this.groups.get(values.buffer);
+        const whole = group === undefined ? values : group.root;
+        if (group !== undefined && --group.live > 0) return released;
+        if (group !== undefined) this.groups.delete(values.buffer);
+        if (this.owned.has(whole)) {
+          this.owned.delete(whole); // back in `free`: owned again when taken
+          this.give(whole);
+          this.owned.add(whole);
+        }
       }
       return released;
     };

@@ -12,20 +12,27 @@ const tables = {
   r: 3.442619855899,
 };
 
-// A step's worth of requests of one size, each followed by drawing ahead into a fresh buffer (what
-// nativeNormalFiller does), then a request of another size; returns a checksum per request.
+// Two streams taking turns, each request followed by drawing the stream's next request ahead into a
+// fresh buffer, which a later request of that size from that counter takes up (what nativeNormalFiller
+// does, up to four buffers); returns a checksum per request.
 const drawSource = `
   const { addon, tables, requests } = arguments[0];
-  let state = 12345;
+  const states = [12345, 777];
+  const ahead = [];
   const sums = [];
-  for (const n of requests) {
-    const out = new Float32Array(n);
-    state = addon.fillNormal(out, state, tables.kn, tables.wn, tables.fn, tables.r);
-    addon.prefetchInto(new Float32Array(n), state);
-    let s = 0;
-    for (let i = 0; i < n; i += 97) s += out[i] * (i + 1);
-    sums.push(s);
-  }
+  requests.forEach((n, k) => {
+    const s = k % 2;
+    const hit = ahead.findIndex((a) => a.state === states[s] && a.buf.length === n);
+    const out = hit >= 0 ? ahead.splice(hit, 1)[0].buf : new Float32Array(n);
+    states[s] = addon.fillNormal(out, states[s], tables.kn, tables.wn, tables.fn, tables.r);
+    if (ahead.length >= 4) addon.prefetchCancel(ahead.shift().buf);
+    const buf = new Float32Array(n);
+    if (addon.prefetchInto(buf, states[s])) ahead.push({ buf, state: states[s] });
+    let sum = 0;
+    for (let i = 0; i < n; i += 97) sum += out[i] * (i + 1);
+    sums.push(sum);
+  });
+  for (const a of ahead) addon.prefetchCancel(a.buf);
   return sums;
 `;
 const requests = [...Array.from({ length: 12 }, () => 1 << 17), 70_000, 1 << 17, 1 << 17, 5000];
@@ -62,6 +69,11 @@ describe('native normal sampler on worker threads', () => {
       const got = await Promise.all(results);
       await Promise.all(workers.map((w) => w.terminate()));
       expect(meanwhile).toEqual(alone);
+      // and equal the draws made with no drawing ahead at all
+      addon.setPrefetch(false);
+      const plain = draw({ addon, tables, requests });
+      addon.setPrefetch(true);
+      expect(plain).toEqual(alone);
       for (const g of got) expect(g).toEqual(alone);
       expect(new Set(alone).size).toBe(alone.length);
     },

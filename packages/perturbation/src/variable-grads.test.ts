@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { variableJvp } from '@fwdgrad/jvp-core';
 import { forwardVariableGrads } from './index.js';
+import { scaleOwned } from './variable-grads.js';
 import { createRandom } from '@fwdgrad/random';
 
 afterEach(() => {
@@ -239,5 +241,107 @@ describe('forwardVariableGrads, activity perturbation of Dense sites', () => {
       tf.dispose([value, ...Object.values(grads)]);
     }
     tf.dispose([x, mask]);
+  });
+});
+
+describe('forwardVariableGrads, weight perturbation (FG-W)', () => {
+  /** A two-layer MLP with seeded weights, its per-example loss on 6 examples, and its variables. */
+  function mlp() {
+    const model = tf.sequential({
+      layers: [
+        L.dense({
+          units: 5,
+          inputShape: [4],
+          activation: 'relu',
+          kernelInitializer: tf.initializers.glorotNormal({ seed: 3 }),
+        }),
+        L.dense({ units: 3, kernelInitializer: tf.initializers.glorotNormal({ seed: 4 }) }),
+      ],
+    });
+    const r = createRandom(12);
+    const x = r.normal([6, 4]);
+    const y = tf.oneHot(tf.tensor1d([0, 1, 2, 2, 1, 0], 'int32'), 3);
+    const f = () =>
+      tf.losses.softmaxCrossEntropy(y, model.apply(x) as tf.Tensor, undefined, undefined, tf.Reduction.NONE);
+    const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+    return { f, vars, data: [x, y] };
+  }
+
+  it('is D·v: all directions drawn as one request (random.normals), D the directional derivative', () => {
+    const { f, vars, data } = mlp();
+    const { value, grads } = forwardVariableGrads(f, vars, { perturb: 'weight', seed: 11 });
+    // the same directions, and the directional derivative of the mean loss along them
+    const v = createRandom(11).normals(vars.map((w) => w.shape));
+    const tangents = Object.fromEntries(vars.map((w, i) => [w.name, v[i]]));
+    const [out, dOut] = variableJvp(f, tangents);
+    const d = tf.tidy(() => tf.sum(tf.div(dOut, out.shape[0])));
+    vars.forEach((w, i) => {
+      const expected = tf.mul(d, v[i]);
+      expect(Array.from(grads[w.name].dataSync())).toEqual(Array.from(expected.dataSync()));
+      expected.dispose();
+    });
+    expect(value.dataSync()[0]).toBeCloseTo(
+      tf.tidy(() => tf.mean(out).dataSync()[0]),
+      6,
+    );
+    tf.dispose([value, out, dOut, d, ...v, ...Object.values(grads), ...data]);
+  });
+
+  it('leaves no tensor behind across steps; each gradient is its own tensor', () => {
+    const { f, vars, data } = mlp();
+    const random = createRandom(2);
+    const optimizer = tf.train.sgd(0.1);
+    const step = () => {
+      const { value, grads } = forwardVariableGrads(f, vars, { perturb: 'weight', random });
+      optimizer.applyGradients(grads);
+      tf.dispose([value, ...Object.values(grads)]);
+    };
+    step(); // the optimizer's own state appears in the first step
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 5; i++) step();
+    expect(tf.memory().numTensors).toBe(before);
+    // releasing one gradient leaves the others (views of one buffer on the cpu backend) intact
+    const { value, grads } = forwardVariableGrads(f, vars, { perturb: 'weight', seed: 5 });
+    const kept = Array.from(grads[vars[2].name].dataSync());
+    grads[vars[0].name].dispose();
+    expect(Array.from(grads[vars[2].name].dataSync())).toEqual(kept);
+    tf.dispose([value, ...vars.slice(1).map((w) => grads[w.name]), ...data]);
+    optimizer.dispose();
+  });
+
+  it('is right when the loss is a view of a variable (its tangent then views the direction)', () => {
+    const w = tf.variable(tf.tensor1d([0.5, -1, 2, 0, 3]), true, 'fvg_view');
+    const f = () => tf.reshape(w, [5]); // per-example "losses": w itself
+    const { value, grads } = forwardVariableGrads(f, [w], { perturb: 'weight', seed: 8 });
+    const [v] = createRandom(8).normals([[5]]);
+    const expected = tf.tidy(() => tf.mul(tf.sum(tf.div(v, 5)), v));
+    expect(Array.from(grads.fvg_view.dataSync())).toEqual(Array.from(expected.dataSync()));
+    expect(value.dataSync()[0]).toBeCloseTo(0.9, 6);
+    tf.dispose([value, v, expected, grads.fvg_view]);
+  });
+});
+
+describe('scaleOwned', () => {
+  it('scales in place only when no other tensor shares the storage, with the bits of tf.mul', () => {
+    const s = tf.scalar(0.7123);
+    const fresh = () => createRandom(4).normal([3, 1000]);
+    const reference = tf.mul(s, fresh());
+    // alone: on the cpu backend the tensor itself comes back, scaled
+    const t = fresh();
+    const r = scaleOwned(t, s);
+    if (tf.getBackend() === 'cpu') expect(r).toBe(t);
+    expect(Array.from(r.dataSync())).toEqual(Array.from(reference.dataSync()));
+    // shared with a reshape (same storage): that tensor keeps its values, t is consumed
+    const u = fresh();
+    const alias = tf.reshape(u, [3000]);
+    const before = Array.from(alias.dataSync());
+    const before2 = tf.memory().numTensors;
+    const r2 = scaleOwned(u, s);
+    expect(r2).not.toBe(u);
+    expect(u.isDisposed).toBe(true);
+    expect(tf.memory().numTensors).toBe(before2);
+    expect(Array.from(alias.dataSync())).toEqual(before);
+    expect(Array.from(r2.dataSync())).toEqual(Array.from(reference.dataSync()));
+    tf.dispose([s, reference, r, alias, r2]);
   });
 });

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { type KernelCall, type Perturbation, variableJvp } from '@fwdgrad/jvp-core';
+import { type KernelCall, type Perturbation, SCALE_IN_PLACE, variableJvp } from '@fwdgrad/jvp-core';
 import { linearWeightGradient } from './kernel-vjp.js';
 import { checkNoiseKind, type NoiseKind, sampleNoise } from './noise.js';
 import { checkSamples } from './util.js';
@@ -84,6 +84,49 @@ function activityGradient(noise: tf.Tensor, z: number[], d: tf.Tensor, total: tf
   const coeff = tf.reshape(perExample ? d : total, [k, groups, 1]);
   const scaled = tf.mul(tf.reshape(noise, [k, groups, size / groups]), coeff);
   return tf.reshape(k > 1 ? tf.div(tf.sum(scaled, 0), k) : scaled, z);
+}
+
+/** What {@link scaleOwned} uses of tfjs's cpu backend (the storage of a tensor, by reference). */
+interface CpuStorage {
+  data: { get(dataId: object): { values?: unknown } | undefined };
+  refCount(dataId: object): number;
+  disposeData(dataId: object): boolean;
+}
+
+/**
+ * `s · t` for a tensor `t` that the caller owns alone (it consumes `t`; `s` a float32 scalar). On tfjs's
+ * `cpu` backend the product is written into `t`'s own storage when no other tensor shares it (backend
+ * reference count 1, so no reshape or clone of `t` is alive), and `t` itself is the result: no second
+ * buffer of `t`'s size. It runs jvp-core's `SCALE_IN_PLACE` kernel where the backend has one
+ * (@fwdgrad/native's), else a JavaScript loop; both give float32's product, the bits of `tf.mul`. Other
+ * backends, and a shared `t`: `tf.mul`. The caller must also make sure that no contiguous `slice` of `t`
+ * (a view of its storage under another id) is alive.
+ */
+export function scaleOwned(t: tf.Tensor, s: tf.Tensor): tf.Tensor {
+  if (tf.getBackend() === 'cpu' && t.dtype === 'float32' && s.dtype === 'float32' && s.size === 1) {
+    const backend = tf.backend() as unknown as CpuStorage;
+    const values = backend.data?.get(t.dataId)?.values;
+    if (values instanceof Float32Array && backend.refCount(t.dataId) === 1) {
+      const kernel = tf.getKernel(SCALE_IN_PLACE, 'cpu');
+      if (kernel !== undefined) {
+        // called directly, not through the engine: no new tensor, t stays the only one (the kernel's extra
+        // reference is dropped at once)
+        const out = kernel.kernelFunc({
+          inputs: { x: t, s } as unknown as tf.NamedTensorInfoMap,
+          backend: tf.backend(),
+          attrs: {},
+        }) as tf.TensorInfo;
+        backend.disposeData(out.dataId);
+      } else {
+        const f = s.dataSync()[0];
+        for (let i = 0; i < values.length; i++) values[i] *= f;
+      }
+      return t;
+    }
+  }
+  const out = tf.mul(s, t);
+  t.dispose();
+  return out;
 }
 
 function trainableVariables(): tf.Variable[] {
@@ -185,7 +228,18 @@ export function forwardVariableGrads(
     directions[v.name] = tf.keep(draw(v.shape));
     return directions[v.name];
   };
-  if (perturb === 'weight') for (const v of vars) directions[v.name] = draw(v.shape);
+  if (perturb === 'weight') {
+    // one request for every direction (gaussian): a training loop then asks the sampler for the same
+    // size at every step, which a native sampler draws ahead (see @fwdgrad/random's `normals`)
+    const shapes = vars.map((v) => (batched ? [k, ...v.shape] : v.shape));
+    const drawn =
+      noiseKind === 'gaussian'
+        ? random.normals(shapes)
+        : shapes.map((s) => sampleNoise(random, s, noiseKind));
+    vars.forEach((v, i) => {
+      directions[v.name] = drawn[i];
+    });
+  }
   const used = new Set<string>();
   let out: tf.Tensor | undefined;
   let dOut: tf.Tensor | undefined;
@@ -208,6 +262,9 @@ export function forwardVariableGrads(
     // per-example directional derivatives d [K, N] (of the mean's terms: ℓ_n / N), and of the loss D [K]
     const d = tf.tidy(() => tf.reshape(tf.div(dLoss, n), [k, n]));
     const total = tf.tidy(() => (n > 1 ? tf.sum(d, 1) : tf.reshape(d, [k])));
+    // dLoss can be a view of a direction (f = a variable itself): gone before directions are scaled in place
+    dLoss.dispose();
+    dOut = undefined;
     const grads: tf.NamedTensorMap = {};
     // each estimate in its own scope, and each site's tensors freed once used: the peak stays near one
     // site's work above the gradients themselves
@@ -222,18 +279,22 @@ export function forwardVariableGrads(
       // weight-perturbed: (1/K) Σ_k D_k v_k
       const scale = batched ? null : tf.reshape(total, []);
       for (const [name, v] of Object.entries(directions)) {
-        if (used.has(name)) {
-          // read by a kernel (else no gradient, as tf.variableGrads)
+        delete directions[name];
+        if (!used.has(name)) {
+          // read by no kernel: no gradient, as tf.variableGrads
+          v.dispose();
+          continue;
+        }
+        if (scale !== null) add(name, scaleOwned(v, scale));
+        else {
           add(
             name,
-            scale !== null
-              ? tf.mul(scale, v)
-              : tf.tidy(() =>
-                  tf.div(tf.sum(tf.mul(tf.reshape(total, [k, ...v.shape.slice(1).map(() => 1)]), v), 0), k),
-                ),
+            tf.tidy(() =>
+              tf.div(tf.sum(tf.mul(tf.reshape(total, [k, ...v.shape.slice(1).map(() => 1)]), v), 0), k),
+            ),
           );
+          v.dispose();
         }
-        v.dispose();
       }
       scale?.dispose();
       // activity-perturbed sites: ĝ_z = (1/K) Σ_k d_k(example of the entry) u_k, then the kernel's own VJP

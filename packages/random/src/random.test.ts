@@ -86,6 +86,25 @@ describe('createRandom', () => {
     expect(Math.abs(r.reduce((s, v) => s + v, 0) / 1000)).toBeLessThan(0.1);
   });
 
+  it('normals(shapes) is one normal request of the total size, cut in order into views of one buffer', () => {
+    const shapes = [[3, 2000], [7], [4096], [1, 1]];
+    const total = 6000 + 7 + 4096 + 1;
+    const a = createRandom(21);
+    const parts = a.normals(shapes);
+    const afterA = a.uniform();
+    const b = createRandom(21);
+    const whole = values(b.normal([total]));
+    expect(b.uniform()).toBe(afterA); // the stream moves on as that one request does
+    expect(parts.map((t) => t.shape)).toEqual(shapes);
+    expect(parts.flatMap((t) => Array.from(t.dataSync()))).toEqual(whole);
+    // on the cpu backend: views of one buffer (no copy); releasing one leaves the others intact
+    const buffers = new Set(parts.map((t) => (t.dataSync() as Float32Array).buffer));
+    expect(buffers.size).toBe(1);
+    parts[0].dispose();
+    expect(Array.from(parts[2].dataSync())).toEqual(whole.slice(6007, 6007 + 4096));
+    for (const t of parts.slice(1)) t.dispose();
+  });
+
   it('draws a normal request in independent blocks: block b does not depend on the blocks before it', () => {
     // a request of two blocks: its second block equals the first block of a request that starts where the
     // generator would have been after one block's stride

@@ -19,6 +19,14 @@ export interface Random {
   standardNormal(): number;
   /** A float32 tensor of independent N(0, 1) draws (ziggurat, in blocks: see {@link NORMAL_BLOCK}). */
   normal(shape: number[]): tf.Tensor;
+  /**
+   * One float32 tensor of N(0, 1) draws per shape, drawn as ONE request of their total size (the draws of
+   * `normal([total])`, cut in order into the shapes; the stream moves on as that request does). On tfjs's
+   * `cpu` backend the tensors are views of one buffer (no copy; its memory is freed with the last of
+   * them). One request instead of one per shape lets a native filler draw a training loop's next request
+   * ahead in one piece (see {@link NormalFiller}).
+   */
+  normals(shapes: number[][]): tf.Tensor[];
   /** A float32 tensor of independent ±1 draws with probability 1/2 each. */
   rademacher(shape: number[]): tf.Tensor;
   /**
@@ -107,18 +115,20 @@ function fillNormal(out: Float32Array, nextInt: () => number, nextUniform: () =>
 }
 
 /**
- * A faster implementation of `normal(shape)` (e.g. native code), given the generator's state (the
- * splitmix32 counter) and the ziggurat tables. It must draw exactly what the JavaScript sampler draws —
- * blocks of {@link NORMAL_BLOCK} draws, block b on the stream from counter `state + b·NORMAL_STRIDE`, same
- * integers, same rejections — and return the float32 tensor of the draws with the counter after the
- * request (`state + blocks·NORMAL_STRIDE` increments), so that results do not depend on whether it is
- * installed. (It creates the tensor itself so that it can use memory its backend recycles.)
+ * A faster implementation of `normal` and `normals` (e.g. native code), given the shapes of one request,
+ * the generator's state (the splitmix32 counter) and the ziggurat tables. It must draw exactly what the
+ * JavaScript sampler draws for one request of the shapes' total size — blocks of {@link NORMAL_BLOCK}
+ * draws, block b on the stream from counter `state + b·NORMAL_STRIDE`, same integers, same rejections —
+ * cut in order into one float32 tensor per shape, and return them with the counter after the request
+ * (`state + blocks·NORMAL_STRIDE` increments), so that results do not depend on whether it is installed.
+ * (It creates the tensors itself so that it can use memory its backend recycles; they may be views of
+ * one buffer.)
  */
 export type NormalFiller = (
-  shape: number[],
+  shapes: number[][],
   state: number,
   tables: ZigguratTables,
-) => { tensor: tf.Tensor; state: number };
+) => { tensors: tf.Tensor[]; state: number };
 
 /** The ziggurat tables (Marsaglia & Tsang 2000, 128 layers) as `fillNormal` uses them. */
 export interface ZigguratTables {
@@ -249,13 +259,28 @@ export function createRandom(seed: number): Random {
     },
     normal: (shape) => {
       if (filler !== undefined) {
-        const drawn = filler(shape, state.a, TABLES);
+        const drawn = filler([shape], state.a, TABLES);
         state.a = drawn.state >>> 0;
-        return drawn.tensor;
+        return drawn.tensors[0];
       }
       const values = new Float32Array(sizeOf(shape));
       state.a = fillNormalBlocks(values, state.a);
       return tf.tensor(values, shape, 'float32');
+    },
+    normals: (shapes) => {
+      if (filler !== undefined) {
+        const drawn = filler(shapes, state.a, TABLES);
+        state.a = drawn.state >>> 0;
+        return drawn.tensors;
+      }
+      const sizes = shapes.map(sizeOf);
+      const values = new Float32Array(sizes.reduce((a, b) => a + b, 0));
+      state.a = fillNormalBlocks(values, state.a);
+      let at = 0;
+      return shapes.map((shape, i) => {
+        at += sizes[i];
+        return tf.tensor(values.subarray(at - sizes[i], at), shape, 'float32');
+      });
     },
     rademacher: (shape) => {
       const values = new Float32Array(sizeOf(shape));

@@ -84,7 +84,7 @@ describe('selectBackend', () => {
     // more the native filler draws the next one ahead into the buffer a same-size request will get
     // (back-to-back requests catch it part-way: the rest is drawn then) and, on two threads, draws what
     // the prefetch did not cover block-parallel (from 128K draws). uniform() calls in between move the
-    // stream without it; a request of another size discards what was drawn ahead.
+    // stream without it; a request of another size leaves what was drawn ahead for the first.
     const sizes = [
       1000, 300000, 5000, 3, 300000, 300000, 70000, 256, 1, 12, 4096, 8192, 262144, 262144, 65536, 65536,
       65536, 70000,
@@ -96,19 +96,46 @@ describe('selectBackend', () => {
         t.dispose();
         return i % 4 === 3 ? [...v, r.uniform()] : v;
       });
+    // streams taking turns (rules timed in turns, models trained side by side), each repeating its
+    // request as a training loop does, so that the draw-ahead of each is taken up by its next request
+    // (whole, part-way or not at all, depending on the timing): normals() requests cut into shapes
+    // (forwardVariableGrads' FG-W), single requests of several sizes, a stream whose size alternates,
+    // and five streams drawn ahead against four buffers (the oldest is dropped)
+    const turns = (seed: number) => {
+      const streams = [0, 1, 2, 3, 4].map((i) => createRandom(seed).derive(i));
+      const out: number[] = [];
+      for (let step = 0; step < 6; step++) {
+        streams.forEach((r, i) => {
+          const ts =
+            i === 0
+              ? r.normals([[300, 300], [256], [70000]])
+              : [r.normal([i === 4 && step % 2 === 1 ? 5000 : 65536 * (1 + (i % 2))])];
+          for (const t of ts) {
+            const v = t.dataSync();
+            for (let j = 0; j < v.length; j += 61) out.push(v[j]);
+            out.push(v[v.length - 1]);
+            t.dispose();
+          }
+          if (step === 2) out.push(r.uniform());
+        });
+      }
+      return out;
+    };
     const addon = nativeAddon();
     const threads = addon?.info().threads ?? 1;
     const natSeqs = [1, 2].map((t) => {
       addon?.setThreads(t);
-      return draw(createRandom(5));
+      return [draw(createRandom(5)), turns(6)];
     });
     addon?.setThreads(threads);
     await selectBackend('cpu');
     expect(normalFiller()).toBeUndefined();
-    const jsSeq = draw(createRandom(5));
+    const jsSeqs = [draw(createRandom(5)), turns(6)];
     for (const natSeq of natSeqs) {
-      expect(natSeq.length).toBe(jsSeq.length);
-      expect(natSeq.every((v, i) => v === jsSeq[i])).toBe(true);
+      natSeq.forEach((seq, k) => {
+        expect(seq.length).toBe(jsSeqs[k].length);
+        expect(seq.every((v, i) => v === jsSeqs[k][i])).toBe(true);
+      });
     }
   });
 

@@ -273,9 +273,14 @@ function stepRow(model: 'cnn' | 'mlp', budget: LayersBudget['step']): RowSpec {
       const net = model === 'cnn' ? mnistCnn(0) : mnistMlp(0);
       // plain SGD with a tiny rate: every rule updates the same model, so its weights barely move
       const optimizer = tf.train.sgd(1e-6);
-      const random = createRandom(5);
+      // one stream per rule, as in a training loop of that rule alone (the rules' noise requests do not
+      // shift each other's stream, so a sampler's draw-ahead for a rule's next step stays valid)
+      const randoms = Object.fromEntries(LAYERS_RULES.map((r) => [r, createRandom(5).derive(r)])) as Record<
+        LayersRule,
+        Random
+      >;
       const step = (rule: LayersRule) => () => {
-        trainStep(rule, net, optimizer, batch.images, batch.labels, random);
+        trainStep(rule, net, optimizer, batch.images, batch.labels, randoms[rule]);
         return [];
       };
       try {
@@ -287,7 +292,7 @@ function stepRow(model: 'cnn' | 'mlp', budget: LayersBudget['step']): RowSpec {
         // memory: the gradient computation alone (the optimizer's update is the same for every rule)
         for (const r of LAYERS_RULES) {
           m[r].bytes = await peakBytesOf(() => {
-            const { value, grads } = gradients(r, net, batch.images, batch.labels, random);
+            const { value, grads } = gradients(r, net, batch.images, batch.labels, randoms[r]);
             return [value, ...Object.values(grads)];
           });
         }

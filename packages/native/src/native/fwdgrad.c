@@ -852,34 +852,59 @@ static void zig_blocks(uint32_t start, float *out, size_t n, size_t b0, size_t b
 
 static inline size_t zig_count(size_t n) { return (n + NORMAL_BLOCK - 1) / NORMAL_BLOCK; }
 
-/* Draws ahead on a background thread, into the buffer that will hold the next request's draws.
- * A forward-gradient step asks one stream for noise site after site, usually of one size; after a
- * request, JavaScript hands over a buffer of the same size (prefetchInto) and the next blocks of the
- * stream are drawn into it while the step computes. If the next request uses that buffer and starts
- * at the counter where this one ended, the finished blocks are kept and only the rest is drawn: no
- * copy. Otherwise everything is drawn anew. The stream is the same either way. Most kernels of a step
- * run on one thread, so the second core is mostly free; the thread runs at SCHED_IDLE so that it
- * never takes a core from the BLAS or OpenMP threads.
+/* Draws ahead on a background thread, into the buffers that will hold the next requests' draws.
+ * A training loop asks its stream for the same request at every step (FG-W: all of a model's
+ * directions as one request; FG-A: one per site, usually of one size); after a request, JavaScript
+ * hands over a buffer of the same size (prefetchInto) and the stream's next blocks are drawn into it
+ * while the step computes. If a later request uses that buffer and starts at the counter where the
+ * prefetched one starts, the finished blocks are kept and only the rest is drawn: no copy. Otherwise
+ * everything is drawn anew. The stream is the same either way: block b of a request from counter s is
+ * a function of s + b·stride alone.
+ *
+ * Up to PF_SLOTS buffers are drawn ahead at once (one job queue, oldest first), each for its own
+ * (counter, size): requests for other buffers neither wait for nor discard them, so that rules or
+ * streams that take turns (a benchmark timing several rules in turns, two models trained side by side)
+ * each keep theirs. JavaScript chooses which slots to keep (nativeNormalFiller drops the oldest) and
+ * stops one with prefetchCancel before it reuses its buffer. Most kernels of a step run on one
+ * thread, so the second core is mostly free; the thread runs at SCHED_IDLE so that it never takes a
+ * core from the BLAS or OpenMP threads.
  *
  * The state is per JavaScript environment (napi instance data): every worker thread that loads the addon
- * has its own drawing-ahead thread and buffer, so that stages training on worker threads neither share nor
- * race on it, and each one's draws depend only on its own requests. */
+ * has its own drawing-ahead thread and buffers, so that stages training on worker threads neither share
+ * nor race on them, and each one's draws depend only on its own requests. */
+#define PF_SLOTS 4
+enum { SLOT_FREE = 0, SLOT_QUEUED, SLOT_ACTIVE, SLOT_STOPPED };
 typedef struct {
   uint32_t start;   /* counter of the first block */
   size_t n, blocks; /* draws and blocks asked for */
-  float *buf;       /* the JavaScript buffer being filled (NULL: none) */
+  float *buf;       /* the JavaScript buffer being filled */
   napi_ref ref;     /* keeps that buffer alive while the thread writes */
-  int enabled;
+  int state;        /* SLOT_*, under the sampler's mutex */
+  uint64_t seq;     /* queue order */
   int cancel;       /* set by the JavaScript thread: stop after the current block */
-  int quit;         /* set when the environment goes away: the thread ends */
   size_t done;      /* blocks finished by the background thread */
+} pf_slot_t;
+
+typedef struct {
+  pf_slot_t slot[PF_SLOTS];
+  uint64_t seq;
+  int enabled;
+  int quit; /* set when the environment goes away: the thread ends */
   /* One worker thread, started on first use and woken per request (starting a thread per request cost
    * tens of µs, more than drawing a 65K request saves). */
   pthread_t worker;
-  int started, pending, busy;
+  int started;
   pthread_mutex_t mu;
   pthread_cond_t wake, idle;
 } sampler_t;
+
+/* The queued slot that was handed over first, or NULL (under mu). */
+static pf_slot_t *pf_next_job(sampler_t *pf) {
+  pf_slot_t *best = NULL;
+  for (int i = 0; i < PF_SLOTS; i++)
+    if (pf->slot[i].state == SLOT_QUEUED && (best == NULL || pf->slot[i].seq < best->seq)) best = &pf->slot[i];
+  return best;
+}
 
 static void *pf_main(void *arg) {
   sampler_t *pf = arg;
@@ -887,72 +912,74 @@ static void *pf_main(void *arg) {
   struct sched_param idle = {0};
   pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
 #endif
+  pthread_mutex_lock(&pf->mu);
   for (;;) {
-    pthread_mutex_lock(&pf->mu);
-    while (!pf->pending && !pf->quit) pthread_cond_wait(&pf->wake, &pf->mu);
-    if (pf->quit) {
-      pthread_mutex_unlock(&pf->mu);
-      return NULL;
-    }
-    pf->pending = 0;
-    pf->busy = 1;
+    pf_slot_t *s;
+    while ((s = pf_next_job(pf)) == NULL && !pf->quit) pthread_cond_wait(&pf->wake, &pf->mu);
+    if (pf->quit) break;
+    s->state = SLOT_ACTIVE;
     pthread_mutex_unlock(&pf->mu);
-    for (size_t b = 0; b < pf->blocks; b++) {
-      if (__atomic_load_n(&pf->cancel, __ATOMIC_ACQUIRE)) break;
-      size_t lo = b * NORMAL_BLOCK, len = pf->n - lo < NORMAL_BLOCK ? pf->n - lo : NORMAL_BLOCK;
-      zig_block(pf->start + (uint32_t)(b * NORMAL_STRIDE) * GOLDEN, pf->buf + lo, len);
-      __atomic_store_n(&pf->done, b + 1, __ATOMIC_RELEASE);
+    for (size_t b = __atomic_load_n(&s->done, __ATOMIC_ACQUIRE); b < s->blocks; b++) {
+      if (__atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE)) break;
+      size_t lo = b * NORMAL_BLOCK, len = s->n - lo < NORMAL_BLOCK ? s->n - lo : NORMAL_BLOCK;
+      zig_block(s->start + (uint32_t)(b * NORMAL_STRIDE) * GOLDEN, s->buf + lo, len);
+      __atomic_store_n(&s->done, b + 1, __ATOMIC_RELEASE);
     }
     pthread_mutex_lock(&pf->mu);
-    pf->busy = 0;
-    pthread_cond_signal(&pf->idle);
-    pthread_mutex_unlock(&pf->mu);
+    s->state = SLOT_STOPPED;
+    pthread_cond_broadcast(&pf->idle);
   }
-}
-
-/* Stops the background work after its current block (a job not yet started is dropped); returns the
- * blocks it finished. */
-static size_t pf_wait(sampler_t *pf) {
-  __atomic_store_n(&pf->cancel, 1, __ATOMIC_RELEASE);
-  pthread_mutex_lock(&pf->mu);
-  pf->pending = 0;
-  while (pf->busy) pthread_cond_wait(&pf->idle, &pf->mu);
   pthread_mutex_unlock(&pf->mu);
-  return __atomic_load_n(&pf->done, __ATOMIC_ACQUIRE);
+  return NULL;
 }
 
-/* Hands the job in `pf` to its thread (starting it on first use); false if no thread could start. */
-static int pf_start(sampler_t *pf) {
-  if (!pf->started) {
-    if (pthread_create(&pf->worker, NULL, pf_main, pf) != 0) return 0;
-    pf->started = 1;
+/* Stops slot s after the block the thread is drawing (a job not yet started is dropped) and waits until
+ * the thread no longer touches its buffer; returns the blocks it finished. */
+static size_t pf_stop(sampler_t *pf, pf_slot_t *s) {
+  pthread_mutex_lock(&pf->mu);
+  if (s->state == SLOT_QUEUED) s->state = SLOT_STOPPED;
+  if (s->state == SLOT_ACTIVE) {
+    __atomic_store_n(&s->cancel, 1, __ATOMIC_RELEASE);
+    while (s->state == SLOT_ACTIVE) pthread_cond_wait(&pf->idle, &pf->mu);
   }
-  __atomic_store_n(&pf->cancel, 0, __ATOMIC_RELEASE);
-  pthread_mutex_lock(&pf->mu);
-  pf->pending = 1;
-  pthread_cond_signal(&pf->wake);
   pthread_mutex_unlock(&pf->mu);
-  return 1;
+  return __atomic_load_n(&s->done, __ATOMIC_ACQUIRE);
 }
 
-/* Forgets the buffer being drawn into (after the thread stopped). */
-static void pf_drop(napi_env env, sampler_t *pf) {
-  if (pf->ref != NULL) napi_delete_reference(env, pf->ref);
-  pf->ref = NULL;
-  pf->buf = NULL;
-  pf->blocks = 0;
-  pf->done = 0;
+/* Forgets slot s (stopped first). */
+static void pf_drop(napi_env env, sampler_t *pf, pf_slot_t *s) {
+  if (s->state == SLOT_FREE) return;
+  pf_stop(pf, s);
+  if (s->ref != NULL) napi_delete_reference(env, s->ref);
+  pthread_mutex_lock(&pf->mu);
+  s->ref = NULL;
+  s->buf = NULL;
+  s->blocks = 0;
+  s->done = 0;
+  s->state = SLOT_FREE;
+  pthread_mutex_unlock(&pf->mu);
+}
+
+static void pf_drop_all(napi_env env, sampler_t *pf) {
+  for (int i = 0; i < PF_SLOTS; i++) pf_drop(env, pf, &pf->slot[i]);
+}
+
+/* The slot drawing into buf, or NULL. */
+static pf_slot_t *pf_find(sampler_t *pf, const float *buf) {
+  for (int i = 0; i < PF_SLOTS; i++)
+    if (pf->slot[i].state != SLOT_FREE && pf->slot[i].buf == buf) return &pf->slot[i];
+  return NULL;
 }
 
 /* The environment goes away (its worker thread ends, or the process exits): stop and join the thread.
- * The buffer reference belongs to the environment being torn down and goes with it. */
+ * The buffer references belong to the environment being torn down and go with it. */
 static void sampler_finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   sampler_t *pf = data;
   if (pf->started) {
-    pf_wait(pf);
     pthread_mutex_lock(&pf->mu);
+    for (int i = 0; i < PF_SLOTS; i++) __atomic_store_n(&pf->slot[i].cancel, 1, __ATOMIC_RELEASE);
     pf->quit = 1;
     pthread_cond_signal(&pf->wake);
     pthread_mutex_unlock(&pf->mu);
@@ -1007,25 +1034,32 @@ static napi_value js_fill_normal(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "fwdgrad native fillNormal: expected 128-entry kn (Int32Array), wn, fn (Float64Array)");
     return NULL;
   }
-  size_t done = pf_wait(pf);
   uint32_t state = (uint32_t)get_int(env, argv[1]);
   double r = get_double(env, argv[5]);
+  size_t blocks = zig_count(n), from = 0;
+  /* the slot drawing into this very buffer, if any: stopped either way (the buffer is written now) */
+  pf_slot_t *mine = pf_find(pf, out);
+  size_t done = mine != NULL ? pf_stop(pf, mine) : 0;
   /* (re)install the tables when they differ from the installed ones: in practice once, jvp-core's constants */
   pthread_mutex_lock(&ztables_mu);
   int same_tables = ztables && zr == r && memcmp(zkn, kn, sizeof(zkn)) == 0 && memcmp(zwn, pw, sizeof(zwn)) == 0 &&
                     memcmp(zfn, pf_, sizeof(zfn)) == 0;
+  pthread_mutex_unlock(&ztables_mu);
   if (!same_tables) {
+    /* every slot drew with the old tables (and the thread reads them): stop them all first */
+    pf_drop_all(env, pf);
+    mine = NULL;
+    pthread_mutex_lock(&ztables_mu);
     memcpy(zkn, kn, sizeof(zkn));
     memcpy(zwn, pw, sizeof(zwn));
     memcpy(zfn, pf_, sizeof(zfn));
     zr = r;
     __atomic_store_n(&ztables, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&ztables_mu);
   }
-  pthread_mutex_unlock(&ztables_mu);
-  size_t blocks = zig_count(n), from = 0;
-  /* the blocks already drawn into this very buffer, for this counter and size, with these tables */
-  if (same_tables && pf->buf == out && pf->start == state && pf->n == n) from = done < blocks ? done : blocks;
-  pf_drop(env, pf);
+  /* the blocks already drawn into this buffer, for this counter and size */
+  if (mine != NULL && mine->start == state && mine->n == n) from = done < blocks ? done : blocks;
+  if (mine != NULL) pf_drop(env, pf, mine);
   /* the rest (a step's first request), block-parallel from 128K draws: waking the OpenMP workers cost
    * more than it saved on the 65K-draw requests of an M/1/16 step (0.40 vs 0.25 ms per step) */
   int threads = n - from * NORMAL_BLOCK >= (size_t)(PAR_MIN / 16) ? n_threads : 1;
@@ -1036,9 +1070,9 @@ static napi_value js_fill_normal(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* prefetchInto(buf, state) -> boolean: starts drawing buf.length normals from counter `state` into
- * buf on the background thread (for the next fillNormal with buf and state). False when drawing ahead
- * is off or the request is small; then buf is untouched. */
+/* prefetchInto(buf, state) -> boolean: queues drawing buf.length normals from counter `state` into buf
+ * on the background thread (for a later fillNormal with buf and state). False when drawing ahead is
+ * off, the request is small or every slot is taken; then buf is untouched. */
 static napi_value js_prefetch_into(napi_env env, napi_callback_info info) {
   ARGS(2);
   sampler_t *pf = sampler_of(env);
@@ -1047,24 +1081,45 @@ static napi_value js_prefetch_into(napi_env env, napi_callback_info info) {
   size_t n;
   if (!get_f32(env, argv[0], &buf, &n)) return NULL;
   uint32_t state = (uint32_t)get_int(env, argv[1]);
-  pf_wait(pf);
-  pf_drop(env, pf);
-  int ok = pf->enabled && n >= PF_MIN && __atomic_load_n(&ztables, __ATOMIC_ACQUIRE);
+  pf_slot_t *old = pf_find(pf, buf);
+  if (old != NULL) pf_drop(env, pf, old);
+  pf_slot_t *s = NULL;
+  for (int i = 0; i < PF_SLOTS && s == NULL; i++)
+    if (pf->slot[i].state == SLOT_FREE) s = &pf->slot[i];
+  int ok = s != NULL && pf->enabled && n >= PF_MIN && __atomic_load_n(&ztables, __ATOMIC_ACQUIRE);
+  if (ok && !pf->started) {
+    if (pthread_create(&pf->worker, NULL, pf_main, pf) != 0) ok = 0;
+    else pf->started = 1;
+  }
   if (ok) {
-    CHECK(napi_create_reference(env, argv[0], 1, &pf->ref));
-    pf->buf = buf;
-    pf->n = n;
-    pf->blocks = zig_count(n);
-    pf->start = state;
-    pf->done = 0;
-    if (!pf_start(pf)) {
-      pf_drop(env, pf);
-      ok = 0;
-    }
+    CHECK(napi_create_reference(env, argv[0], 1, &s->ref));
+    pthread_mutex_lock(&pf->mu);
+    s->buf = buf;
+    s->n = n;
+    s->blocks = zig_count(n);
+    s->start = state;
+    s->done = 0;
+    __atomic_store_n(&s->cancel, 0, __ATOMIC_RELEASE);
+    s->seq = ++pf->seq;
+    s->state = SLOT_QUEUED;
+    pthread_cond_signal(&pf->wake);
+    pthread_mutex_unlock(&pf->mu);
   }
   napi_value result;
   CHECK(napi_get_boolean(env, ok, &result));
   return result;
+}
+
+/* prefetchCancel(buf): stops drawing ahead into buf (if it was) and forgets it; buf may then be reused. */
+static napi_value js_prefetch_cancel(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  sampler_t *pf = sampler_of(env);
+  if (pf == NULL) return NULL;
+  float *buf;
+  if (!get_f32(env, argv[0], &buf, NULL)) return NULL;
+  pf_slot_t *s = pf_find(pf, buf);
+  if (s != NULL) pf_drop(env, pf, s);
+  return NULL;
 }
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -1076,8 +1131,7 @@ static napi_value js_set_prefetch(napi_env env, napi_callback_info info) {
   if (pf == NULL) return NULL;
   bool on = true;
   napi_get_value_bool(env, argv[0], &on);
-  pf_wait(pf);
-  pf_drop(env, pf);
+  pf_drop_all(env, pf);
   pf->enabled = on;
   return NULL;
 }
@@ -1151,6 +1205,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"addN", NULL, js_addn, NULL, NULL, NULL, napi_default, NULL},
       {"fillNormal", NULL, js_fill_normal, NULL, NULL, NULL, napi_default, NULL},
       {"prefetchInto", NULL, js_prefetch_into, NULL, NULL, NULL, napi_default, NULL},
+      {"prefetchCancel", NULL, js_prefetch_cancel, NULL, NULL, NULL, napi_default, NULL},
       {"setPrefetch", NULL, js_set_prefetch, NULL, NULL, NULL, napi_default, NULL},
       {"layerNorm", NULL, js_layer_norm, NULL, NULL, NULL, napi_default, NULL},
       {"layerNormJvp", NULL, js_layer_norm_jvp, NULL, NULL, NULL, napi_default, NULL},
