@@ -14,6 +14,69 @@ export async function peakBytesOf(f: () => tf.TensorContainer): Promise<number> 
   return info.peakBytes - start;
 }
 
+/** What {@link peakStorageBytesOf} hooks of tfjs's cpu backend: its table of tensor storage. */
+interface CpuDataStorage {
+  set(dataId: object, entry: { values?: unknown }): void;
+  delete(dataId: object): boolean;
+}
+
+/**
+ * Peak bytes of memory that `f` (and disposing what it returns) adds behind the tensors of tfjs's `cpu`
+ * backend (the native kernels' too), each region of memory counted once: a reshape or clone (same
+ * storage) and a view (a contiguous slice, the draws of `Random.normals`) add nothing, unlike tfjs's own
+ * tally (`tf.memory().numBytes`, `tf.profile`'s peakBytes), which counts every tensor's bytes. Memory
+ * outside the backend's tensors (a native sampler's draw-ahead buffers, its buffer pool) is not counted.
+ * Null on other backends.
+ */
+export function peakStorageBytesOf(f: () => tf.TensorContainer): number | null {
+  if (tf.getBackend() !== 'cpu') return null;
+  const data = (tf.backend() as unknown as { data?: CpuDataStorage }).data;
+  if (data === undefined || typeof data.set !== 'function' || typeof data.delete !== 'function') return null;
+  // live regions: ArrayBuffer → "offset:length" → how many tensors' entries hold it
+  const regions = new Map<ArrayBufferLike, Map<string, number>>();
+  const held = new Map<object, { buffer: ArrayBufferLike; key: string; bytes: number }>();
+  let current = 0;
+  let peak = 0;
+  const own = data as unknown as Record<string, unknown>;
+  const { set, delete: del } = data;
+  own.set = (dataId: object, entry: { values?: unknown }) => {
+    const v = entry?.values;
+    if (ArrayBuffer.isView(v) && !held.has(dataId)) {
+      const key = `${v.byteOffset}:${v.byteLength}`;
+      const m = regions.get(v.buffer) ?? new Map<string, number>();
+      regions.set(v.buffer, m);
+      const n = m.get(key) ?? 0;
+      m.set(key, n + 1);
+      if (n === 0) current += v.byteLength;
+      peak = Math.max(peak, current);
+      held.set(dataId, { buffer: v.buffer, key, bytes: v.byteLength });
+    }
+    return set.call(data, dataId, entry);
+  };
+  own.delete = (dataId: object) => {
+    const h = held.get(dataId);
+    if (h !== undefined) {
+      held.delete(dataId);
+      const m = regions.get(h.buffer) as Map<string, number>;
+      const n = (m.get(h.key) ?? 1) - 1;
+      if (n > 0) m.set(h.key, n);
+      else {
+        m.delete(h.key);
+        current -= h.bytes;
+        if (m.size === 0) regions.delete(h.buffer);
+      }
+    }
+    return del.call(data, dataId);
+  };
+  try {
+    tf.dispose(f());
+  } finally {
+    delete own.set;
+    delete own.delete;
+  }
+  return peak;
+}
+
 /** Blocks until `t`'s values exist (synchronous backends compute eagerly; asynchronous ones are waited for). */
 export function settle(result: tf.TensorContainer): void {
   const ts: tf.Tensor[] = [];

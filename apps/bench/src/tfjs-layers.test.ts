@@ -44,6 +44,12 @@ describe('tfjs-layers: a tf.sequential CNN on MNIST with forwardVariableGrads', 
       expect(num(r.fg_a_ratio)).toBeCloseTo(num(r.fg_a_ms) / bp, 2);
       expect(num(r.bp_bytes)).toBeGreaterThan(0);
       expect(num(r.fg_a_bytes_ratio)).toBeCloseTo(num(r.fg_a_bytes) / num(r.bp_bytes), 2);
+      if (tf.getBackend() === 'cpu') {
+        expect(num(r.bp_storage_bytes)).toBeGreaterThan(0);
+        // each region once: never more than tfjs's tally, which counts every reshape again
+        expect(num(r.bp_storage_bytes)).toBeLessThanOrEqual(num(r.bp_bytes));
+        expect(num(r.fg_w_storage_ratio)).toBeCloseTo(num(r.fg_w_storage_bytes) / num(r.bp_storage_bytes), 2);
+      }
     }
     expect((file.summary.checks as unknown[]).length).toBe(2);
     cleanup();

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
  * Σ_{n,h,w} x[n, h·s + i − pad, w·s + j − pad, ci] · dy[n, h, w, co] is the convolution of x (channels
  * as batch, examples as channels) with dy (examples as input channels) at dilation s. On tfjs's cpu backend
  * that is ~100× faster than its `Conv2DBackpropFilter` kernel (element-wise TensorBuffer reads), and equal
- * to it to float32 rounding (tested).
+ * to it to float32 rounding (tested). `BatchMatMul` needs only the operand that is not the weight.
  */
 export function linearWeightGradient(
   kernel: string,
@@ -20,11 +20,25 @@ export function linearWeightGradient(
     const fast = conv2dFilterGradient(inputs.x as tf.Tensor4D, dy as tf.Tensor4D, inputs.filter.shape, attrs);
     if (fast !== null) return fast;
   }
+  let given = inputs;
+  let g = dy;
+  if (kernel === tf.BatchMatMul) {
+    // a tf.layers Dense kernel runs [1, N, in]·[1, in, out]: with the batch axis of 1 dropped from the
+    // other operand and dy, the product is already the weight's [in, out] (no weight-sized reshape)
+    const other = weightInput === 'b' ? 'a' : 'b';
+    const o = inputs[other];
+    if (o !== undefined && o.rank === 3 && o.shape[0] === 1 && dy.rank === 3 && dy.shape[0] === 1) {
+      given = { [other]: tf.reshape(o, o.shape.slice(1)) };
+      g = tf.reshape(dy, dy.shape.slice(1));
+    }
+  }
   const config = tf.getGradient(kernel);
   if (config === undefined)
     throw new Error(`forwardVariableGrads: tfjs has no gradient for kernel '${kernel}'`);
-  const saved = (config.inputsToSave ?? []).map((key) => inputs[key]);
-  const vjp = config.gradFunc(dy, saved, attrs as tf.NamedAttrMap) as Record<string, () => tf.Tensor>;
+  // a matmul's gradient with respect to one operand reads only the other one and dy: the weight itself
+  // need not be given (forwardVariableGrads keeps only the other operand of a matmul site)
+  const saved = (config.inputsToSave ?? []).map((key) => given[key]);
+  const vjp = config.gradFunc(g, saved, attrs as tf.NamedAttrMap) as Record<string, () => tf.Tensor>;
   return vjp[weightInput]();
 }
 

@@ -345,3 +345,43 @@ describe('scaleOwned', () => {
     tf.dispose([s, reference, r, alias, r2]);
   });
 });
+
+describe('forwardVariableGrads, memory', () => {
+  it("FG-A keeps no alias of a Dense weight: its step's peak tfjs bytes stay far below tf.variableGrads'", async () => {
+    const model = tf.sequential({
+      layers: [
+        L.dense({
+          units: 128,
+          inputShape: [256],
+          activation: 'relu',
+          kernelInitializer: tf.initializers.glorotNormal({ seed: 1 }),
+        }),
+        L.dense({ units: 10, kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }) }),
+      ],
+    });
+    const x = createRandom(3).normal([8, 256]);
+    const y = tf.oneHot(tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 7], 'int32'), 10);
+    const f = () =>
+      tf.losses.softmaxCrossEntropy(y, model.apply(x) as tf.Tensor, undefined, undefined, tf.Reduction.NONE);
+    const random = createRandom(4);
+    const peak = async (g: () => tf.TensorContainer) => {
+      const start = tf.memory().numBytes;
+      const info = await tf.profile(() => {
+        tf.dispose(g());
+      });
+      return info.peakBytes - start;
+    };
+    const bp = await peak(() => {
+      const r = tf.variableGrads(() => tf.mean(f()) as tf.Scalar);
+      return [r.value, ...Object.values(r.grads)];
+    });
+    const fga = await peak(() => {
+      const r = forwardVariableGrads(f, undefined, { perturb: 'activity', random });
+      return [r.value, ...Object.values(r.grads)];
+    });
+    // the weights' gradients (34K floats) dominate both; measured 0.53 (1.30 when each Dense site kept an
+    // alias of its weight and reshaped the weight-sized gradient)
+    expect(fga / bp).toBeLessThan(0.75);
+    tf.dispose([x, y]);
+  });
+});

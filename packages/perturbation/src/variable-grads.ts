@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { type KernelCall, type Perturbation, SCALE_IN_PLACE, variableJvp } from '@fwdgrad/jvp-core';
 import { linearWeightGradient } from './kernel-vjp.js';
 import { checkNoiseKind, type NoiseKind, sampleNoise } from './noise.js';
-import { checkSamples } from './util.js';
+import { checkSamples, sameShape } from './util.js';
 import { createRandom, type Random } from '@fwdgrad/random';
 
 /**
@@ -209,7 +209,10 @@ export function forwardVariableGrads(
       biasT !== undefined && byData.has(biasT.dataId) ? (byData.get(biasT.dataId) as tf.Variable) : null;
     const noise = tf.keep(draw(call.outputs[0].shape));
     const inputs: Record<string, tf.Tensor> = {};
-    for (const key of WEIGHT_INPUTS[base].length === 2 ? ['a', 'b'] : Object.keys(call.inputs)) {
+    // a matmul site keeps only the operand that is not the weight (its weight gradient reads only that
+    // and the activity gradient): an alias of the weight would be counted again by tfjs's memory tally
+    const matmul = WEIGHT_INPUTS[base].length === 2;
+    for (const key of matmul ? ['a', 'b'].filter((x) => x !== weightInput) : Object.keys(call.inputs)) {
       const t = call.inputs[key];
       if (t !== undefined && key !== 'bias' && key !== 'preluActivationWeights') inputs[key] = alias(t);
     }
@@ -301,10 +304,8 @@ export function forwardVariableGrads(
       for (const s of sites) {
         const { gw, gb } = tf.tidy((): { gw: tf.Tensor; gb?: tf.Tensor } => {
           const gz = activityGradient(s.noise, batched ? s.noise.shape.slice(1) : s.noise.shape, d, total);
-          const w = tf.reshape(
-            linearWeightGradient(s.kernel, s.inputs, s.attrs, s.weightInput, gz),
-            s.weight.shape,
-          );
+          const raw = linearWeightGradient(s.kernel, s.inputs, s.attrs, s.weightInput, gz);
+          const w = sameShape(raw.shape, s.weight.shape) ? raw : tf.reshape(raw, s.weight.shape);
           if (s.bias === null) return { gw: w };
           const axes = tf.backend_util.getReductionAxes(s.bias.shape, gz.shape);
           return { gw: w, gb: tf.reshape(axes.length > 0 ? tf.sum(gz, axes) : gz, s.bias.shape) };
