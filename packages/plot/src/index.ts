@@ -10,6 +10,7 @@ export {
   linearTicks,
   linePlot,
   logTicks,
+  MAX_DEFAULT_MARKERS,
   PALETTE,
 } from './svg.js';
 export {

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { barPlot, escapeXml, formatTick, learningCurves, linearTicks, linePlot, logTicks } from './svg.js';
+import {
+  barPlot,
+  escapeXml,
+  formatTick,
+  learningCurves,
+  linearTicks,
+  linePlot,
+  logTicks,
+  MAX_DEFAULT_MARKERS,
+} from './svg.js';
 
 const count = (s: string, tag: string) => (s.match(new RegExp(`<${tag}[ >]`, 'g')) ?? []).length;
 
@@ -58,6 +67,24 @@ describe('svg plots', () => {
     expect(svg).toContain('stroke-dasharray');
     // the explicit x ticks are labelled
     for (const t of ['>1<', '>2<', '>4<']) expect(svg).toContain(t);
+  });
+
+  it('long series are lines without markers unless asked for', () => {
+    const line = (n: number) => Array.from({ length: n }, (_, i): [number, number] => [i, i * i]);
+    const long = MAX_DEFAULT_MARKERS + 1;
+    const svg = (markers?: boolean) =>
+      linePlot({
+        title: 't',
+        xLabel: 'x',
+        yLabel: 'y',
+        series: [
+          { name: 'short', points: line(MAX_DEFAULT_MARKERS) },
+          { name: 'long', points: line(long), markers },
+        ],
+      });
+    expect(count(svg(), 'circle')).toBe(MAX_DEFAULT_MARKERS);
+    expect(count(svg(true), 'circle')).toBe(MAX_DEFAULT_MARKERS + long);
+    expect(count(svg(), 'polyline')).toBe(2);
   });
 
   it('draws grouped bars with whiskers, gaps for missing values and a reference line', () => {

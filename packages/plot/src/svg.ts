@@ -18,13 +18,19 @@ export const PALETTE = [
   '#bab0ac',
 ];
 
+/** Series longer than this are drawn without markers unless `markers: true`. */
+export const MAX_DEFAULT_MARKERS = 60;
+
 /** One line of a {@link linePlot}: points [x, y]; non-finite (or, on a log axis, non-positive) points are skipped. */
 export interface LineSeries {
   name: string;
   points: [number, number][];
   /** Dashed stroke (e.g. a theory line beside measurements). */
   dashed?: boolean;
-  /** Draw a marker at each point (default true). */
+  /**
+   * Draw a marker at each point. Default: only for series of at most {@link MAX_DEFAULT_MARKERS} points
+   * (a 1000-epoch learning curve is a line; thousands of circles only make the file heavy).
+   */
   markers?: boolean;
   /** Stroke colour (default: the palette, by position). */
   color?: string;
@@ -277,7 +283,7 @@ export function linePlot(o: LinePlotOptions): string {
         `<polyline points="${d}" fill="none" stroke="${color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="5 3"' : ''}/>`,
       );
     }
-    if (s.markers !== false || pts.length === 1) {
+    if ((s.markers ?? pts.length <= MAX_DEFAULT_MARKERS) || pts.length === 1) {
       for (const p of pts) {
         lines.push(`<circle cx="${x(p[0]).toFixed(1)}" cy="${y(p[1]).toFixed(1)}" r="3" fill="${color}"/>`);
       }
