@@ -29,6 +29,8 @@ export interface MachineInfo {
   /** `git rev-parse HEAD` of the working tree when available, and whether it had local changes. */
   git_commit: string | null;
   git_dirty: boolean | null;
+  /** fwdgrad's environment settings in force (`FWDGRAD_THREADS`, `FWDGRAD_NATIVE_PREFETCH`, …), which change speeds. */
+  settings?: Record<string, string>;
 }
 
 const PACKAGES = [
@@ -88,6 +90,11 @@ export function machineInfo(selection: BackendSelection): MachineInfo {
     load_average: loadavg().map((x) => Math.round(x * 100) / 100),
     git_commit: commit,
     git_dirty: status === null ? null : status.length > 0,
+    settings: Object.fromEntries(
+      Object.entries(process.env)
+        .filter(([k, v]) => k.startsWith('FWDGRAD_') && v !== undefined)
+        .sort(([a], [b]) => a.localeCompare(b)) as [string, string][],
+    ),
   };
 }
 
@@ -97,6 +104,11 @@ export function machineLine(m: MachineInfo): string {
     `${m.cpus} × ${m.cpu_model}, ${m.total_memory_gib} GiB, ${m.platform}/${m.arch}, Node ${m.node}, ` +
     `tfjs ${m.tfjs_version}, backend ${m.backend} (tfjs '${m.tfjs_backend}')` +
     (m.kernel_patches.length > 0 ? ` with fast paths for ${m.kernel_patches.join(', ')}` : '') +
-    `; load average ${m.load_average.join(' / ')} (1/5/15 min)`
+    `; load average ${m.load_average.join(' / ')} (1/5/15 min)` +
+    (m.settings !== undefined && Object.keys(m.settings).length > 0
+      ? `; settings ${Object.entries(m.settings)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ')}`
+      : '')
   );
 }

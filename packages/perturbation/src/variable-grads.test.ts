@@ -244,20 +244,25 @@ describe('forwardVariableGrads, activity perturbation of Dense sites', () => {
   });
 });
 
+/** Dense(relu) → Dense with seeded weights. */
+function denseMlp(inputs: number, hidden: number, outputs: number): tf.Sequential {
+  return tf.sequential({
+    layers: [
+      L.dense({
+        units: hidden,
+        inputShape: [inputs],
+        activation: 'relu',
+        kernelInitializer: tf.initializers.glorotNormal({ seed: 3 }),
+      }),
+      L.dense({ units: outputs, kernelInitializer: tf.initializers.glorotNormal({ seed: 4 }) }),
+    ],
+  });
+}
+
 describe('forwardVariableGrads, weight perturbation (FG-W)', () => {
   /** A two-layer MLP with seeded weights, its per-example loss on 6 examples, and its variables. */
   function mlp() {
-    const model = tf.sequential({
-      layers: [
-        L.dense({
-          units: 5,
-          inputShape: [4],
-          activation: 'relu',
-          kernelInitializer: tf.initializers.glorotNormal({ seed: 3 }),
-        }),
-        L.dense({ units: 3, kernelInitializer: tf.initializers.glorotNormal({ seed: 4 }) }),
-      ],
-    });
+    const model = denseMlp(4, 5, 3);
     const r = createRandom(12);
     const x = r.normal([6, 4]);
     const y = tf.oneHot(tf.tensor1d([0, 1, 2, 2, 1, 0], 'int32'), 3);
@@ -348,17 +353,7 @@ describe('scaleOwned', () => {
 
 describe('forwardVariableGrads, memory', () => {
   it("FG-A keeps no alias of a Dense weight: its step's peak tfjs bytes stay far below tf.variableGrads'", async () => {
-    const model = tf.sequential({
-      layers: [
-        L.dense({
-          units: 128,
-          inputShape: [256],
-          activation: 'relu',
-          kernelInitializer: tf.initializers.glorotNormal({ seed: 1 }),
-        }),
-        L.dense({ units: 10, kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }) }),
-      ],
-    });
+    const model = denseMlp(256, 128, 10);
     const x = createRandom(3).normal([8, 256]);
     const y = tf.oneHot(tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 7], 'int32'), 10);
     const f = () =>

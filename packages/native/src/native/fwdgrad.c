@@ -130,7 +130,9 @@ static void sgemm(int ta, int tb, int m, int n, int k, const float *a, int lda, 
       for (int i = 0; i < m; i++) memset(c + (size_t)i * ldc, 0, sizeof(float) * n);
     return;
   }
-  int several = n_threads > 1 && (double)m * n * k >= GEMM_PAR_MIN;
+  /* on several threads: BLAS products from GEMM_PAR_MIN, the built-in one's OpenMP loop from 2^18 */
+  double work = (double)m * n * k;
+  int several = n_threads > 1 && (blas_sgemm != NULL ? work >= GEMM_PAR_MIN : work > (double)(1u << 18));
   PARALLEL_BEGIN(several);
   if (blas_sgemm != NULL)
     blas_sgemm(RowMajor, ta ? Trans : NoTrans, tb ? Trans : NoTrans, m, n, k, 1.0f, a, lda, b, ldb, beta, c,
