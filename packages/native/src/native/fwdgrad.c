@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -110,10 +109,33 @@ static int blas_current_threads = -1;
  * 128: 3.24 instead of 2.74 ms while a 269K-draw request was drawn ahead), so they now draw only while
  * the kernels leave the second core alone (single-threaded kernels, JavaScript). */
 static int parallel_kernels = 0;
+/* draw-ahead threads waiting for parallel_kernels to reach 0, and how they are woken */
+static int parallel_waiters = 0;
+static pthread_mutex_t parallel_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t parallel_done = PTHREAD_COND_INITIALIZER;
+
+static void parallel_wake(void) {
+  pthread_mutex_lock(&parallel_mu);
+  pthread_cond_broadcast(&parallel_done);
+  pthread_mutex_unlock(&parallel_mu);
+}
 #define PARALLEL_BEGIN(on)                                                                                \
-  if (on) __atomic_add_fetch(&parallel_kernels, 1, __ATOMIC_ACQ_REL)
+  if (on) __atomic_add_fetch(&parallel_kernels, 1, __ATOMIC_SEQ_CST)
 #define PARALLEL_END(on)                                                                                  \
-  if (on) __atomic_sub_fetch(&parallel_kernels, 1, __ATOMIC_ACQ_REL)
+  if ((on) && __atomic_sub_fetch(&parallel_kernels, 1, __ATOMIC_SEQ_CST) == 0 &&                          \
+      __atomic_load_n(&parallel_waiters, __ATOMIC_SEQ_CST) > 0)                                            \
+  parallel_wake()
+
+/* Waits while a parallel kernel runs (or until *cancel is set; whoever sets it calls parallel_wake). */
+static void parallel_wait(const int *cancel) {
+  if (__atomic_load_n(&parallel_kernels, __ATOMIC_SEQ_CST) == 0) return;
+  pthread_mutex_lock(&parallel_mu);
+  __atomic_add_fetch(&parallel_waiters, 1, __ATOMIC_SEQ_CST);
+  while (__atomic_load_n(&parallel_kernels, __ATOMIC_SEQ_CST) > 0 && !__atomic_load_n(cancel, __ATOMIC_SEQ_CST))
+    pthread_cond_wait(&parallel_done, &parallel_mu);
+  __atomic_sub_fetch(&parallel_waiters, 1, __ATOMIC_SEQ_CST);
+  pthread_mutex_unlock(&parallel_mu);
+}
 
 static void sgemm(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
                   float beta, float *c, int ldc) {
@@ -940,12 +962,8 @@ static void *pf_main(void *arg) {
     s->state = SLOT_ACTIVE;
     pthread_mutex_unlock(&pf->mu);
     for (size_t b = __atomic_load_n(&s->done, __ATOMIC_ACQUIRE); b < s->blocks; b++) {
-      /* a multi-threaded kernel wants both cores: wait (polling every ~20 µs) until it is done */
-      while (__atomic_load_n(&parallel_kernels, __ATOMIC_ACQUIRE) > 0 &&
-             !__atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE)) {
-        struct timespec nap = {0, 20000};
-        nanosleep(&nap, NULL);
-      }
+      /* a multi-threaded kernel wants both cores: wait until it is done */
+      parallel_wait(&s->cancel);
       if (__atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE)) break;
       size_t lo = b * NORMAL_BLOCK, len = s->n - lo < NORMAL_BLOCK ? s->n - lo : NORMAL_BLOCK;
       zig_block(s->start + (uint32_t)(b * NORMAL_STRIDE) * GOLDEN, s->buf + lo, len);
@@ -965,7 +983,8 @@ static size_t pf_stop(sampler_t *pf, pf_slot_t *s) {
   pthread_mutex_lock(&pf->mu);
   if (s->state == SLOT_QUEUED) s->state = SLOT_STOPPED;
   if (s->state == SLOT_ACTIVE) {
-    __atomic_store_n(&s->cancel, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->cancel, 1, __ATOMIC_SEQ_CST);
+    parallel_wake(); /* in case the thread waits for a parallel kernel */
     while (s->state == SLOT_ACTIVE) pthread_cond_wait(&pf->idle, &pf->mu);
   }
   pthread_mutex_unlock(&pf->mu);
@@ -1005,10 +1024,11 @@ static void sampler_finalize(napi_env env, void *data, void *hint) {
   sampler_t *pf = data;
   if (pf->started) {
     pthread_mutex_lock(&pf->mu);
-    for (int i = 0; i < PF_SLOTS; i++) __atomic_store_n(&pf->slot[i].cancel, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < PF_SLOTS; i++) __atomic_store_n(&pf->slot[i].cancel, 1, __ATOMIC_SEQ_CST);
     pf->quit = 1;
     pthread_cond_signal(&pf->wake);
     pthread_mutex_unlock(&pf->mu);
+    parallel_wake();
     pthread_join(pf->worker, NULL);
   }
   pthread_mutex_destroy(&pf->mu);
