@@ -172,8 +172,10 @@ describe('processExecutor', () => {
       while (!ok() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
       return ok();
     };
-    expect(await until(() => existsSync(pidFile), 30_000)).toBe(true);
-    const pid = Number(readFileSync(pidFile, 'utf8'));
+    // the file exists (empty) before the pid is written into it: wait for the pid itself
+    const pidOf = () => (existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0);
+    expect(await until(() => pidOf() > 0, 30_000)).toBe(true);
+    const pid = pidOf();
     // A killed process that its new parent has not reaped yet is a zombie: dead, though kill(pid, 0)
     // still finds it.
     const alive = () => {
