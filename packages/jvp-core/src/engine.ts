@@ -45,6 +45,13 @@ export interface KernelCall {
   outputs: tf.Tensor[];
   /** The tf.layers layer running the kernel, when there is one (innermost). */
   layer: string | undefined;
+  /**
+   * The inputs that are a variable, or a view of one (a Reshape/ExpandDims of a variable with no tangent
+   * yet, e.g. tf.matMul's rank-3 view of a Dense kernel), by input name. Found by tensor identity, so a
+   * backend whose Reshape copies (tfjs-node) is covered too. Filled in {@link variableJvp} passes with
+   * lazy tangents; elsewhere only the inputs that are variables themselves.
+   */
+  variables: Record<string, tf.Variable>;
 }
 
 /**
@@ -105,6 +112,14 @@ interface KernelParams {
 const levels: Level[] = [];
 /** Levels [0, active) see kernel calls; a rule of level i runs with active = i (JAX-style). */
 let active = 0;
+/**
+ * How many named kernels are running now. A backend may implement a kernel with other kernels run through
+ * the engine (tfjs-node's `_FusedMatMul` runs BatchMatMul, Add and the activation): those inner kernels are
+ * invisible to forward mode, because the outer kernel's rule gives its outputs' tangents (seeing them too
+ * would perturb the same site twice and draw a lazy tangent for an input the outer kernel keeps constant).
+ * Except Identity: see hookedRunKernelFunc.
+ */
+let kernelDepth = 0;
 
 function engine(): Engine {
   return tf.engine() as unknown as Engine;
@@ -148,10 +163,20 @@ function install(): void {
   const run = origRunKernelFunc;
   const dispose = origDisposeTensor;
   e.runKernelFunc = function hookedRunKernelFunc(this: Engine, params: KernelParams) {
-    const out = run.call(this, params);
     // customGrad ops (no kernelName) are differentiated through the kernels they ran.
-    if (active > 0 && params.kernelName !== undefined) {
-      propagate(params, Array.isArray(out) ? out : [out]);
+    if (params.kernelName === undefined) return run.call(this, params);
+    kernelDepth++;
+    let out: ReturnType<Engine['runKernelFunc']>;
+    try {
+      out = run.call(this, params);
+    } finally {
+      kernelDepth--;
+    }
+    // nested Identity kernels are the tape's copies of a kernel's inputs saved for tf.grad's backward pass
+    // (engine.clone inside runKernelFunc): they keep their input's tangent, so forward-over-reverse works;
+    // they draw no lazy tangent (the outer kernel may keep that input constant)
+    if (active > 0 && (kernelDepth === 0 || params.kernelName === tf.Identity)) {
+      propagate(params, Array.isArray(out) ? out : [out], kernelDepth === 0);
     }
     return out;
   };
@@ -275,13 +300,20 @@ function seedView(level: Level, view: tf.Tensor, variable: tf.Variable): tf.Tens
 
 const VIEW_KERNELS = new Set<string>([tf.Reshape, tf.ExpandDims]);
 
-function propagate(params: KernelParams, outputs: tf.Tensor[]): void {
+/** A kernel whose output is its input's data in the same order: a Reshape, or a Transpose by the identity. */
+function isView(name: string, attrs: Record<string, unknown> | undefined): boolean {
+  if (VIEW_KERNELS.has(name)) return true;
+  const perm = name === tf.Transpose ? attrs?.perm : undefined;
+  return Array.isArray(perm) && perm.every((p, i) => p === i);
+}
+
+function propagate(params: KernelParams, outputs: tf.Tensor[], seed = true): void {
   const name = params.kernelName as string;
   for (let li = active - 1; li >= 0; li--) {
     const level = levels[li];
     const inputs = params.inputs as Record<string, tf.Tensor>;
     if (!outputs.some(isFloat)) continue;
-    if (level.lazy !== undefined && VIEW_KERNELS.has(name)) {
+    if (seed && level.lazy !== undefined && isView(name, params.attrs)) {
       // a reshaped variable (tf.matMul's rank-3 views, tf.conv1d's filter): its tangent is drawn only when
       // a kernel reads the view, after the perturb hook had its say on that kernel
       const v = unseededVariable(level, inputs.x ?? inputs.input);
@@ -293,6 +325,11 @@ function propagate(params: KernelParams, outputs: tf.Tensor[]): void {
     let perturbation: tf.Tensor | null = null;
     let constants: readonly string[] = [];
     if (level.perturb !== undefined && linearKernels.has(name)) {
+      const variables: Record<string, tf.Variable> = {};
+      for (const [key, x] of Object.entries(inputs)) {
+        const v = x instanceof tf.Variable ? x : x == null ? undefined : level.lazyViews?.get(x.id);
+        if (v !== undefined) variables[key] = v;
+      }
       const p = runRule(0, () =>
         (level.perturb as PerturbHook)({
           kernel: name,
@@ -300,6 +337,7 @@ function propagate(params: KernelParams, outputs: tf.Tensor[]): void {
           attrs: params.attrs ?? {},
           outputs,
           layer: currentLayer(),
+          variables,
         }),
       );
       if (p !== null) {
@@ -319,7 +357,7 @@ function propagate(params: KernelParams, outputs: tf.Tensor[]): void {
     for (const key of Object.keys(inputs)) {
       const x = inputs[key];
       let t = x == null || constants.includes(key) ? undefined : level.tangents.get(x.id);
-      if (t === undefined && x != null && level.lazy !== undefined && !constants.includes(key)) {
+      if (t === undefined && x != null && seed && level.lazy !== undefined && !constants.includes(key)) {
         const view = level.lazyViews?.get(x.id);
         t = view === undefined ? seedLazily(level, x) : seedView(level, x, view);
       }

@@ -29,3 +29,28 @@ it('keeps one JVP rule registry per process, shared by the ESM and CJS builds (g
   tf.dispose([x, t, y, dy]);
   registerJvpRule(name, (c) => c.tangents.x);
 });
+
+it("sees only the outer kernel when a backend runs a kernel through other kernels (tfjs-node's _FusedMatMul)", () => {
+  // tfjs-node implements _FusedMatMul with tf.matMul, tf.add and the activation, run through the engine: the
+  // outer kernel's rule gives the tangent, so the inner kernels must not be differentiated too (they
+  // perturbed a site twice and drew a weight tangent for a Dense bias). Here the outer kernel runs Sinh,
+  // which has no JVP rule: differentiating it would throw.
+  const name = 'FwdgradNestedProbe';
+  expect(supportedKernels()).not.toContain('Sinh');
+  tf.registerKernel({
+    kernelName: name,
+    backendName: tf.getBackend(),
+    kernelFunc: ({ inputs }) => tf.tidy(() => tf.mul(tf.sinh(inputs.x as tf.Tensor), 2)),
+  });
+  registerJvpRule(name, (c) => tf.mul(tf.mul(tf.cosh(c.inputs.x), 2), c.tangents.x as tf.Tensor));
+  const x = tf.tensor1d([0.3, -1.2]);
+  const t = tf.tensor1d([1, 0.5]);
+  const [y, dy] = jvp((v: tf.Tensor) => tf.engine().runKernel(name, { x: v }) as tf.Tensor, [x], [t]);
+  expect(Array.from(y.dataSync())).toEqual(Array.from(tf.mul(tf.sinh(x), 2).dataSync()));
+  const expected = [2 * Math.cosh(0.3), 2 * Math.cosh(-1.2) * 0.5];
+  Array.from(dy.dataSync()).forEach((v, i) => {
+    expect(v).toBeCloseTo(expected[i], 5);
+  });
+  tf.dispose([x, t, y, dy]);
+  tf.unregisterKernel(name, tf.getBackend());
+});

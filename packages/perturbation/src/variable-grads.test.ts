@@ -351,6 +351,30 @@ describe('scaleOwned', () => {
   });
 });
 
+describe('forwardVariableGrads, activity perturbation of a Dense layer on rank-3 inputs', () => {
+  it("finds the site through the kernel's views (tf.layers transposes it by the identity, then reshapes)", () => {
+    // Dense on [N, T, features] runs tfjs-layers' dot: the kernel is Transposed by the identity permutation
+    // (a copy on the cpu backend, so not found by data id) and reshaped. As a site its rows that only
+    // example 1 reaches get exactly 0 (example 1's loss is constant); weight-perturbed they would not.
+    const dense = L.dense({
+      units: 3,
+      inputShape: [1, 2],
+      useBias: false,
+      kernelInitializer: tf.initializers.glorotNormal({ seed: 1 }),
+    });
+    const model = tf.sequential({ layers: [dense] });
+    const x = tf.tensor3d([[[1, 0]], [[0, 1]]]);
+    const mask = tf.tensor2d([[1], [0]]);
+    const perExample = () =>
+      tf.sum(tf.mul(tf.sum(tf.square(model.apply(x, { training: true }) as tf.Tensor), 1), mask), 1);
+    const { value, grads } = forwardVariableGrads(perExample, undefined, { seed: 2 });
+    const g = grads[(dense.trainableWeights[0].read() as tf.Variable).name].arraySync() as number[][];
+    expect(g[1]).toEqual([0, 0, 0]);
+    expect(Math.max(...g[0].map(Math.abs))).toBeGreaterThan(1e-3);
+    tf.dispose([value, x, mask, ...Object.values(grads)]);
+  });
+});
+
 describe('forwardVariableGrads, memory', () => {
   it("FG-A keeps no alias of a Dense weight: its step's peak tfjs bytes stay far below tf.variableGrads'", async () => {
     const model = denseMlp(256, 128, 10);

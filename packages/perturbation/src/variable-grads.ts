@@ -192,21 +192,26 @@ export function forwardVariableGrads(
   const batched = k > 1;
   const draw = (shape: number[]) => sampleNoise(random, batched ? [k, ...shape] : shape, noiseKind);
 
-  // Sites (activity mode): variables by data id, so that a reshaped view (tf.conv1d's filter) is found too.
+  // Sites (activity mode): an input is a site's weight when it is one of the variables, or a view of one —
+  // as jvp-core identifies it (`call.variables`: a Reshape of a variable, which copies on tfjs-node), or by
+  // data id (a view made before the pass, sharing the variable's storage on the cpu backend).
   const byData = new Map<object, tf.Variable>();
+  const inList = new Set<tf.Variable>(vars);
   if (perturb === 'activity') for (const v of vars) byData.set(v.dataId, v);
   const sites: Site[] = [];
   const siteWeights = new Set<string>();
+  const variableOf = (call: KernelCall, key: string): tf.Variable | undefined => {
+    const t = call.inputs[key];
+    if (t === undefined) return undefined;
+    const v = call.variables[key];
+    return v !== undefined && inList.has(v) ? v : byData.get(t.dataId);
+  };
   const perturbHook = (call: KernelCall): Perturbation | null => {
     const base = UNFUSED[call.kernel] ?? call.kernel;
-    const weightInput = (WEIGHT_INPUTS[base] ?? []).find(
-      (key) => call.inputs[key] !== undefined && byData.has(call.inputs[key].dataId),
-    );
+    const weightInput = (WEIGHT_INPUTS[base] ?? []).find((key) => variableOf(call, key) !== undefined);
     if (weightInput === undefined) return null;
-    const weight = byData.get(call.inputs[weightInput].dataId) as tf.Variable;
-    const biasT = call.inputs.bias;
-    const bias =
-      biasT !== undefined && byData.has(biasT.dataId) ? (byData.get(biasT.dataId) as tf.Variable) : null;
+    const weight = variableOf(call, weightInput) as tf.Variable;
+    const bias = call.inputs.bias !== undefined ? (variableOf(call, 'bias') ?? null) : null;
     const noise = tf.keep(draw(call.outputs[0].shape));
     const inputs: Record<string, tf.Tensor> = {};
     // a matmul site keeps only the operand that is not the weight (its weight gradient reads only that
