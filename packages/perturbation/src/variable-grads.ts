@@ -59,6 +59,8 @@ interface Site {
   /** Aliases (same data) of the kernel's inputs, kept until the estimate is built. */
   inputs: Record<string, tf.Tensor>;
   weightInput: string;
+  /** The output's rows follow the data input's rows (see {@link activityGradient}). */
+  examplesLead: boolean;
   weight: tf.Variable;
   bias: tf.Variable | null;
   /** The noise, [K, ...z.shape] (K = 1 unbatched: [...z.shape]). */
@@ -72,14 +74,22 @@ let defaultRandom: Random | undefined;
  * the directional derivatives: per example (c = d_k[n] on example n's entries, d [K, N]) where the site's
  * output holds the N examples in order — its first axis of size ≠ 1 is a multiple of N (a Dense kernel's
  * [1, N, units], a convolution's [N, H, W, C], a time-distributed [N·T, units]), so that each example's
- * entries are one contiguous run — else the loss's D_k (total [K]) for every entry.
+ * entries are one contiguous run, and the kernel's output rows follow its data input's (`examplesLead`: a
+ * convolution, or a matmul whose weight is the right operand and whose left one is not transposed; in
+ * z = W·xᵀ the rows are the weight's) — else the loss's D_k (total [K]) for every entry (still unbiased).
  */
-function activityGradient(noise: tf.Tensor, z: number[], d: tf.Tensor, total: tf.Tensor): tf.Tensor {
+function activityGradient(
+  noise: tf.Tensor,
+  z: number[],
+  d: tf.Tensor,
+  total: tf.Tensor,
+  examplesLead: boolean,
+): tf.Tensor {
   const [k, n] = d.shape;
   const size = z.reduce((a, b) => a * b, 1);
   let lead = 0;
   while (lead < z.length - 1 && z[lead] === 1) lead++;
-  const perExample = n > 1 && z[lead] % n === 0;
+  const perExample = examplesLead && n > 1 && z[lead] % n === 0;
   const groups = perExample ? n : 1;
   const coeff = tf.reshape(perExample ? d : total, [k, groups, 1]);
   const scaled = tf.mul(tf.reshape(noise, [k, groups, size / groups]), coeff);
@@ -221,7 +231,8 @@ export function forwardVariableGrads(
       const t = call.inputs[key];
       if (t !== undefined && key !== 'bias' && key !== 'preluActivationWeights') inputs[key] = alias(t);
     }
-    sites.push({ kernel: base, attrs: call.attrs, inputs, weightInput, weight, bias, noise });
+    const examplesLead = !matmul || (weightInput === 'b' && call.attrs.transposeA !== true);
+    sites.push({ kernel: base, attrs: call.attrs, inputs, weightInput, examplesLead, weight, bias, noise });
     siteWeights.add(weight.name);
     if (bias !== null) siteWeights.add(bias.name);
     return { tangent: noise, constants: bias === null ? [weightInput] : [weightInput, 'bias'] };
@@ -308,7 +319,8 @@ export function forwardVariableGrads(
       // activity-perturbed sites: ĝ_z = (1/K) Σ_k d_k(example of the entry) u_k, then the kernel's own VJP
       for (const s of sites) {
         const { gw, gb } = tf.tidy((): { gw: tf.Tensor; gb?: tf.Tensor } => {
-          const gz = activityGradient(s.noise, batched ? s.noise.shape.slice(1) : s.noise.shape, d, total);
+          const z = batched ? s.noise.shape.slice(1) : s.noise.shape;
+          const gz = activityGradient(s.noise, z, d, total, s.examplesLead);
           const raw = linearWeightGradient(s.kernel, s.inputs, s.attrs, s.weightInput, gz);
           const w = sameShape(raw.shape, s.weight.shape) ? raw : tf.reshape(raw, s.weight.shape);
           if (s.bias === null) return { gw: w };
