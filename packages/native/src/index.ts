@@ -3,6 +3,7 @@ export { type LoadOptions, type NativeAddon, type NativeStatus, loadNative, nati
 export {
   broadcastLayout,
   collapsePermutation,
+  drawAheadBytes,
   groupedMatMulShapes,
   installedNativeKernels,
   installNativeKernels,
@@ -10,6 +11,7 @@ export {
   nativeFallbackCounts,
   nativeNormalFiller,
   nativePoolStats,
+  setDrawAhead,
   uninstallNativeKernels,
 } from './kernels.js';
 export { BufferPool, type PoolableBackend } from './pool.js';

@@ -3,9 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadNative } from './addon.js';
 import { createRandom, setNormalFiller } from '@fwdgrad/random';
 import {
+  drawAheadBytes,
   installNativeKernels,
   nativeNormalFiller,
   nativePoolStats,
+  setDrawAhead,
   uninstallNativeKernels,
 } from './kernels.js';
 
@@ -78,5 +80,38 @@ describe.runIf(enabled)('buffer pool', () => {
     } finally {
       setNormalFiller(undefined);
     }
+  });
+});
+
+describe.runIf(enabled)('drawing ahead, on and off', () => {
+  it('holds one buffer per repeated request while on; setDrawAhead(false) gives it back, same draws either way', () => {
+    const n = 1 << 17; // drawn ahead from 64K draws
+    const draws = (on: boolean) => {
+      expect(setDrawAhead(on)).toBe(true);
+      setNormalFiller(nativeNormalFiller());
+      try {
+        const random = createRandom(5);
+        const out: number[] = [];
+        const held: number[] = [];
+        for (let i = 0; i < 3; i++) {
+          const [v] = random.normals([[n]]);
+          out.push(...v.dataSync().slice(0, 4), v.dataSync()[n - 1]);
+          v.dispose();
+          held.push(drawAheadBytes());
+        }
+        return { out, held };
+      } finally {
+        setNormalFiller(undefined);
+      }
+    };
+    const before = drawAheadBytes();
+    const on = draws(true);
+    // the next request's buffer, n floats, beside whatever earlier fillers still hold
+    expect(on.held).toEqual([before + 4 * n, before + 4 * n, before + 4 * n]);
+    const off = draws(false);
+    expect(drawAheadBytes()).toBe(0); // every filler's buffers cancelled and given back
+    expect(off.held).toEqual([0, 0, 0]);
+    expect(off.out).toEqual(on.out);
+    setDrawAhead(process.env.FWDGRAD_NATIVE_PREFETCH !== '0');
   });
 });
