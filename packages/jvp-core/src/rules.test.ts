@@ -583,6 +583,22 @@ const cases: Case[] = [
   },
   {
     kernel: 'MaxPool',
+    name: 'MaxPool (2x2 / 2, valid, cropped: tfjs-node takes the windows path)',
+    f: (x) => tf.maxPool(x as tf.Tensor4D, 2, 2, 'valid'),
+    shapes: [[2, 5, 7, 2]],
+    lo: -10,
+    hi: 10,
+  },
+  {
+    kernel: 'MaxPool',
+    name: 'MaxPool (2x3 / [2, 3], same without padding: windows path on tfjs-node)',
+    f: (x) => tf.maxPool(x as tf.Tensor4D, [2, 3], [2, 3], 'same'),
+    shapes: [[1, 4, 6, 2]],
+    lo: -10,
+    hi: 10,
+  },
+  {
+    kernel: 'MaxPool',
     name: 'MaxPool (3x3, stride 1, valid)',
     f: (x) => tf.maxPool(x as tf.Tensor4D, 3, 1, 'valid'),
     shapes: [[1, 5, 4, 2]],
@@ -682,6 +698,26 @@ describe('every JVP rule', () => {
       },
     );
   }
+
+  it("MaxPool's tangent at a tie is the first maximal element's (row-major), on every path", () => {
+    // one 2x2 window [[1, 3], [3, 2]] (tie between (0, 1) and (1, 0)), then a 3x3 window with three 5s:
+    // tfjs's own MaxPool gradient gives the first maximum the whole gradient, so must the JVP
+    const x = tf.tensor4d([1, 3, 3, 2], [1, 2, 2, 1]);
+    const dx = tf.tensor4d([10, 20, 30, 40], [1, 2, 2, 1]);
+    const [, dy] = jvp((v: tf.Tensor) => tf.maxPool(v as tf.Tensor4D, 2, 2, 'valid'), [x], [dx]);
+    expect(Array.from(dy.dataSync())).toEqual([20]);
+    const x3 = tf.tensor4d([0, 1, 5, 5, 2, 0, 5, 1, 1], [1, 3, 3, 1]);
+    const d3 = tf.tensor4d([1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 3, 3, 1]);
+    const [, dy3] = jvp((v: tf.Tensor) => tf.maxPool(v as tf.Tensor4D, 3, 3, 'valid'), [x3], [d3]);
+    expect(Array.from(dy3.dataSync())).toEqual([3]);
+    // batched: K = 2 tangents at once, each its own first maximum's
+    const dk = tf.stack([dx, tf.mul(dx, -1)]);
+    const [, dyk] = jvp((v: tf.Tensor) => tf.maxPool(v as tf.Tensor4D, 2, 2, 'valid'), [x], [dk], {
+      batched: true,
+    });
+    expect(Array.from(dyk.dataSync())).toEqual([20, -20]);
+    tf.dispose([x, dx, dy, x3, d3, dy3, dk, dyk]);
+  });
 
   it('zero rules give zero tangents', () => {
     const x = rand([4], 9);

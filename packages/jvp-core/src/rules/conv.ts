@@ -126,6 +126,14 @@ function maxPoolTangent(c: JvpRuleContext): tf.Tensor | null {
     c.attrs.dimRoundingMode as 'floor' | undefined,
   );
   const { top, bottom, left, right } = info.padInfo;
+  if (
+    tf.getBackend() === 'tensorflow' &&
+    top + bottom + left + right === 0 &&
+    info.strideHeight === info.filterHeight &&
+    info.strideWidth === info.filterWidth
+  ) {
+    return maxPoolTiledTangent(c, x, dx, info.filterHeight * info.filterWidth);
+  }
   const [n, h, w, ch] = x.shape;
   const { outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw } = info;
   const pads: [number, number][] = [
@@ -154,6 +162,35 @@ function maxPoolTangent(c: JvpRuleContext): tf.Tensor | null {
     }
   }
   return out;
+}
+
+/**
+ * Max pooling over windows that tile the input (stride = window, no padding: the common 2×2 / 2). Each input
+ * entry lies in one window, so the backend's own MaxPoolGrad of ones marks each window's maximum (the one its
+ * reverse mode picks at a tie: the first, row-major, on tfjs-node) with a 1, and the window sums of mask·dx
+ * are the tangent (an average pool times the window's size). On tfjs-node, whose kernels each cost a
+ * TensorFlow op call, this replaces 4 strided views per window element: the JVP of a 2×2 pool of
+ * [32, 26, 26, 8] took 19.4 ms that way (the machine busy; the pool itself 0.25 ms).
+ */
+function maxPoolTiledTangent(c: JvpRuleContext, x: tf.Tensor4D, dx: tf.Tensor, size: number): tf.Tensor {
+  const y = c.outputs[0];
+  const attrs = c.attrs;
+  const mask = run(tf.MaxPoolGrad, { dy: tf.onesLike(y), input: x, output: y }, attrs);
+  const k = c.batched ? c.k : 1;
+  const [n, h, w, ch] = x.shape;
+  const masked = tf.mul(dx, mask);
+  const pooled = run(
+    tf.AvgPool,
+    { x: c.batched ? tf.reshape(masked, [k * n, h, w, ch]) : masked },
+    {
+      filterSize: attrs.filterSize,
+      strides: attrs.strides,
+      pad: attrs.pad,
+      dimRoundingMode: attrs.dimRoundingMode,
+    },
+  );
+  const sums = tf.mul(pooled, size);
+  return c.batched ? tf.reshape(sums, [k, ...y.shape]) : sums;
 }
 
 export const convRules: RuleTable = {

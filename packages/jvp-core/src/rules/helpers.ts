@@ -2,6 +2,15 @@ import * as tf from '@tensorflow/tfjs';
 import type { JvpRule, JvpRuleContext } from './registry.js';
 
 /**
+ * 1[x > 0] as float32, ReLU's derivative: tfjs's Step where it is one kernel (greater + cast took three
+ * times as long on wasm); Greater + Cast on tfjs-node, whose Step runs IsNan, Greater, Fill and two Selects
+ * (1.0 against 0.25 ms for [32, 26, 26, 8], measured with the machine busy).
+ */
+export function positive(x: tf.Tensor): tf.Tensor {
+  return tf.getBackend() === 'tensorflow' ? tf.cast(tf.greater(x, 0), 'float32') : tf.step(x);
+}
+
+/**
  * Helpers that let one rule body serve single and batched ([K, ...]) tangents. The K axis is handled
  * here, in one place: `lift`/`fit`/`sumTerms` broadcast tangents against primal-shaped factors,
  * `axisOf`/`axesOf` shift attributes past K, `foldBatch` merges K into the examples axis of kernels on
@@ -146,7 +155,7 @@ export function linearOutput(
     case 'linear':
       return dz;
     case 'relu':
-      return times(tf.step(y));
+      return times(positive(y));
     case 'relu6':
       return times(tf.cast(tf.logicalAnd(tf.greater(y, 0), tf.less(y, 6)), 'float32'));
     case 'elu':
